@@ -1,0 +1,1 @@
+"""Data: readers for every source, the synthetic road generator, the preprocessed cache."""

@@ -1,0 +1,123 @@
+"""Decode and preprocess a source once into memory-mapped uint8 arrays at model resolution.
+
+A cache entry lives in `<cache_dir>/<key>/` where the key hashes the source fingerprint
+and the preprocessing that shapes the pixels; a changed source or config gets a new key
+and is rebuilt, never silently reused. An entry is built in a temporary folder and
+renamed when complete, so an interrupted build leaves earlier entries intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..preprocess import Preprocessing
+from .record import DataError, Source
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class CachedFrames:
+    """One source's frames: images (N, h, w, 3) uint8 memmap, labels in the source's unit."""
+
+    images: np.ndarray
+    steering: np.ndarray  # (N,) float32
+    stamps: np.ndarray  # (N,) int64 ns
+    speed: np.ndarray  # (N,) float32, NaN where unknown
+    masks: np.ndarray | None  # (N, h, w) uint8 relevance coverage 0..255
+    steering_unit: str
+    positive_is_left: bool
+    meta: dict
+
+    def __len__(self) -> int:
+        return len(self.steering)
+
+
+def cache_key(source: Source, preprocessing: Preprocessing) -> str:
+    blob = json.dumps({"v": CACHE_VERSION, "source": source.fingerprint(), "pre": preprocessing.cache_key()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def mask_to_model(mask: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """A camera-resolution bool mask -> (h, w) uint8 coverage at model resolution."""
+    top, bottom = preprocessing.crop_rows(mask.shape[0])
+    cropped = mask[top:bottom].astype(np.float32)
+    resized = cv2.resize(cropped, (preprocessing.width, preprocessing.height), interpolation=cv2.INTER_AREA)
+    return np.clip(resized * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def open_cache(folder: Path) -> CachedFrames:
+    meta = json.loads((folder / "meta.json").read_text())
+    count = meta["count"]
+    masks = np.load(folder / "masks.npy", mmap_mode="r")[:count] if meta["has_masks"] else None
+    return CachedFrames(
+        images=np.load(folder / "images.npy", mmap_mode="r")[:count],
+        steering=np.load(folder / "steering.npy")[:count],
+        stamps=np.load(folder / "stamps.npy")[:count],
+        speed=np.load(folder / "speed.npy")[:count],
+        masks=masks,
+        steering_unit=meta["steering_unit"],
+        positive_is_left=meta["positive_is_left"],
+        meta=meta,
+    )
+
+
+def build_cache(source: Source, preprocessing: Preprocessing, cache_dir: str | Path, progress: bool = True) -> CachedFrames:
+    """The cached frames of `source`, built first if no entry matches."""
+    folder = Path(cache_dir) / cache_key(source, preprocessing)
+    if (folder / "meta.json").is_file():
+        return open_cache(folder)
+    capacity = len(source)
+    if capacity == 0:
+        raise DataError(f"source has no frames: {source.fingerprint()}")
+    tmp = folder.with_name(folder.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shape = (preprocessing.height, preprocessing.width)
+    images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(capacity, *shape, 3))
+    masks = None
+    steering = np.zeros(capacity, np.float32)
+    stamps = np.zeros(capacity, np.int64)
+    speed = np.full(capacity, np.nan, np.float32)
+    count = 0
+    for record in tqdm(source, total=capacity, desc="cache", unit="frame", disable=not progress):
+        images[count] = preprocessing.to_model_uint8(record.image)
+        if record.mask is not None:
+            if masks is None:
+                masks = np.lib.format.open_memmap(tmp / "masks.npy", mode="w+", dtype=np.uint8, shape=(capacity, *shape))
+            masks[count] = mask_to_model(record.mask, preprocessing)
+        steering[count], stamps[count] = record.steering, record.stamp_ns
+        if record.speed is not None:
+            speed[count] = record.speed
+        count += 1
+    if count == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"no readable frames in source {source.fingerprint()} (skipped: {source.skipped()})")
+    images.flush()
+    if masks is not None:
+        masks.flush()
+    np.save(tmp / "steering.npy", steering)
+    np.save(tmp / "stamps.npy", stamps)
+    np.save(tmp / "speed.npy", speed)
+    meta = {
+        "count": count,
+        "has_masks": masks is not None,
+        "skipped": source.skipped(),
+        "steering_unit": source.steering_unit,
+        "positive_is_left": source.positive_is_left,
+        "source": source.fingerprint(),
+        "preprocessing": preprocessing.cache_key(),
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    del images, masks
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return open_cache(folder)

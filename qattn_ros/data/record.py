@@ -1,0 +1,40 @@
+"""The one record type every reader yields, and the errors readers raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+import numpy as np
+
+
+class DataError(RuntimeError):
+    """Input data is missing or malformed; the message names the file, column or topic."""
+
+
+@dataclass
+class Record:
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    steering: float  # in the source's `steering_unit`
+    stamp_ns: int
+    speed: float | None = None  # m/s
+    mask: np.ndarray | None = None  # (H, W) bool relevance mask (synthetic data)
+
+
+class Source(Protocol):
+    """A readable dataset: records in time order plus the unit and sign of its steering."""
+
+    steering_unit: str
+    positive_is_left: bool
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Record]: ...
+
+    def fingerprint(self) -> dict:
+        """What identifies the source's content (paths, sizes, mtimes) for the cache key."""
+        ...
+
+    def skipped(self) -> dict[str, int]:
+        """Counts of frames skipped while reading, by reason."""
+        ...

@@ -1,0 +1,1 @@
+"""Offline training: config, augmentation, the (optionally distributed) training loop."""

@@ -1,0 +1,326 @@
+"""The training loop: cached data -> SteeringNet -> best and last checkpoints.
+
+Runs in one process or under `torchrun` (DDP; NCCL on GPUs, gloo on CPU). Each step
+takes a global batch; rank r trains on its share batch[r::world], split into
+`accumulation` micro-batches. So one process with accumulation = W computes the same
+gradients as W DDP ranks: BatchNorm sees the same micro-batches either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import queue
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from ..data.cache import build_cache
+from ..data.frames import FrameSet
+from ..data.record import DataError
+from ..data.sources import open_source
+from ..model.attention import doubly_stochastic_penalty, entropy_penalty
+from ..model.checkpoint import CheckpointInfo, checkpoint_paths, load_checkpoint, save_checkpoint
+from ..model.network import SteeringNet
+from ..preprocess import channel_stats
+from .augment import augment
+from .config import TrainConfig
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Distributed:
+    """Rank, world size and collectives; a single process when not under torchrun."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def sum(self, values: list[float], device: torch.device) -> list[float]:
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        if self.world > 1:
+            dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def load_frames(config: TrainConfig, dist_ctx: Distributed) -> tuple[FrameSet, FrameSet]:
+    """Train and validation frame sets; rank 0 builds missing caches while the others wait."""
+    if not config.data.train:
+        raise DataError("data.train: no training source given")
+    sources = [open_source(spec) for spec in config.data.train]
+    val_sources = [open_source(spec) for spec in config.data.val]
+
+    def build_all() -> tuple[list, list]:
+        return tuple([build_cache(s, config.preprocessing, config.data.cache_dir, config.progress and dist_ctx.main)
+                      for s in group] for group in (sources, val_sources))
+
+    if dist_ctx.main:
+        caches, val_caches = build_all()
+    dist_ctx.barrier()
+    if not dist_ctx.main:  # the entries exist now: this only opens them
+        caches, val_caches = build_all()
+    unit = config.data.target_unit or caches[0].steering_unit
+    left = config.data.target_positive_is_left
+    left = caches[0].positive_is_left if left is None else left
+    if val_caches:
+        train = FrameSet([(c, np.arange(len(c))) for c in caches], unit, left)
+        val = FrameSet([(c, np.arange(len(c))) for c in val_caches], unit, left)
+    else:  # the last fraction of each source in time order, so neighbours do not leak
+        cut = [int(round(len(c) * (1 - config.data.val_fraction))) for c in caches]
+        train = FrameSet([(c, np.arange(k)) for c, k in zip(caches, cut)], unit, left)
+        val = FrameSet([(c, np.arange(k, len(c))) for c, k in zip(caches, cut)], unit, left)
+    if len(train) == 0 or len(val) == 0:
+        raise DataError(f"empty split: {len(train)} training and {len(val)} validation frames")
+    return train, val
+
+
+def _prefetch(batches: Iterator, depth: int = 3) -> Iterator:
+    """Run a batch generator in a thread so reading overlaps compute."""
+    slots: queue.Queue = queue.Queue(depth)
+    done = object()
+
+    def work() -> None:
+        try:
+            for item in batches:
+                slots.put(item)
+        finally:
+            slots.put(done)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (item := slots.get()) is not done:
+        yield item
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.device = pick_device(config.device)
+        self.dist = Distributed(self.device)
+        torch.manual_seed(config.seed)
+        self.train_set, self.val_set = load_frames(config, self.dist)
+        self.out = Path(config.out)
+        pre = config.preprocessing
+        sample = self.train_set.gather(np.linspace(0, len(self.train_set) - 1, min(len(self.train_set), 2000)).astype(np.int64))[0]
+        pre.mean, pre.std = channel_stats(sample)
+        self.model = SteeringNet(config.model).to(self.device)
+        targets = self.train_set.targets
+        self.model.target_mean.fill_(float(targets.mean()))
+        self.model.target_std.fill_(float(max(targets.std(), 1e-6)))
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+        self.epoch, self.step, self.best_rmse, self.history = 0, 0, math.inf, []
+        if (self.out / "last.json").is_file():
+            self._resume()
+        else:
+            calibration = np.arange(min(256, len(self.train_set)))
+            self.model.train()
+            self.model.calibrate(self._inputs(calibration, augment_batch=False)[0])
+        self.ddp = (
+            torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.dist.world > 1 else None
+        )  # fmt: skip
+
+    # -- data -----------------------------------------------------------------------------
+    def _inputs(self, indices: np.ndarray, augment_batch: bool, generator: torch.Generator | None = None,
+                frames: FrameSet | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        images, targets = (frames or self.train_set).gather(indices)
+        x = torch.from_numpy(images).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+        y = torch.from_numpy(targets).to(self.device)
+        if augment_batch:
+            x, y = augment(x, y, self.config.augment, self.config.preprocessing.color, generator)
+        pre = self.config.preprocessing
+        mean = torch.tensor(pre.mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(pre.std, device=self.device).view(1, 3, 1, 1)
+        return (x - mean) / std, y
+
+    def _step_batches(self, epoch: int) -> Iterator[list[np.ndarray]]:
+        """Per step: this rank's micro-batches of sequence start indices."""
+        optim = self.config.optim
+        starts = self.train_set.sequence_starts(optim.seq_len)
+        order = np.random.default_rng([self.config.seed, epoch]).permutation(starts)
+        steps = len(order) // optim.batch_size
+        if optim.max_steps_per_epoch:
+            steps = min(steps, optim.max_steps_per_epoch)
+        for step in range(steps):
+            mine = order[step * optim.batch_size:(step + 1) * optim.batch_size][self.dist.rank::self.dist.world]
+            yield np.array_split(mine, optim.accumulation)
+
+    def steps_per_epoch(self) -> int:
+        optim = self.config.optim
+        steps = len(self.train_set.sequence_starts(optim.seq_len)) // optim.batch_size
+        return min(steps, optim.max_steps_per_epoch) if optim.max_steps_per_epoch else steps
+
+    # -- optimization ---------------------------------------------------------------------
+    def _lr(self) -> float:
+        optim = self.config.optim
+        total = max(self.steps_per_epoch() * optim.epochs, 1)
+        warm = min(optim.warmup_steps, total // 10 + 1)
+        if self.step < warm:
+            return optim.lr * (self.step + 1) / warm
+        return optim.lr * 0.5 * (1 + math.cos(math.pi * min((self.step - warm) / max(total - warm, 1), 1.0)))
+
+    def _loss(self, starts: np.ndarray, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+        """Mean squared standardized error over a micro-batch (of sequences) plus the attention penalty."""
+        model = self.ddp or self.model
+        config = self.config.model
+        state, losses, alphas = None, [], []
+        for t in range(self.config.optim.seq_len):
+            x, y = self._inputs(starts + t, augment_batch=True, generator=generator)
+            out = model(x, state)
+            state = out.state
+            losses.append(F.mse_loss(out.steering / self.model.target_std, y / self.model.target_std))
+            if out.attention is not None:
+                alphas.append(out.attention.flatten(1))
+        loss = torch.stack(losses).mean()
+        penalty = torch.zeros((), device=self.device)
+        if alphas and config.reg_weight > 0 and config.regularizer != "none":
+            if config.regularizer == "entropy":
+                penalty = torch.stack([entropy_penalty(a) for a in alphas]).mean()
+            else:
+                penalty = doubly_stochastic_penalty(torch.stack(alphas, dim=1))
+        return loss + config.reg_weight * penalty, {"mse": loss.item(), "penalty": penalty.item()}
+
+    def train_epoch(self, epoch: int) -> float:
+        model = self.ddp or self.model
+        model.train()
+        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch * 1009 + self.dist.rank)
+        bar = tqdm(total=self.steps_per_epoch(), desc=f"epoch {epoch + 1}/{self.config.optim.epochs}", unit="step",
+                   disable=not (self.config.progress and self.dist.main), leave=False)
+        total, count = 0.0, 0
+        for micro_batches in _prefetch(self._step_batches(epoch)):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self._lr()
+            self.optimizer.zero_grad(set_to_none=True)
+            for index, starts in enumerate(micro_batches):
+                last = index == len(micro_batches) - 1
+                context = self.ddp.no_sync() if (self.ddp is not None and not last) else contextlib.nullcontext()
+                with context:
+                    loss, parts = self._loss(starts, generator)
+                    (loss / len(micro_batches)).backward()
+                total, count = total + parts["mse"], count + 1
+            self.optimizer.step()
+            self.step += 1
+            bar.update(1)
+            bar.set_postfix(mse=f"{total / count:.4f}", lr=f"{self._lr():.1e}")
+        bar.close()
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def evaluate(self, frames: FrameSet | None = None) -> dict:
+        """Steering RMSE / MAE over the validation frames (sharded over ranks)."""
+        frames = frames or self.val_set
+        self.model.eval()
+        mine = np.arange(len(frames))[self.dist.rank::self.dist.world]
+        sq = ab = 0.0
+        batch = max(self.config.optim.batch_size, 256)
+        for begin in range(0, len(mine), batch):
+            x, y = self._inputs(mine[begin:begin + batch], augment_batch=False, frames=frames)
+            error = self.model(x).steering - y
+            sq += float((error**2).sum())
+            ab += float(error.abs().sum())
+        sq, ab, n = self.dist.sum([sq, ab, len(mine)], self.device)
+        baseline = float(np.sqrt(np.mean((frames.targets - self.train_set.targets.mean()) ** 2)))
+        return {"rmse": math.sqrt(sq / n), "mae": ab / n, "mean_baseline_rmse": baseline, "frames": int(n)}
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _info(self, metrics: dict) -> CheckpointInfo:
+        config = self.config
+        return CheckpointInfo(
+            model=config.model,
+            preprocessing=config.preprocessing.to_dict(),
+            steering_unit=self.train_set.unit,
+            positive_is_left=self.train_set.positive_is_left,
+            data={
+                "train": [p.meta["source"] for p in self.train_set.parts],
+                "train_frames": len(self.train_set),
+                "val_frames": len(self.val_set),
+                "target_mean": float(self.train_set.targets.mean()),
+                "target_std": float(self.train_set.targets.std()),
+            },
+            metrics=metrics,
+            training={"epoch": self.epoch, "step": self.step, "best_rmse": self.best_rmse, "history": self.history,
+                      "config": {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v
+                                 for k, v in vars(config).items() if k not in ("model", "preprocessing")}},
+        )
+
+    def _save(self, name: str, metrics: dict) -> Path:
+        path = save_checkpoint(self.out / name, self.model, self._info(metrics))
+        if name == "last":
+            state = self.optimizer.state_dict()
+            tensors = {f"{i}.{k}": v.contiguous().cpu() for i, s in state["state"].items() for k, v in s.items()}
+            save_file(tensors, str(self.out / "last.optimizer.safetensors"))
+        return path
+
+    def _resume(self) -> None:
+        model, info = load_checkpoint(self.out / "last", self.device)
+        if info.model != self.config.model:
+            raise DataError(f"{self.out / 'last.json'}: resume with a different model config ({info.model} vs {self.config.model})")
+        self.model.load_state_dict(model.state_dict())
+        self.config.preprocessing.mean = info.preprocessing["mean"]
+        self.config.preprocessing.std = info.preprocessing["std"]
+        optimizer_file = self.out / "last.optimizer.safetensors"
+        if optimizer_file.is_file():
+            tensors = load_file(str(optimizer_file), device=str(self.device))
+            state = self.optimizer.state_dict()
+            for key, value in tensors.items():
+                index, name = key.split(".", 1)
+                state["state"].setdefault(int(index), {})[name] = value
+            self.optimizer.load_state_dict(state)
+        training = info.training
+        self.epoch, self.step = training["epoch"], training["step"]
+        self.best_rmse, self.history = training["best_rmse"], training["history"]
+        if self.dist.main and self.config.progress:
+            print(f"resuming {self.out} after epoch {self.epoch}")
+
+    def fit(self) -> Path:
+        """Train the remaining epochs; returns the path of the best checkpoint."""
+        epochs = self.config.optim.epochs
+        while self.epoch < epochs:
+            start = time.perf_counter()
+            train_mse = self.train_epoch(self.epoch)
+            metrics = self.evaluate()
+            self.epoch += 1
+            record = {"epoch": self.epoch, "train_mse": train_mse, "val_rmse": metrics["rmse"], "val_mae": metrics["mae"],
+                      "seconds": time.perf_counter() - start}
+            self.history.append(record)
+            if self.dist.main:
+                if metrics["rmse"] < self.best_rmse:
+                    self.best_rmse = metrics["rmse"]
+                    self._save("best", metrics)
+                self._save("last", metrics)
+                if self.config.progress:
+                    tqdm.write(f"epoch {self.epoch}/{epochs}: val RMSE {metrics['rmse']:.4f} MAE {metrics['mae']:.4f} "
+                               f"(predict-the-mean {metrics['mean_baseline_rmse']:.4f}) [{self.train_set.unit}] "
+                               f"{record['seconds']:.1f}s")
+            self.dist.barrier()
+        if self.dist.main:
+            (self.out / "history.json").write_text(json.dumps(self.history, indent=2))
+        return checkpoint_paths(self.out / "best")[0]

@@ -1,0 +1,86 @@
+"""Image preprocessing shared by training, evaluation and the node (one code path).
+
+Camera RGB uint8 -> crop sky/hood rows -> resize to the model input -> colour space
+(uint8, what the cache stores) -> float normalized with the training set's mean/std
+(so the dataset mean is 0, the deletion substrate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import cv2
+import numpy as np
+import torch
+
+from .model.config import ConfigError
+
+COLOR_SPACES = {"rgb": None, "yuv": cv2.COLOR_RGB2YUV, "hsv": cv2.COLOR_RGB2HSV_FULL}
+# Channels that carry brightness in each colour space (for brightness augmentation).
+BRIGHTNESS_CHANNELS = {"rgb": (0, 1, 2), "yuv": (0,), "hsv": (2,)}
+
+
+@dataclass
+class Preprocessing:
+    crop_top: float = 0.3  # fraction of image height removed from the top (sky)
+    crop_bottom: float = 0.0  # fraction removed from the bottom (hood)
+    height: int = 80
+    width: int = 160
+    color: str = "yuv"
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
+
+    def __post_init__(self) -> None:
+        if self.color not in COLOR_SPACES:
+            raise ConfigError(f"preprocessing.color: unknown colour space {self.color!r}; expected one of {', '.join(COLOR_SPACES)}")
+        if not (0 <= self.crop_top < 1 and 0 <= self.crop_bottom < 1 and self.crop_top + self.crop_bottom < 1):
+            raise ConfigError(f"preprocessing.crop_top/crop_bottom: fractions must leave rows ({self.crop_top}, {self.crop_bottom})")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ConfigError("preprocessing.mean/std: need three values each, std > 0")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocessing:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"preprocessing: unknown key(s) {', '.join(unknown)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def cache_key(self) -> dict:
+        """What determines the cached uint8 images (normalization is applied later)."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("mean", "std")}
+
+    def crop_rows(self, height: int) -> tuple[int, int]:
+        top = int(round(self.crop_top * height))
+        bottom = height - int(round(self.crop_bottom * height))
+        return top, bottom
+
+    def to_model_uint8(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W, 3) RGB uint8 camera frame -> (height, width, 3) uint8 in the model's colour space."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 2:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got shape {rgb.shape} dtype {rgb.dtype}")
+        top, bottom = self.crop_rows(rgb.shape[0])
+        resized = cv2.resize(rgb[top:bottom], (self.width, self.height), interpolation=cv2.INTER_AREA)
+        code = COLOR_SPACES[self.color]
+        return resized if code is None else cv2.cvtColor(resized, code)
+
+    def normalize(self, batch_uint8: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 tensor -> (B, 3, H, W) float, dataset mean at 0."""
+        x = batch_uint8.permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def model_box(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) of the camera frame the model sees, for mapping maps back."""
+        top, bottom = self.crop_rows(height)
+        return top, bottom, 0, width
+
+
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1] of (N, H, W, 3) uint8 images."""
+    x = images.reshape(-1, 3).astype(np.float64) / 255.0
+    return x.mean(axis=0).tolist(), np.maximum(x.std(axis=0), 1e-3).tolist()

@@ -1,0 +1,32 @@
+"""ament_python package setup: colcon on a ROS 2 install, or pip in a virtual environment."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "qattn_ros"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(include=[package_name, f"{package_name}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+        (f"share/{package_name}/launch", glob("launch/*.launch.py")),
+        (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        (f"share/{package_name}/config/models", glob("config/models/*.yaml")),
+        (f"share/{package_name}/config/train", glob("config/train/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="qattn_ros developers",
+    maintainer_email="qattn-ros@example.org",
+    description="Steering network with quantized sign-bit attention (Tashiro & Awano 2023) as a ROS 2 node",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+        ],
+    },
+)
