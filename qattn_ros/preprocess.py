@@ -32,9 +32,13 @@ class Preprocessing:
 
     def __post_init__(self) -> None:
         if self.color not in COLOR_SPACES:
-            raise ConfigError(f"preprocessing.color: unknown colour space {self.color!r}; expected one of {', '.join(COLOR_SPACES)}")
+            raise ConfigError(
+                f"preprocessing.color: unknown colour space {self.color!r}; expected one of {', '.join(COLOR_SPACES)}"
+            )
         if not (0 <= self.crop_top < 1 and 0 <= self.crop_bottom < 1 and self.crop_top + self.crop_bottom < 1):
-            raise ConfigError(f"preprocessing.crop_top/crop_bottom: fractions must leave rows ({self.crop_top}, {self.crop_bottom})")
+            raise ConfigError(
+                f"preprocessing.crop_top/crop_bottom: fractions must leave rows ({self.crop_top}, {self.crop_bottom})"
+            )
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ConfigError("preprocessing.mean/std: need three values each, std > 0")
 

@@ -19,7 +19,9 @@ UNITS = {
 }
 
 
-def to_wheel_angle(value: float, unit: str, positive_is_left: bool, steering_ratio: float = 14.8, wheelbase: float = 2.85) -> float:
+def to_wheel_angle(
+    value: float, unit: str, positive_is_left: bool, steering_ratio: float = 14.8, wheelbase: float = 2.85
+) -> float:
     """A steering value in `unit` -> front-wheel angle in radians, positive left (REP-103)."""
     if unit not in UNITS:
         raise ConfigError(f"steering_unit: unknown unit {unit!r}; expected one of {', '.join(UNITS)}")
@@ -32,7 +34,9 @@ def to_wheel_angle(value: float, unit: str, positive_is_left: bool, steering_rat
     return angle if positive_is_left else -angle
 
 
-def from_wheel_angle(angle_left: float, unit: str, positive_is_left: bool, steering_ratio: float = 14.8, wheelbase: float = 2.85) -> float:
+def from_wheel_angle(
+    angle_left: float, unit: str, positive_is_left: bool, steering_ratio: float = 14.8, wheelbase: float = 2.85
+) -> float:
     """Inverse of `to_wheel_angle`."""
     if unit not in UNITS:
         raise ConfigError(f"steering_unit: unknown unit {unit!r}; expected one of {', '.join(UNITS)}")

@@ -36,7 +36,16 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             generator = RoadGenerator(args.height, args.width, seed=1000 * args.seed + SPLIT_SEEDS[split])
             write_simlog(out / split, generator, count, side_cameras=args.side_cameras)
-        (out / "meta.json").write_text(json.dumps({**vars(args), "split_seeds": SPLIT_SEEDS, "label": "steering in simulator units (x25 deg, positive right)"}, indent=2))
+        (out / "meta.json").write_text(
+            json.dumps(
+                {
+                    **vars(args),
+                    "split_seeds": SPLIT_SEEDS,
+                    "label": "steering in simulator units (x25 deg, positive right)",
+                },
+                indent=2,
+            )
+        )
     except (DataError, ValueError, OSError) as error:
         print(f"make_data: {error}", file=sys.stderr)
         return 1

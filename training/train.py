@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Train a steering model from a YAML config; under torchrun it trains with DDP.
 
-  python training/train.py config/train/synthetic.yaml --set model=../models/kim_canny.yaml --set out=runs/kc
-  torchrun --nproc_per_node 4 training/train.py config/train/udacity.yaml
+python training/train.py config/train/synthetic.yaml --set model=../models/kim_canny.yaml --set out=runs/kc
+torchrun --nproc_per_node 4 training/train.py config/train/udacity.yaml
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ from qattn_ros.model.config import ConfigError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="training config YAML")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. optim.epochs=3 or model.bits=4 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. optim.epochs=3 or model.bits=4 (repeatable)",
+    )
     parser.add_argument("--model", help="model config YAML replacing the config's model")
     parser.add_argument("--out", help="output folder replacing the config's out")
     parser.add_argument("--seed", type=int, help="random seed replacing the config's seed")

@@ -42,7 +42,9 @@ class CachedFrames:
 
 
 def cache_key(source: Source, preprocessing: Preprocessing) -> str:
-    blob = json.dumps({"v": CACHE_VERSION, "source": source.fingerprint(), "pre": preprocessing.cache_key()}, sort_keys=True)
+    blob = json.dumps(
+        {"v": CACHE_VERSION, "source": source.fingerprint(), "pre": preprocessing.cache_key()}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -70,7 +72,9 @@ def open_cache(folder: Path) -> CachedFrames:
     )
 
 
-def build_cache(source: Source, preprocessing: Preprocessing, cache_dir: str | Path, progress: bool = True) -> CachedFrames:
+def build_cache(
+    source: Source, preprocessing: Preprocessing, cache_dir: str | Path, progress: bool = True
+) -> CachedFrames:
     """The cached frames of `source`, built first if no entry matches."""
     folder = Path(cache_dir) / cache_key(source, preprocessing)
     if (folder / "meta.json").is_file():
@@ -92,7 +96,9 @@ def build_cache(source: Source, preprocessing: Preprocessing, cache_dir: str | P
         images[count] = preprocessing.to_model_uint8(record.image)
         if record.mask is not None:
             if masks is None:
-                masks = np.lib.format.open_memmap(tmp / "masks.npy", mode="w+", dtype=np.uint8, shape=(capacity, *shape))
+                masks = np.lib.format.open_memmap(
+                    tmp / "masks.npy", mode="w+", dtype=np.uint8, shape=(capacity, *shape)
+                )
             masks[count] = mask_to_model(record.mask, preprocessing)
         steering[count], stamps[count] = record.steering, record.stamp_ns
         if record.speed is not None:

@@ -16,16 +16,22 @@ class FrameSet:
         self.local = [np.asarray(rows, np.int64) for _, rows in parts]
         self.unit, self.positive_is_left = unit, positive_is_left
         self.offsets = np.cumsum([0] + [len(rows) for rows in self.local])
-        self.targets = np.concatenate([self._convert(frames, rows) for frames, rows in zip(self.parts, self.local)]).astype(np.float32)
+        self.targets = np.concatenate(
+            [self._convert(frames, rows) for frames, rows in zip(self.parts, self.local)]
+        ).astype(np.float32)
 
     def _convert(self, frames: CachedFrames, rows: np.ndarray) -> np.ndarray:
         values = frames.steering[rows].astype(np.float64)
         if (frames.steering_unit, frames.positive_is_left) == (self.unit, self.positive_is_left):
             return values
-        return np.array([
-            from_wheel_angle(to_wheel_angle(v, frames.steering_unit, frames.positive_is_left), self.unit, self.positive_is_left)
-            for v in values
-        ])
+        return np.array(
+            [
+                from_wheel_angle(
+                    to_wheel_angle(v, frames.steering_unit, frames.positive_is_left), self.unit, self.positive_is_left
+                )
+                for v in values
+            ]
+        )
 
     def __len__(self) -> int:
         return int(self.offsets[-1])

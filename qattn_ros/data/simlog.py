@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path, PureWindowsPath
-from typing import Iterator
 
 from tqdm import tqdm
 
@@ -30,7 +30,7 @@ def _stamp_from_name(name: str) -> int | None:
     if not match:
         return None
     y, mo, d, h, mi, s, ms = (int(g) for g in match.groups())
-    moment = dt.datetime(y, mo, d, h, mi, s, ms * 1000, tzinfo=dt.timezone.utc)
+    moment = dt.datetime(y, mo, d, h, mi, s, ms * 1000, tzinfo=dt.UTC)
     return int(moment.timestamp()) * 1_000_000_000 + ms * 1_000_000
 
 
@@ -46,7 +46,9 @@ def _read_rows(csv_path: Path) -> list[dict[str, str]]:
             raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)} (has {', '.join(header)})")
         return [dict(zip(header, (cell.strip() for cell in row))) for row in rows[1:]]
     if len(rows[0]) < len(COLUMNS):
-        raise DataError(f"{csv_path}: expected {len(COLUMNS)} columns {','.join(COLUMNS)} without a header, got {len(rows[0])}")
+        raise DataError(
+            f"{csv_path}: expected {len(COLUMNS)} columns {','.join(COLUMNS)} without a header, got {len(rows[0])}"
+        )
     return [dict(zip(COLUMNS, (cell.strip() for cell in row))) for row in rows]
 
 
@@ -112,20 +114,32 @@ class SimLogSource:
 
     def fingerprint(self) -> dict:
         stat = self.csv_path.stat()
-        return {"kind": "simlog", "csv": str(self.csv_path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                "cameras": list(self.cameras), "side_correction": self.side_correction}
+        return {
+            "kind": "simlog",
+            "csv": str(self.csv_path.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "cameras": list(self.cameras),
+            "side_correction": self.side_correction,
+        }
 
     def skipped(self) -> dict[str, int]:
         return dict(self._skipped)
 
 
-def write_simlog(folder: str | Path, generator: RoadGenerator, count: int, start: int = 0,
-                 side_cameras: bool = False, camera_shift: float = 0.8) -> Path:
+def write_simlog(
+    folder: str | Path,
+    generator: RoadGenerator,
+    count: int,
+    start: int = 0,
+    side_cameras: bool = False,
+    camera_shift: float = 0.8,
+) -> Path:
     """Render `count` synthetic frames into a simulator log (+ masks/); returns the CSV path."""
     from ..units import from_wheel_angle
 
     folder = Path(folder)
-    base = dt.datetime(2016, 12, 1, 13, 30, 48, tzinfo=dt.timezone.utc)
+    base = dt.datetime(2016, 12, 1, 13, 30, 48, tzinfo=dt.UTC)
     rows = []
     for index in tqdm(range(start, start + count), desc=f"render {folder.name}", unit="frame"):
         moment = base + dt.timedelta(milliseconds=50 * index)
@@ -142,7 +156,17 @@ def write_simlog(folder: str | Path, generator: RoadGenerator, count: int, start
             if camera == "center":
                 centre = frame
         steering = min(max(from_wheel_angle(centre.steering, "sim_normalized", positive_is_left=False), -1.0), 1.0)
-        rows.append([names["center"], names["left"], names["right"], f"{steering:.6f}", "0.5", "0", f"{centre.scene.speed / MPH_TO_MS:.4f}"])
+        rows.append(
+            [
+                names["center"],
+                names["left"],
+                names["right"],
+                f"{steering:.6f}",
+                "0.5",
+                "0",
+                f"{centre.scene.speed / MPH_TO_MS:.4f}",
+            ]
+        )
     csv_path = folder / "driving_log.csv"
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)

@@ -66,22 +66,27 @@ class RoadGenerator:
         self.u = np.arange(width, dtype=np.float32) + 0.5 - width / 2
         self.v = np.arange(height, dtype=np.float32)[:, None] + 0.5
 
-    def frame(self, index: int, camera_shift: float = 0.0) -> SyntheticFrame:
-        """Frame `index`; `camera_shift` moves the camera sideways (m, positive right)."""
+    def scene(self, index: int) -> RoadScene:
+        """The road geometry of frame `index`."""
         rng = np.random.default_rng([self.seed, index])
-        scene = RoadScene(
+        return RoadScene(
             curvature=float(rng.uniform(-1 / 45, 1 / 45) if rng.random() < 0.8 else 0.0),
             offset=float(rng.uniform(-0.9, 0.9)),
             heading=float(rng.uniform(-0.07, 0.07)),
             lane_width=float(rng.uniform(3.3, 4.0)),
             speed=float(rng.uniform(8.0, 25.0)),
         )
-        # Appearance parameters are drawn before any branch so one seed gives one scene.
-        look = rng.random(24).tolist()
-        rng_pixels = np.random.default_rng([self.seed, index, 1])
-        shifted = RoadScene(**{**scene.__dict__, "offset": scene.offset + camera_shift})
-        image, mask = self._render(shifted, look, rng_pixels)
-        return SyntheticFrame(image=image, mask=mask, scene=shifted)
+
+    def frame(self, index: int, camera_shift: float = 0.0) -> SyntheticFrame:
+        """Frame `index`; `camera_shift` moves the camera sideways (m, positive right)."""
+        scene = self.scene(index)
+        return self.render(RoadScene(**{**scene.__dict__, "offset": scene.offset + camera_shift}), index)
+
+    def render(self, scene: RoadScene, index: int) -> SyntheticFrame:
+        """`scene` seen with the appearance (textures, light, objects) of frame `index`."""
+        look = np.random.default_rng([self.seed, index, 2]).random(24).tolist()
+        image, mask = self._render(scene, look, np.random.default_rng([self.seed, index, 1]))
+        return SyntheticFrame(image=image, mask=mask, scene=scene)
 
     def _render(self, scene: RoadScene, look: list[float], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         h, w, f = self.height, self.width, self.focal
@@ -178,13 +183,23 @@ class RoadGenerator:
         shapes = []
         if kind == "tree":
             trunk_w, trunk_h, radius = 0.35 * scale, 0.35 * size * scale, 0.3 * size * scale
-            shapes.append(("rect", (centre_u - trunk_w / 2, base_v - trunk_h, centre_u + trunk_w / 2, base_v), (70, 50, 30)))
+            shapes.append(
+                ("rect", (centre_u - trunk_w / 2, base_v - trunk_h, centre_u + trunk_w / 2, base_v), (70, 50, 30))
+            )
             shapes.append(("ellipse", (centre_u, base_v - trunk_h - radius * 0.8, radius * 0.8, radius), colour))
         else:
             half_w, height = 0.9 * scale, 1.4 * scale
             shapes.append(("rect", (centre_u - half_w, base_v - height, centre_u + half_w, base_v), colour))
-            shapes.append(("rect", (centre_u - 0.8 * half_w, base_v - 0.95 * height, centre_u + 0.8 * half_w, base_v - 0.6 * height), (40, 50, 60)))
-            shapes.append(("rect", (centre_u - half_w, base_v - 0.15 * height, centre_u + half_w, base_v), (20, 20, 20)))
+            shapes.append(
+                (
+                    "rect",
+                    (centre_u - 0.8 * half_w, base_v - 0.95 * height, centre_u + 0.8 * half_w, base_v - 0.6 * height),
+                    (40, 50, 60),
+                )
+            )
+            shapes.append(
+                ("rect", (centre_u - half_w, base_v - 0.15 * height, centre_u + half_w, base_v), (20, 20, 20))
+            )
         for shape, geometry, rgb in shapes:
             for target, value in ((canvas, rgb), (occluded, 1)):
                 if shape == "rect":

@@ -8,8 +8,9 @@ from ..preprocess import BRIGHTNESS_CHANNELS
 from .config import AugmentConfig
 
 
-def augment(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig, color: str,
-            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig, color: str, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 3, H, W) floats in [0, 1] and (B,) targets -> augmented copies."""
     batch = images.shape[0]
     draw = lambda: torch.rand(batch, generator=generator).to(images.device)  # noqa: E731

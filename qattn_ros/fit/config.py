@@ -26,6 +26,7 @@ class OptimConfig:
     epochs: int = 10
     batch_size: int = 64  # global, over all DDP ranks
     accumulation: int = 1  # micro-batches per rank and step
+    optimizer: str = "adamw"  # adamw | sgd (momentum 0.9)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
@@ -91,7 +92,9 @@ def set_dotted(data: dict, assignment: str) -> None:
     target[parts[-1]] = yaml.safe_load(value)
 
 
-def load_train_config(path: str | Path | None = None, overrides: list[str] = (), model_path: str | None = None) -> TrainConfig:
+def load_train_config(
+    path: str | Path | None = None, overrides: list[str] = (), model_path: str | None = None
+) -> TrainConfig:
     """A training config file (its `model` may name a model YAML, relative to the file)."""
     data: dict = {}
     base = Path(".")

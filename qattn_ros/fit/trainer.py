@@ -15,9 +15,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -32,16 +32,25 @@ from ..data.record import DataError
 from ..data.sources import open_source
 from ..model.attention import doubly_stochastic_penalty, entropy_penalty
 from ..model.checkpoint import CheckpointInfo, checkpoint_paths, load_checkpoint, save_checkpoint
+from ..model.config import ConfigError
 from ..model.network import SteeringNet
 from ..preprocess import channel_stats
 from .augment import augment
-from .config import TrainConfig
+from .config import OptimConfig, TrainConfig
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def make_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
+    if optim.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+    if optim.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=optim.lr, momentum=0.9, weight_decay=optim.weight_decay)
+    raise ConfigError(f"optim.optimizer: unknown optimizer {optim.optimizer!r}; expected adamw or sgd")
 
 
 class Distributed:
@@ -80,8 +89,13 @@ def load_frames(config: TrainConfig, dist_ctx: Distributed) -> tuple[FrameSet, F
     val_sources = [open_source(spec) for spec in config.data.val]
 
     def build_all() -> tuple[list, list]:
-        return tuple([build_cache(s, config.preprocessing, config.data.cache_dir, config.progress and dist_ctx.main)
-                      for s in group] for group in (sources, val_sources))
+        return tuple(
+            [
+                build_cache(s, config.preprocessing, config.data.cache_dir, config.progress and dist_ctx.main)
+                for s in group
+            ]
+            for group in (sources, val_sources)
+        )
 
     if dist_ctx.main:
         caches, val_caches = build_all()
@@ -129,13 +143,15 @@ class Trainer:
         self.train_set, self.val_set = load_frames(config, self.dist)
         self.out = Path(config.out)
         pre = config.preprocessing
-        sample = self.train_set.gather(np.linspace(0, len(self.train_set) - 1, min(len(self.train_set), 2000)).astype(np.int64))[0]
+        sample = self.train_set.gather(
+            np.linspace(0, len(self.train_set) - 1, min(len(self.train_set), 2000)).astype(np.int64)
+        )[0]
         pre.mean, pre.std = channel_stats(sample)
         self.model = SteeringNet(config.model).to(self.device)
         targets = self.train_set.targets
         self.model.target_mean.fill_(float(targets.mean()))
         self.model.target_std.fill_(float(max(targets.std(), 1e-6)))
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+        self.optimizer = make_optimizer(self.model, config.optim)
         self.epoch, self.step, self.best_rmse, self.history = 0, 0, math.inf, []
         if (self.out / "last.json").is_file():
             self._resume()
@@ -143,14 +159,19 @@ class Trainer:
             calibration = np.arange(min(256, len(self.train_set)))
             self.model.train()
             self.model.calibrate(self._inputs(calibration, augment_batch=False)[0])
-        self.ddp = (
-            torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            if self.dist.world > 1 else None
-        )  # fmt: skip
+        self.ddp = None
+        if self.dist.world > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
 
     # -- data -----------------------------------------------------------------------------
-    def _inputs(self, indices: np.ndarray, augment_batch: bool, generator: torch.Generator | None = None,
-                frames: FrameSet | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _inputs(
+        self,
+        indices: np.ndarray,
+        augment_batch: bool,
+        generator: torch.Generator | None = None,
+        frames: FrameSet | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         images, targets = (frames or self.train_set).gather(indices)
         x = torch.from_numpy(images).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
         y = torch.from_numpy(targets).to(self.device)
@@ -170,8 +191,8 @@ class Trainer:
         if optim.max_steps_per_epoch:
             steps = min(steps, optim.max_steps_per_epoch)
         for step in range(steps):
-            mine = order[step * optim.batch_size:(step + 1) * optim.batch_size][self.dist.rank::self.dist.world]
-            yield np.array_split(mine, optim.accumulation)
+            mine = order[step * optim.batch_size : (step + 1) * optim.batch_size][self.dist.rank :: self.dist.world]
+            yield [mine[j :: optim.accumulation] for j in range(optim.accumulation)]  # strided, as ranks are
 
     def steps_per_epoch(self) -> int:
         optim = self.config.optim
@@ -212,8 +233,13 @@ class Trainer:
         model = self.ddp or self.model
         model.train()
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch * 1009 + self.dist.rank)
-        bar = tqdm(total=self.steps_per_epoch(), desc=f"epoch {epoch + 1}/{self.config.optim.epochs}", unit="step",
-                   disable=not (self.config.progress and self.dist.main), leave=False)
+        bar = tqdm(
+            total=self.steps_per_epoch(),
+            desc=f"epoch {epoch + 1}/{self.config.optim.epochs}",
+            unit="step",
+            disable=not (self.config.progress and self.dist.main),
+            leave=False,
+        )
         total, count = 0.0, 0
         for micro_batches in _prefetch(self._step_batches(epoch)):
             for group in self.optimizer.param_groups:
@@ -238,11 +264,11 @@ class Trainer:
         """Steering RMSE / MAE over the validation frames (sharded over ranks)."""
         frames = frames or self.val_set
         self.model.eval()
-        mine = np.arange(len(frames))[self.dist.rank::self.dist.world]
+        mine = np.arange(len(frames))[self.dist.rank :: self.dist.world]
         sq = ab = 0.0
         batch = max(self.config.optim.batch_size, 256)
         for begin in range(0, len(mine), batch):
-            x, y = self._inputs(mine[begin:begin + batch], augment_batch=False, frames=frames)
+            x, y = self._inputs(mine[begin : begin + batch], augment_batch=False, frames=frames)
             error = self.model(x).steering - y
             sq += float((error**2).sum())
             ab += float(error.abs().sum())
@@ -266,9 +292,17 @@ class Trainer:
                 "target_std": float(self.train_set.targets.std()),
             },
             metrics=metrics,
-            training={"epoch": self.epoch, "step": self.step, "best_rmse": self.best_rmse, "history": self.history,
-                      "config": {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v
-                                 for k, v in vars(config).items() if k not in ("model", "preprocessing")}},
+            training={
+                "epoch": self.epoch,
+                "step": self.step,
+                "best_rmse": self.best_rmse,
+                "history": self.history,
+                "config": {
+                    k: asdict(v) if hasattr(v, "__dataclass_fields__") else v
+                    for k, v in vars(config).items()
+                    if k not in ("model", "preprocessing")
+                },
+            },
         )
 
     def _save(self, name: str, metrics: dict) -> Path:
@@ -282,7 +316,9 @@ class Trainer:
     def _resume(self) -> None:
         model, info = load_checkpoint(self.out / "last", self.device)
         if info.model != self.config.model:
-            raise DataError(f"{self.out / 'last.json'}: resume with a different model config ({info.model} vs {self.config.model})")
+            raise DataError(
+                f"{self.out / 'last.json'}: resume with a different model config ({info.model} vs {self.config.model})"
+            )
         self.model.load_state_dict(model.state_dict())
         self.config.preprocessing.mean = info.preprocessing["mean"]
         self.config.preprocessing.std = info.preprocessing["std"]
@@ -308,8 +344,13 @@ class Trainer:
             train_mse = self.train_epoch(self.epoch)
             metrics = self.evaluate()
             self.epoch += 1
-            record = {"epoch": self.epoch, "train_mse": train_mse, "val_rmse": metrics["rmse"], "val_mae": metrics["mae"],
-                      "seconds": time.perf_counter() - start}
+            record = {
+                "epoch": self.epoch,
+                "train_mse": train_mse,
+                "val_rmse": metrics["rmse"],
+                "val_mae": metrics["mae"],
+                "seconds": time.perf_counter() - start,
+            }
             self.history.append(record)
             if self.dist.main:
                 if metrics["rmse"] < self.best_rmse:
@@ -317,9 +358,11 @@ class Trainer:
                     self._save("best", metrics)
                 self._save("last", metrics)
                 if self.config.progress:
-                    tqdm.write(f"epoch {self.epoch}/{epochs}: val RMSE {metrics['rmse']:.4f} MAE {metrics['mae']:.4f} "
-                               f"(predict-the-mean {metrics['mean_baseline_rmse']:.4f}) [{self.train_set.unit}] "
-                               f"{record['seconds']:.1f}s")
+                    tqdm.write(
+                        f"epoch {self.epoch}/{epochs}: val RMSE {metrics['rmse']:.4f} MAE {metrics['mae']:.4f} "
+                        f"(predict-the-mean {metrics['mean_baseline_rmse']:.4f}) [{self.train_set.unit}] "
+                        f"{record['seconds']:.1f}s"
+                    )
             self.dist.barrier()
         if self.dist.main:
             (self.out / "history.json").write_text(json.dumps(self.history, indent=2))

@@ -88,8 +88,12 @@ def read_info(path: str | Path) -> CheckpointInfo:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{sidecar}: not valid JSON ({error})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{sidecar}: not a {FORMAT} sidecar (format={meta.get('format') if isinstance(meta, dict) else None!r})")
-    missing = [k for k in ("model", "preprocessing", "steering_unit", "positive_is_left", "weights_sha256") if k not in meta]
+        raise CheckpointError(
+            f"{sidecar}: not a {FORMAT} sidecar (format={meta.get('format') if isinstance(meta, dict) else None!r})"
+        )
+    missing = [
+        k for k in ("model", "preprocessing", "steering_unit", "positive_is_left", "weights_sha256") if k not in meta
+    ]
     if missing:
         raise CheckpointError(f"{sidecar}: missing key(s) {', '.join(missing)}")
     try:

@@ -40,7 +40,9 @@ class ModelConfig:
         if not 0.0 <= self.rest_dropout < 1.0:
             raise ConfigError(f"model.rest_dropout: must be in [0, 1), got {self.rest_dropout}")
         if self.regularizer not in REGULARIZERS:
-            raise ConfigError(f"model.regularizer: unknown {self.regularizer!r}; expected one of {', '.join(REGULARIZERS)}")
+            raise ConfigError(
+                f"model.regularizer: unknown {self.regularizer!r}; expected one of {', '.join(REGULARIZERS)}"
+            )
         if self.input_height % 8 or self.input_width % 8:
             raise ConfigError("model.input_height/input_width: must be multiples of 8")
 

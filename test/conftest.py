@@ -1,0 +1,33 @@
+"""Shared fixtures: a small synthetic dataset in the simulator layout, written once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qattn_ros.data.simlog import write_simlog
+from qattn_ros.data.synthetic import RoadGenerator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def synthetic_logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{'train': folder, 'val': folder} of a small synthetic simulator-log dataset."""
+    root = tmp_path_factory.mktemp("synthetic")
+    write_simlog(root / "train", RoadGenerator(160, 320, seed=11), 1200)
+    write_simlog(root / "val", RoadGenerator(160, 320, seed=12), 200)
+    return {"train": root / "train", "val": root / "val"}
+
+
+def small_train_overrides(logs: dict[str, Path], out: Path, cache: Path) -> list[str]:
+    """Config overrides for a fast training run on the small dataset."""
+    return [
+        f"data.train=[{{kind: simlog, path: '{logs['train']}'}}]",
+        f"data.val=[{{kind: simlog, path: '{logs['val']}'}}]",
+        f"data.cache_dir='{cache}'",
+        f"out='{out}'",
+        "progress=false",
+        "device=cpu",
+    ]
