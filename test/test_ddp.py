@@ -10,9 +10,9 @@ import os
 import subprocess
 import sys
 
+from conftest import ROOT, small_train_overrides
 from torch.nn.utils import parameters_to_vector
 
-from conftest import ROOT, small_train_overrides
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
 from qattn_ros.model.checkpoint import load_checkpoint
@@ -40,7 +40,9 @@ def test_ddp_matches_single_process(synthetic_logs, tmp_path) -> None:
                str(ROOT / "training" / "train.py"), str(ROOT / "config" / "train" / "synthetic.yaml")]  # fmt: skip
     for assignment in small_train_overrides(synthetic_logs, tmp_path / "ddp", cache) + SETTINGS:
         command += ["--set", assignment]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     model, info = load_checkpoint(tmp_path / "ddp" / "last")
     ddp = parameters_to_vector(model.parameters())

@@ -40,3 +40,22 @@ def write_rgb(path: Path, rgb: np.ndarray, quality: int = 95) -> None:
 def write_mask(path: Path, mask: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), mask.astype(np.uint8) * 255)
+
+
+def message_to_rgb(msg: object) -> np.ndarray:
+    """A sensor_msgs Image or CompressedImage (rosbags or rclpy) -> (H, W, 3) RGB uint8.
+
+    Decoding is rosbags-image's; any failure becomes a DataError that says what was wrong.
+    """
+    from rosbags.image import ImageConversionError, message_to_cvimage
+
+    encoding = getattr(msg, "format", None) or getattr(msg, "encoding", "?")
+    try:
+        image = message_to_cvimage(msg, "rgb8")
+    except (AssertionError, ImageConversionError, ValueError, TypeError, KeyError, cv2.error) as error:
+        raise DataError(f"cannot decode {type(msg).__name__} ({encoding}): {error or 'corrupt data'}") from None
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape[:2]) == 0:
+        raise DataError(f"cannot decode {type(msg).__name__} ({encoding}): got array {image.shape} {image.dtype}")
+    return np.ascontiguousarray(image)

@@ -114,11 +114,14 @@ class SimLogSource:
 
     def fingerprint(self) -> dict:
         stat = self.csv_path.stat()
+        images = [path.stat() for path, *_ in self.items]  # replaced images must invalidate the cache
         return {
             "kind": "simlog",
             "csv": str(self.csv_path.resolve()),
             "size": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,
+            "image_bytes": sum(s.st_size for s in images),
+            "image_mtime_ns": max((s.st_mtime_ns for s in images), default=0),
             "cameras": list(self.cameras),
             "side_correction": self.side_correction,
         }

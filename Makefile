@@ -1,0 +1,33 @@
+# One-command setup, demo and tests. `make demo` and `make test` create .venv on first use.
+# With a ROS 2 install sourced (ROS_DISTRO set) the venv sees its rclpy and the PyPI ROS wheels are skipped.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SYSTEM_SITE := $(if $(ROS_DISTRO),--system-site-packages,)
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-ros.txt setup.py
+	python3 -m venv $(SYSTEM_SITE) $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(if $(ROS_DISTRO),echo "ROS_DISTRO=$(ROS_DISTRO): using the sourced ROS 2 rclpy",$(PY) -m pip install -q -r requirements-ros.txt)
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+demo: setup
+	$(PY) training/demo.py
+
+test: setup
+	$(PY) -m pytest -q test
+
+lint: setup
+	$(VENV)/bin/ruff check qattn_ros training test benchmarks launch
+	$(VENV)/bin/ruff format --check qattn_ros training test benchmarks launch
+
+bench: setup
+	$(PY) benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) data_out runs

@@ -1,0 +1,47 @@
+"""Write a benchmark result as benchmarks/results/<name>[.<hardware>].json (DESIGN 6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name(0)}"
+    return text
+
+
+def hardware_suffix() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return ""
+    name = torch.cuda.get_device_name(0).lower()
+    return "." + next((gpu for gpu in ("h200", "h100", "a100") if gpu in name), "gpu")
+
+
+def record(name: str, summary: dict, **details) -> Path:
+    path = RESULTS / f"{name}{hardware_suffix()}.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {
+        "machine": machine(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "summary": summary,
+        **details,
+    }
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    print(f"recorded {path}")
+    return path

@@ -1,0 +1,1 @@
+"""Explanations: saliency maps, overlays, deletion / insertion metrics and reports."""

@@ -1,0 +1,36 @@
+"""Attention maps at camera resolution and heat-map overlays on camera frames."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..preprocess import Preprocessing
+
+COLORMAPS = {"jet": cv2.COLORMAP_JET, "inferno": cv2.COLORMAP_INFERNO, "turbo": cv2.COLORMAP_TURBO,
+             "viridis": cv2.COLORMAP_VIRIDIS, "hot": cv2.COLORMAP_HOT}  # fmt: skip
+
+
+def to_camera(attention: np.ndarray, height: int, width: int, preprocessing: Preprocessing) -> np.ndarray:
+    """An (h, w) map over the model input -> (height, width) float32 over the camera frame.
+
+    The map is resized onto the rows the model sees (after cropping); cropped rows get 0.
+    """
+    top, bottom, left, right = preprocessing.model_box(height, width)
+    full = np.zeros((height, width), np.float32)
+    full[top:bottom, left:right] = cv2.resize(attention.astype(np.float32), (right - left, bottom - top),
+                                              interpolation=cv2.INTER_LINEAR)  # fmt: skip
+    return full
+
+
+def overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> np.ndarray:
+    """Blend a colour-mapped heat map onto an RGB frame, weighted by the heat itself.
+
+    Where the (max-normalized) heat is 0 the frame is unchanged; where it is largest the
+    colour map covers `alpha` of the pixel.
+    """
+    peak = float(heat.max())
+    weight = np.clip(heat / peak, 0, 1) if peak > 0 else np.zeros_like(heat)
+    coloured = cv2.applyColorMap((weight * 255).astype(np.uint8), COLORMAPS[colormap])[..., ::-1]
+    mix = (alpha * weight)[..., None]
+    return (rgb.astype(np.float32) * (1 - mix) + coloured.astype(np.float32) * mix + 0.5).astype(np.uint8)
