@@ -26,7 +26,6 @@ setup(
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={
-        "console_scripts": [
-        ],
+        "console_scripts": [],
     },
 )

@@ -37,7 +37,7 @@ def record(name: str, summary: dict, **details) -> Path:
     result = {
         "machine": machine(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "summary": summary,
         **details,
     }

@@ -32,7 +32,9 @@ class SteeringPredictor:
     @torch.no_grad()
     def predict_model_batch(self, images_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(B, h, w, 3) preprocessed uint8 -> steering (B,) and attention (B, h/8, w/8) or None."""
-        x = self.preprocessing.normalize(torch.from_numpy(np.array(images_uint8)).to(self.device))  # copy: memmaps are read-only
+        x = self.preprocessing.normalize(
+            torch.from_numpy(np.array(images_uint8)).to(self.device)
+        )  # copy: memmaps are read-only
         out = self.model(x)
         attention = out.attention.cpu().numpy() if out.attention is not None else None
         return out.steering.cpu().numpy(), attention

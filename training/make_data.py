@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Write a synthetic road dataset in the Udacity simulator layout (driving_log.csv + IMG/ + masks/).
+"""Write a synthetic road dataset in one of the real formats, one folder per split.
 
-Splits use disjoint generator seeds, so held-out frames are never seen in training.
+Formats: simlog (Udacity simulator: driving_log.csv + IMG/ + masks/, the default),
+udacity_bag (ROS 1 bag like HMB_*.bag), udacity_folder (udacity-driving-reader output),
+ch2_test (Challenge 2 test layout), ros2_bag (mcap). Splits use disjoint generator
+seeds, so held-out frames are never seen in training.
 """
 
 from __future__ import annotations
@@ -14,8 +17,16 @@ from pathlib import Path
 from qattn_ros.data.record import DataError
 from qattn_ros.data.simlog import write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
+from qattn_ros.data.writers import write_ch2_test, write_ros2_bag, write_udacity_bag, write_udacity_folder
 
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
+WRITERS = {
+    "simlog": None,
+    "udacity_bag": lambda out, gen, n: write_udacity_bag(out.with_suffix(".bag"), gen, n),
+    "udacity_folder": write_udacity_folder,
+    "ch2_test": write_ch2_test,
+    "ros2_bag": write_ros2_bag,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=160)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--seed", type=int, default=0, help="added to each split's generator seed")
-    parser.add_argument("--side-cameras", action="store_true", help="also render the left/right cameras")
+    parser.add_argument("--side-cameras", action="store_true", help="simlog: also render the left/right cameras")
+    parser.add_argument("--format", choices=sorted(WRITERS), default="simlog")
     args = parser.parse_args(argv)
     out = Path(args.out)
     try:
@@ -35,13 +47,18 @@ def main(argv: list[str] | None = None) -> int:
             if count <= 0:
                 continue
             generator = RoadGenerator(args.height, args.width, seed=1000 * args.seed + SPLIT_SEEDS[split])
-            write_simlog(out / split, generator, count, side_cameras=args.side_cameras)
+            if args.format == "simlog":
+                write_simlog(out / split, generator, count, side_cameras=args.side_cameras)
+            else:
+                WRITERS[args.format](out / split, generator, count)
         (out / "meta.json").write_text(
             json.dumps(
                 {
                     **vars(args),
                     "split_seeds": SPLIT_SEEDS,
-                    "label": "steering in simulator units (x25 deg, positive right)",
+                    "label_unit": {"simlog": "sim_normalized", "ros2_bag": "wheel_rad"}.get(
+                        args.format, "steering_wheel_rad"
+                    ),
                 },
                 indent=2,
             )

@@ -8,6 +8,7 @@ receive time.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -99,7 +100,8 @@ class BagSource:
     def _name(self) -> str:
         return ", ".join(str(p) for p in self.paths)
 
-    def _open(self) -> AnyReader:
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[AnyReader]:
         store = get_typestore(Stores.ROS2_HUMBLE)
         for name, definition in self.custom_types.items():
             store.register(get_types_from_msg(definition, name))
@@ -111,7 +113,10 @@ class BagSource:
                 f"{self._name()}: cannot read bag ({error}); a recording cut off needs `rosbag reindex` (ROS 1) "
                 "or `ros2 bag reindex` (ROS 2)"
             ) from None
-        return reader
+        try:
+            yield reader
+        finally:
+            reader.close()
 
     def _read_steering(self, reader: AnyReader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(stamps, steering, speed) of the steering topic, sorted by stamp."""
@@ -174,7 +179,9 @@ class BagSource:
         return dict(self._skipped)
 
 
-def udacity_bag(paths: str | Sequence[str], min_speed: float | None = None, compressed: bool | None = None) -> BagSource:
+def udacity_bag(
+    paths: str | Sequence[str], min_speed: float | None = None, compressed: bool | None = None
+) -> BagSource:
     """Udacity Challenge 2 bags (HMB_1..6): steering-wheel angle in rad, positive left.
 
     The bags carry dbw_mkz_msgs definitions, so nothing needs registering.

@@ -1,11 +1,27 @@
-"""Open any supported data source from a config mapping {kind: ..., path: ..., ...}."""
+"""Open any supported data source from a config mapping {kind: ..., ...}.
+
+{kind: simlog, path: data/driving_log.csv, cameras: [center, left, right], side_correction: 0.2}
+{kind: udacity_bag, paths: [HMB_1.bag, HMB_2.bag], min_speed: 1.0}
+{kind: udacity_folder, path: output/HMB_1}
+{kind: ch2_test, labels: CH2_final_evaluation.csv, images: center}
+{kind: ros2_bag, path: run1, camera_topic: /camera/image_raw/compressed, steering_topic: /steering,
+ steering_field: data, steering_unit: wheel_rad, positive_is_left: true, custom_types: {pkg/msg/T: "float32 x"}}
+"""
 
 from __future__ import annotations
 
+from .bags import ros2_bag, udacity_bag
 from .record import DataError, Source
 from .simlog import SimLogSource
+from .udacity_folder import Ch2TestSource, UdacityFolderSource
 
-KINDS = {"simlog": SimLogSource}
+KINDS = {
+    "simlog": SimLogSource,
+    "udacity_bag": udacity_bag,
+    "udacity_folder": UdacityFolderSource,
+    "ch2_test": Ch2TestSource,
+    "ros2_bag": ros2_bag,
+}
 
 
 def open_source(spec: dict | str) -> Source:
