@@ -10,9 +10,15 @@ from qattn_ros.data.record import DataError
 from qattn_ros.data.simlog import SimLogSource, write_simlog
 from qattn_ros.data.sources import open_source
 from qattn_ros.data.synthetic import RoadGenerator
-from qattn_ros.data.udacity_folder import Ch2TestSource, UdacityFolderSource
+from qattn_ros.data.udacity_folder import UdacityFolderSource
 from qattn_ros.data.writers import (
-    CAMERA_PERIOD_NS, START_NS, jpeg_bytes, write_ch2_test, write_ros2_bag, write_udacity_bag, write_udacity_folder,
+    CAMERA_PERIOD_NS,
+    START_NS,
+    jpeg_bytes,
+    write_ch2_test,
+    write_ros2_bag,
+    write_udacity_bag,
+    write_udacity_folder,
 )  # fmt: skip
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.units import to_wheel_angle
