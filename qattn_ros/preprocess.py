@@ -16,6 +16,7 @@ import torch
 from .model.config import ConfigError
 
 COLOR_SPACES = {"rgb": None, "yuv": cv2.COLOR_RGB2YUV, "hsv": cv2.COLOR_RGB2HSV_FULL}
+BACK_TO_RGB = {"rgb": None, "yuv": cv2.COLOR_YUV2RGB, "hsv": cv2.COLOR_HSV2RGB_FULL}
 # Channels that carry brightness in each colour space (for brightness augmentation).
 BRIGHTNESS_CHANNELS = {"rgb": (0, 1, 2), "yuv": (0,), "hsv": (2,)}
 
@@ -70,6 +71,11 @@ class Preprocessing:
         resized = cv2.resize(rgb[top:bottom], (self.width, self.height), interpolation=cv2.INTER_AREA)
         code = COLOR_SPACES[self.color]
         return resized if code is None else cv2.cvtColor(resized, code)
+
+    def to_rgb(self, model_uint8: np.ndarray) -> np.ndarray:
+        """A model-resolution uint8 image back to RGB, for display."""
+        code = BACK_TO_RGB[self.color]
+        return model_uint8 if code is None else cv2.cvtColor(np.ascontiguousarray(model_uint8), code)
 
     def normalize(self, batch_uint8: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 tensor -> (B, 3, H, W) float, dataset mean at 0."""

@@ -1,0 +1,124 @@
+"""Evaluate one model x saliency method over a frame set, streaming per-frame results to disk.
+
+Each finished group of frames is appended to `<out>/<model>/<method>.jsonl` (one JSON
+object per frame) and flushed, so an interrupted run keeps what it finished; a rerun
+skips the frames already there. Every per-frame quantity is seeded by the frame index,
+so a resumed evaluation equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..model.network import SteeringNet
+from .perturbation import auc, curves
+from .saliency import saliency
+
+
+@dataclass
+class EvalSettings:
+    steps: int = 50
+    substrate: str = "mean"  # deletion substrate: mean | blur
+    batch_size: int = 1024  # images per forward pass (bounds memory)
+    frames_per_group: int = 64  # frames whose saliency is computed together
+    seed: int = 0
+    insertion: bool = True
+
+
+def relevance_scores(maps: torch.Tensor, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame: saliency mass on the mask, that mass / mask area, and whether the peak is on it.
+
+    The peak counts as on the mask within one pixel (3x3 neighbourhood).
+    """
+    on = torch.from_numpy(masks > 0).to(maps.device)
+    flat = maps.flatten(1)
+    mass = (flat * on.flatten(1)).sum(1) / flat.sum(1).clamp_min(1e-12)
+    area = on.flatten(1).float().mean(1)
+    near = torch.nn.functional.max_pool2d(on.float().unsqueeze(1), 3, stride=1, padding=1).squeeze(1).flatten(1) > 0
+    peak = near.gather(1, flat.argmax(1, keepdim=True)).squeeze(1)
+    ratio = torch.where(area > 0, mass / area.clamp_min(1e-12), torch.full_like(mass, float("nan")))
+    return mass.cpu().numpy(), ratio.cpu().numpy(), peak.cpu().numpy()
+
+
+def done_frames(path: Path) -> set[int]:
+    """Frame indices already in a results file (a torn last line from a crash is ignored)."""
+    if not path.is_file():
+        return set()
+    done = set()
+    for line in path.read_text().splitlines():
+        try:
+            done.add(int(json.loads(line)["frame"]))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return done
+
+
+def read_results(path: Path) -> list[dict]:
+    rows = {}
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+            rows[int(row["frame"])] = row
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return [rows[k] for k in sorted(rows)]
+
+
+def evaluate_method(
+    model: SteeringNet,
+    method: str,
+    images: np.ndarray,
+    normalize,
+    out_file: Path,
+    settings: EvalSettings,
+    masks: np.ndarray | None = None,
+    targets: np.ndarray | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    max_groups: int | None = None,
+) -> Path:
+    """Append the results of frames not yet in `out_file`; `normalize` maps uint8 batches to inputs."""
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    todo = np.array(sorted(set(range(len(images))) - done_frames(out_file)), dtype=np.int64)
+    model.eval()
+    predict = lambda x: model(x).steering  # noqa: E731
+    groups = [todo[i : i + settings.frames_per_group] for i in range(0, len(todo), settings.frames_per_group)]
+    if max_groups is not None:
+        groups = groups[:max_groups]
+    bar = tqdm(groups, desc=f"{out_file.parent.name}/{method}", unit="group", disable=not progress)
+    with out_file.open("a") as handle:
+        for ids in bar:
+            x = normalize(torch.from_numpy(np.array(images[ids])).to(device))
+            maps = saliency(method, model, x, ids, settings.seed)
+            with torch.no_grad():
+                prediction = predict(x).cpu().numpy()
+            deletion = curves(predict, x, maps, ids, "deletion", settings.steps, settings.substrate,
+                              settings.batch_size, settings.seed)  # fmt: skip
+            insertion = (
+                curves(predict, x, maps, ids, "insertion", settings.steps, "blur", settings.batch_size, settings.seed)
+                if settings.insertion else None
+            )  # fmt: skip
+            scores = relevance_scores(maps, np.asarray(masks[ids])) if masks is not None else None
+            for row, frame in enumerate(ids):
+                record = {
+                    "frame": int(frame),
+                    "prediction": float(prediction[row]),
+                    "target": float(targets[frame]) if targets is not None else None,
+                    "deletion": deletion[row].round(7).tolist(),
+                    "deletion_auc": float(auc(deletion[row])),
+                }
+                if insertion is not None:
+                    record["insertion"] = insertion[row].round(7).tolist()
+                    record["insertion_auc"] = float(auc(insertion[row]))
+                if scores is not None:
+                    record["mask_mass"], record["mask_mass_ratio"] = float(scores[0][row]), float(scores[1][row])
+                    record["pointing_hit"] = bool(scores[2][row])
+                handle.write(json.dumps(record) + "\n")
+            handle.flush()
+    return out_file

@@ -1,0 +1,129 @@
+"""Deletion and insertion curves for a regression output (Petsiuk et al., RISE, BMVC 2018).
+
+Pixels are ranked by saliency (ties broken by a random order seeded per frame, never by
+pixel index). Step k of K perturbs the top fraction k/K:
+  deletion:  those pixels take the substrate (dataset mean = 0 after normalization, or blur);
+  insertion: start from the blurred image and put those pixels back.
+The curve is d_k = |y(x_k) - y(x_0)| with x_0 the unperturbed image; AUC is the trapezoid
+over the fraction in [0, 1]. Deletion: higher is better. Insertion: lower is better.
+
+`curves` sends the K + 1 copies of many frames through the network in large batches;
+`curves_loop` is the plain per-frame, per-step reference it is tested against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Predict = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, H, W) -> (N,)
+
+
+def auc(curve: np.ndarray) -> np.ndarray:
+    """Trapezoid rule over [0, 1] on the last axis (RISE's auc())."""
+    curve = np.asarray(curve, np.float64)
+    return (curve.sum(axis=-1) - curve[..., 0] / 2 - curve[..., -1] / 2) / (curve.shape[-1] - 1)
+
+
+def blur(x: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
+    """Separable Gaussian blur (reflect padding) of (N, C, H, W)."""
+    radius = int(3 * sigma)
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-(t**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = x.shape[1]
+    out = F.pad(x, (radius, radius, 0, 0), mode="reflect")
+    out = F.conv2d(out, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    out = F.pad(out, (0, 0, radius, radius), mode="reflect")
+    return F.conv2d(out, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+
+
+def pixel_ranks(saliency: torch.Tensor, frame_ids: np.ndarray, seed: int) -> torch.Tensor:
+    """(B, H*W) rank of each pixel (0 = most salient); ties in a seeded random order per frame."""
+    flat = saliency.flatten(1)
+    ranks = torch.empty_like(flat, dtype=torch.long)
+    positions = torch.arange(flat.shape[1], device=flat.device)
+    for row, frame in enumerate(frame_ids):
+        shuffle = torch.from_numpy(np.random.default_rng([seed, int(frame), 11]).permutation(flat.shape[1])).to(
+            flat.device
+        )
+        order = shuffle[torch.argsort(-flat[row, shuffle], stable=True)]
+        ranks[row, order] = positions
+    return ranks
+
+
+def perturbed(
+    x: torch.Tensor, ranks: torch.Tensor, steps: torch.Tensor, total_steps: int, mode: str, substrate: torch.Tensor
+) -> torch.Tensor:
+    """x_k for each (frame, step) pair: x (B, C, H, W), ranks (B, H*W), steps (B,) -> (B, C, H, W)."""
+    count = torch.round(steps.double() / total_steps * ranks.shape[1]).long()
+    chosen = (ranks < count.unsqueeze(1)).view(x.shape[0], 1, *x.shape[-2:])
+    if mode == "deletion":
+        return torch.where(chosen, substrate, x)
+    return torch.where(chosen, x, substrate)  # insertion: start from the substrate (blurred image)
+
+
+def substrate_for(x: torch.Tensor, mode: str, kind: str) -> torch.Tensor:
+    """Deletion: dataset mean (0) or blur; insertion always starts from the blurred image."""
+    if mode == "insertion" or kind == "blur":
+        return blur(x)
+    if kind != "mean":
+        raise ValueError(f"substrate: unknown {kind!r}; expected mean or blur")
+    return torch.zeros_like(x)
+
+
+@torch.no_grad()
+def curves(
+    predict: Predict,
+    x: torch.Tensor,
+    saliency: torch.Tensor,
+    frame_ids: np.ndarray,
+    mode: str = "deletion",
+    total_steps: int = 50,
+    substrate: str = "mean",
+    batch_size: int = 1024,
+    seed: int = 0,
+) -> np.ndarray:
+    """(B, K + 1) curves d_k for frames x (B, C, H, W) in batches of at most `batch_size` images."""
+    ranks = pixel_ranks(saliency, frame_ids, seed)
+    base = substrate_for(x, mode, substrate)
+    reference = predict(x)
+    frames = torch.arange(x.shape[0], device=x.device).repeat_interleave(total_steps + 1)
+    steps = torch.arange(total_steps + 1, device=x.device).repeat(x.shape[0])
+    outputs = torch.empty(len(frames), device=x.device)
+    for begin in range(0, len(frames), batch_size):
+        f, k = frames[begin : begin + batch_size], steps[begin : begin + batch_size]
+        outputs[begin : begin + batch_size] = predict(perturbed(x[f], ranks[f], k, total_steps, mode, base[f]))
+    d = (outputs.view(x.shape[0], total_steps + 1) - reference.unsqueeze(1)).abs()
+    return d.cpu().numpy().astype(np.float64)
+
+
+@torch.no_grad()
+def curves_loop(
+    predict: Predict,
+    x: torch.Tensor,
+    saliency: torch.Tensor,
+    frame_ids: np.ndarray,
+    mode: str = "deletion",
+    total_steps: int = 50,
+    substrate: str = "mean",
+    seed: int = 0,
+) -> np.ndarray:
+    """The same curves one frame and one step at a time (the reference)."""
+    result = np.zeros((x.shape[0], total_steps + 1))
+    for row in range(x.shape[0]):
+        image = x[row : row + 1]
+        order = pixel_ranks(saliency[row : row + 1], frame_ids[row : row + 1], seed)[0].argsort()
+        base = substrate_for(image, mode, substrate)
+        reference = float(predict(image)[0])
+        pixels = order.numel()
+        for k in range(total_steps + 1):
+            chosen = torch.zeros(pixels, dtype=torch.bool)
+            chosen[order[: int(round(k / total_steps * pixels))]] = True
+            chosen = chosen.view(1, 1, *image.shape[-2:])
+            step = torch.where(chosen, base, image) if mode == "deletion" else torch.where(chosen, image, base)
+            result[row, k] = abs(float(predict(step)[0]) - reference)
+    return result

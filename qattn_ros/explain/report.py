@@ -1,0 +1,148 @@
+"""Aggregate per-frame results into results.json, a Markdown table and plots.
+
+Means carry 95 % bootstrap intervals over frames; ratios (to the random order of the same
+model, to the Kim & Canny attention) are ratios of means with paired bootstrap intervals
+over the frames both were computed on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .engine import read_results  # noqa: E402
+
+BASELINE = ("kim_canny", "attention")
+RESAMPLES = 2000
+
+
+def bootstrap_mean(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    values = np.asarray(values, np.float64)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (RESAMPLES, len(values)))].mean(axis=1)
+    return float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def bootstrap_ratio(numerator: np.ndarray, denominator: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """mean(numerator) / mean(denominator) with a paired bootstrap interval."""
+    a, b = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(a), (RESAMPLES, len(a)))
+    ratios = a[index].mean(axis=1) / np.maximum(b[index].mean(axis=1), 1e-12)
+    return float(a.mean() / max(b.mean(), 1e-12)), float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+
+
+def _by_frame(rows: list[dict], key: str) -> dict[int, float]:
+    return {r["frame"]: r[key] for r in rows if r.get(key) is not None}
+
+
+def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    common = sorted(set(a) & set(b))
+    return np.array([a[f] for f in common]), np.array([b[f] for f in common])
+
+
+def aggregate(folder: Path) -> dict:
+    """Summaries of every <model>/<method>.jsonl under `folder`."""
+    models = {}
+    for model_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        info = json.loads((model_dir / "model.json").read_text()) if (model_dir / "model.json").is_file() else {}
+        runs = {f.stem: read_results(f) for f in sorted(model_dir.glob("*.jsonl"))}
+        runs = {k: v for k, v in runs.items() if v}
+        if runs:
+            models[model_dir.name] = {"info": info, "runs": runs}
+    baseline = next(
+        (m for m, v in models.items() if v["info"].get("variant") == BASELINE[0] and BASELINE[1] in v["runs"]), None
+    )
+    summary = {}
+    for name, model in models.items():
+        any_rows = next(iter(model["runs"].values()))
+        errors = np.array([r["prediction"] - r["target"] for r in any_rows if r.get("target") is not None])
+        entry = {"info": model["info"], "frames": len(any_rows), "methods": {}}
+        if len(errors):
+            entry["rmse"], entry["mae"] = float(np.sqrt(np.mean(errors**2))), float(np.mean(np.abs(errors)))
+        random_auc = _by_frame(model["runs"].get("random", []), "deletion_auc")
+        for method, rows in model["runs"].items():
+            deletion = _by_frame(rows, "deletion_auc")
+            stats = {"frames": len(rows), "deletion_auc": bootstrap_mean(np.array(list(deletion.values())))}
+            if any("insertion_auc" in r for r in rows):
+                stats["insertion_auc"] = bootstrap_mean(np.array(list(_by_frame(rows, "insertion_auc").values())))
+            if random_auc and method != "random":
+                stats["vs_random"] = bootstrap_ratio(*_paired(deletion, random_auc))
+            if baseline:
+                stats["vs_kim_canny"] = bootstrap_ratio(
+                    *_paired(deletion, _by_frame(models[baseline]["runs"][BASELINE[1]], "deletion_auc"))
+                )
+            hits = [r["pointing_hit"] for r in rows if "pointing_hit" in r]
+            if hits:
+                stats["pointing"] = float(np.mean(hits))
+                ratios = [r["mask_mass_ratio"] for r in rows if r.get("mask_mass_ratio") == r.get("mask_mass_ratio")]
+                stats["mask_mass_ratio"] = bootstrap_mean(np.array(ratios)) if ratios else None
+            stats["deletion_curve"] = np.mean([r["deletion"] for r in rows], axis=0).tolist()
+            if "insertion" in rows[0]:
+                stats["insertion_curve"] = np.mean([r["insertion"] for r in rows], axis=0).tolist()
+            entry["methods"][method] = stats
+        summary[name] = entry
+    return {"baseline": baseline, "models": summary}
+
+
+def _ci(value: tuple | None, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    mean, low, high = value
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def markdown_table(results: dict) -> str:
+    lines = [
+        "| model | method | frames | deletion AUC ↑ | insertion AUC ↓ | deletion / random "
+        "| deletion / kim_canny attention | pointing | mass on mask (× area) | RMSE | MAE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    nan = float("nan")
+    for name, model in results["models"].items():
+        for method, s in model["methods"].items():
+            pointing = f"{s['pointing']:.2f}" if "pointing" in s else "–"
+            lines.append(
+                f"| {name} | {method} | {s['frames']} | {_ci(s['deletion_auc'])} | {_ci(s.get('insertion_auc'))} | "
+                f"{_ci(s.get('vs_random'), 2)} | {_ci(s.get('vs_kim_canny'), 2)} | {pointing} | "
+                f"{_ci(s.get('mask_mass_ratio'), 2)} | {model.get('rmse', nan):.4f} | {model.get('mae', nan):.4f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(results: dict, out: Path) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, model in results["models"].items():
+        for method, s in model["methods"].items():
+            label = f"{name} / {method}"
+            steps = np.linspace(0, 1, len(s["deletion_curve"]))
+            (line,) = axes[0].plot(steps, s["deletion_curve"], label=label)
+            if "insertion_curve" in s:
+                axes[1].plot(steps, s["insertion_curve"], label=label, color=line.get_color())
+    axes[0].set_title("deletion: |Δ steering| as the most salient pixels are removed (higher = more faithful)")
+    axes[1].set_title("insertion: from the blurred image (lower = more faithful)")
+    for ax in axes:
+        ax.set_xlabel("fraction of pixels")
+        ax.set_ylabel("|y(x_k) - y(x_0)|")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def write_report(folder: Path) -> dict:
+    """results.json, table.md and curves.png in `folder`, from what is there now."""
+    results = aggregate(folder)
+    (folder / "results.json").write_text(json.dumps(results, indent=2))
+    (folder / "table.md").write_text(markdown_table(results))
+    if results["models"]:
+        plot_curves(results, folder / "curves.png")
+    return results
