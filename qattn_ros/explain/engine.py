@@ -59,6 +59,16 @@ def done_frames(path: Path) -> set[int]:
     return done
 
 
+def drop_torn_tail(path: Path) -> None:
+    """Cut a last line left unfinished by a crash, so appended records start on their own line."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
 def read_results(path: Path) -> list[dict]:
     rows = {}
     for line in path.read_text().splitlines() if path.is_file() else []:
@@ -85,6 +95,7 @@ def evaluate_method(
 ) -> Path:
     """Append the results of frames not yet in `out_file`; `normalize` maps uint8 batches to inputs."""
     out_file.parent.mkdir(parents=True, exist_ok=True)
+    drop_torn_tail(out_file)
     todo = np.array(sorted(set(range(len(images))) - done_frames(out_file)), dtype=np.int64)
     model.eval()
     predict = lambda x: model(x).steering  # noqa: E731

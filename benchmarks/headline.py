@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""The headline experiment: deletion AUC of each variant's attention vs Kim & Canny's, over seeds.
+
+Trains kim_canny, quant_all (b=2), quant_sign (b=2, rest dropout 0.5) and binary_sign with
+several seeds on synthetic roads, plus quant_sign with b = 4 and 8 (b = 1 is binary_sign),
+and evaluates the attention and the random order on held-out frames rendered with a
+generator seed never used for training. Finished models and evaluations are reused,
+so an interrupted run continues where it stopped.
+
+Intervals: a hierarchical bootstrap (resample seeds, then frames within each seed) of the
+ratio of mean deletion AUCs, so seed-to-seed spread is part of the interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+import make_data  # noqa: E402
+from record import record  # noqa: E402
+
+from qattn_ros.data.cache import build_cache  # noqa: E402
+from qattn_ros.data.frames import FrameSet  # noqa: E402
+from qattn_ros.data.simlog import SimLogSource  # noqa: E402
+from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results  # noqa: E402
+from qattn_ros.fit.config import load_train_config  # noqa: E402
+from qattn_ros.fit.trainer import Trainer  # noqa: E402
+from qattn_ros.model.checkpoint import load_checkpoint  # noqa: E402
+from qattn_ros.preprocess import Preprocessing  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = {
+    "kim_canny": ["model.variant=kim_canny"],
+    "quant_all_b2": ["model.variant=quant_all", "model.bits=2"],
+    "quant_sign_b2": ["model.variant=quant_sign", "model.bits=2", "model.rest_dropout=0.5"],
+    "binary_sign": ["model.variant=binary_sign"],
+}
+ABLATION = {
+    "quant_sign_b4": ["model.variant=quant_sign", "model.bits=4", "model.rest_dropout=0.5"],
+    "quant_sign_b8": ["model.variant=quant_sign", "model.bits=8", "model.rest_dropout=0.5"],
+}
+HEADLINE = "quant_sign_b2"
+
+
+def train(name: str, seed: int, overrides: list[str], args, data: Path) -> Path:
+    out = Path(args.out) / "models" / f"{name}_s{seed}"
+    if (out / "history.json").is_file():
+        return out / "best"
+    config = load_train_config(ROOT / "config" / "train" / "synthetic.yaml", [
+        *overrides, f"seed={seed}", f"out={out}", f"optim.epochs={args.epochs}", f"device={args.device}",
+        f"data.train=[{{kind: simlog, path: '{data / 'train'}'}}]",
+        f"data.val=[{{kind: simlog, path: '{data / 'val'}'}}]", f"data.cache_dir={data / 'cache'}",
+        f"optim.batch_size={args.batch}",
+    ], model_path=str(ROOT / "config" / "models" / "quant_sign.yaml"))  # fmt: skip
+    trainer = Trainer(config)
+    trainer.fit()
+    return out / "best"
+
+
+def evaluate(checkpoint: Path, args, data: Path) -> dict:
+    model, info = load_checkpoint(checkpoint, args.device)
+    pre = Preprocessing.from_dict(info.preprocessing)
+    cached = build_cache(SimLogSource(data / "test"), pre, data / "cache")
+    frames = FrameSet(
+        [(cached, np.arange(min(args.test_frames, len(cached))))], info.steering_unit, info.positive_is_left
+    )
+    images, targets = frames.gather(np.arange(len(frames)))
+    masks = frames.gather_masks(np.arange(len(frames)))
+    settings = EvalSettings(steps=50, batch_size=args.eval_batch, seed=0)
+    folder = checkpoint.parent / "eval"
+    result = {"rmse": None}
+    for method in ("attention", "random"):
+        path = evaluate_method(model, method, images, pre.normalize, folder / f"{method}.jsonl", settings, masks,
+                               targets, args.device)  # fmt: skip
+        rows = read_results(path)
+        result[method] = {
+            k: np.array([r[k] for r in rows]) for k in ("deletion_auc", "insertion_auc", "mask_mass_ratio")
+        }
+        result[method]["pointing"] = np.array([r["pointing_hit"] for r in rows], float)
+        errors = np.array([r["prediction"] - r["target"] for r in rows])
+        result["rmse"] = float(np.sqrt(np.mean(errors**2)))
+    return result
+
+
+def hierarchical_means(per_seed: list[np.ndarray], rng: np.random.Generator, draws: int) -> np.ndarray:
+    """Bootstrap distribution of the mean over seeds of per-seed frame means."""
+    seeds = len(per_seed)
+    out = np.empty(draws)
+    for d in range(draws):
+        picks = rng.integers(0, seeds, seeds)
+        out[d] = np.mean([per_seed[s][rng.integers(0, len(per_seed[s]), len(per_seed[s]))].mean() for s in picks])
+    return out
+
+
+def summarize(results: dict[str, list[dict]], draws: int = 2000) -> dict:
+    rng = np.random.default_rng(0)
+    base = [r["attention"]["deletion_auc"] for r in results["kim_canny"]]
+    base_boot = hierarchical_means(base, rng, draws)
+    base_rmse = np.mean([r["rmse"] for r in results["kim_canny"]])
+    table = {}
+    for name, runs in results.items():
+        auc = [r["attention"]["deletion_auc"] for r in runs]
+        rand = [r["random"]["deletion_auc"] for r in runs]
+        boot = hierarchical_means(auc, rng, draws)
+        ratio = boot / base_boot
+        per_seed = [float(a.mean()) for a in auc]
+        table[name] = {
+            "seeds": len(runs),
+            "deletion_auc_mean": float(np.mean(per_seed)),
+            "deletion_auc_sd_over_seeds": float(np.std(per_seed, ddof=1)) if len(runs) > 1 else 0.0,
+            "deletion_auc_per_seed": per_seed,
+            "deletion_auc_ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "vs_kim_canny": float(np.mean(per_seed) / np.mean([a.mean() for a in base])),
+            "vs_kim_canny_ci": [float(np.percentile(ratio, 2.5)), float(np.percentile(ratio, 97.5))],
+            "vs_random": float(np.mean([a.mean() / b.mean() for a, b in zip(auc, rand)])),
+            "insertion_auc_mean": float(np.mean([r["attention"]["insertion_auc"].mean() for r in runs])),
+            "pointing": float(np.mean([r["attention"]["pointing"].mean() for r in runs])),
+            "mask_mass_ratio": float(np.mean([np.nanmean(r["attention"]["mask_mass_ratio"]) for r in runs])),
+            "rmse_mean": float(np.mean([r["rmse"] for r in runs])),
+            "rmse_ratio": float(np.mean([r["rmse"] for r in runs]) / base_rmse),
+        }
+    return table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="runs/headline")
+    parser.add_argument("--train-frames", type=int, default=4000)
+    parser.add_argument("--test-frames", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--eval-batch", type=int, default=1024)
+    parser.add_argument("--no-ablation", action="store_true")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    data = Path(args.out) / "data"
+    if not (data / "test" / "driving_log.csv").is_file():
+        make_data.main(["--out", str(data), "--train", str(args.train_frames), "--val", "500",
+                        "--test", str(args.test_frames), "--seed", "7"])  # fmt: skip
+    variants = {**MAIN, **({} if args.no_ablation else ABLATION)}
+    results: dict[str, list[dict]] = {}
+    for seed in range(args.seeds):
+        for name, overrides in variants.items():
+            results.setdefault(name, []).append(evaluate(train(name, seed, overrides, args, data), args, data))
+    table = summarize(results)
+    (Path(args.out) / "headline.json").write_text(json.dumps(table, indent=2))
+    head = table[HEADLINE]
+    summary = {
+        "deletion_auc_ratio": round(head["vs_kim_canny"], 3),
+        "ci_low": round(head["vs_kim_canny_ci"][0], 3),
+        "ci_high": round(head["vs_kim_canny_ci"][1], 3),
+        "rmse_ratio": round(head["rmse_ratio"], 3),
+        "seeds": args.seeds,
+    }
+    settings = {k: getattr(args, k) for k in ("train_frames", "test_frames", "epochs", "seeds", "batch")}
+    record("headline", summary, headline_variant=HEADLINE, settings=settings, variants=table)
+    for name, row in table.items():
+        print(f"{name:15s} del AUC {row['deletion_auc_mean']:.4f} ± {row['deletion_auc_sd_over_seeds']:.4f} "
+              f"x{row['vs_kim_canny']:.2f} [{row['vs_kim_canny_ci'][0]:.2f}, {row['vs_kim_canny_ci'][1]:.2f}] "
+              f"/random {row['vs_random']:.2f} RMSE x{row['rmse_ratio']:.2f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
