@@ -26,6 +26,9 @@ setup(
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "steering_node = qattn_ros.ros.steering_node:main",
+            "camera_publisher = qattn_ros.ros.camera_publisher:main",
+        ],
     },
 )

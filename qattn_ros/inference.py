@@ -20,8 +20,11 @@ class Prediction:
 
 
 class SteeringPredictor:
-    def __init__(self, checkpoint: str, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, checkpoint: str, device: str | torch.device = "cpu", steering_ratio: float = 14.8, wheelbase: float = 2.85
+    ) -> None:
         self.device = torch.device(device)
+        self.steering_ratio, self.wheelbase = steering_ratio, wheelbase
         self.model, self.info = load_checkpoint(checkpoint, self.device)
         self.preprocessing = Preprocessing.from_dict(self.info.preprocessing)
 
@@ -43,5 +46,7 @@ class SteeringPredictor:
         """One camera frame (H, W, 3) RGB uint8 -> prediction."""
         steering, attention = self.predict_model_batch(self.preprocessing.to_model_uint8(rgb)[None])
         value = float(steering[0])
-        angle = to_wheel_angle(value, self.info.steering_unit, self.info.positive_is_left)
+        angle = to_wheel_angle(
+            value, self.info.steering_unit, self.info.positive_is_left, self.steering_ratio, self.wheelbase
+        )
         return Prediction(value, angle, attention[0] if attention is not None else None)

@@ -1,0 +1,114 @@
+"""qattn_camera: publish camera frames from synthetic roads, an image folder, a video or a bag.
+
+Try the steering node without a robot:
+  ros2 run qattn_ros camera_publisher --ros-args -p source:=synthetic -p rate:=20.0
+Parameters: source (synthetic | folder of .jpg/.png | video file | Udacity .bag), rate (Hz),
+transport (raw | compressed), encoding (rgb8 | bgr8 | mono8 for raw), frame_id, width and
+height (synthetic), loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from ..data.bags import udacity_bag
+from ..data.images import read_rgb
+from ..data.synthetic import RoadGenerator
+from .messages import fill_image
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm"}
+
+
+def frames_from(source: str, width: int, height: int) -> Iterator[np.ndarray]:
+    """RGB frames of a source, once through."""
+    path = Path(source)
+    if source == "synthetic":
+        generator = RoadGenerator(height, width, seed=99)
+        yield from (generator.frame(i).image for i in itertools.count())
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        if not files:
+            raise ValueError(f"no .jpg/.png images in {path}")
+        yield from (read_rgb(p) for p in files)
+    elif path.suffix.lower() in VIDEO_SUFFIXES:
+        capture = cv2.VideoCapture(str(path))
+        if not capture.isOpened():
+            raise ValueError(f"cannot open video {path}")
+        while (grabbed := capture.read())[0]:
+            yield cv2.cvtColor(grabbed[1], cv2.COLOR_BGR2RGB)
+    elif path.suffix == ".bag":
+        yield from (record.image for record in udacity_bag(str(path)))
+    else:
+        raise ValueError(f"source {source!r}: expected synthetic, an image folder, a video file or a .bag")
+
+
+def to_message(rgb: np.ndarray, header, transport: str, encoding: str):
+    if transport == "compressed":
+        msg = CompressedImage(header=header, format="jpeg")
+        msg.data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+        return msg
+    codes = {"bgr8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_RGB2GRAY}
+    codes |= {"rgba8": cv2.COLOR_RGB2RGBA, "bgra8": cv2.COLOR_RGB2BGRA}
+    converted = rgb if encoding == "rgb8" else cv2.cvtColor(rgb, codes[encoding])
+    return fill_image(Image(), header, np.ascontiguousarray(converted), encoding)
+
+
+class CameraPublisher(Node):
+    def __init__(self) -> None:
+        super().__init__("qattn_camera")
+        defaults = {"source": "synthetic", "rate": 20.0, "transport": "raw", "encoding": "rgb8",
+                    "frame_id": "camera", "width": 640, "height": 480, "loop": True}  # fmt: skip
+        p = {k: self.declare_parameter(k, v).value for k, v in defaults.items()}
+        self.p = p
+        self.frames = self._frames()
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+        topic_type = (CompressedImage, "image/compressed") if p["transport"] == "compressed" else (Image, "image")
+        self.pub = self.create_publisher(*topic_type, qos)
+        self.create_timer(1.0 / p["rate"], self._tick)
+        self.get_logger().info(f"publishing {p['source']} on {self.pub.topic_name} at {p['rate']} Hz")
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        while True:
+            yield from frames_from(self.p["source"], self.p["width"], self.p["height"])
+            if not self.p["loop"]:
+                return
+
+    def _tick(self) -> None:
+        if not self.context.ok():  # shutting down (signal): publishing would fail
+            return
+        rgb = next(self.frames, None)
+        if rgb is None:
+            raise SystemExit(0)
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p["frame_id"])
+        self.pub.publish(to_message(rgb, header, self.p["transport"], self.p["encoding"]))
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = CameraPublisher()
+        rclpy.spin(node)
+    except ValueError as error:
+        print(f"qattn_camera: {error}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
+        pass
+    finally:
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
