@@ -25,7 +25,9 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -224,10 +226,10 @@ class SteeringNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
     try:
+        rclpy.init(args=args)
         node = SteeringNode()
-    except StartupError as error:
+    except (StartupError, ParameterException, rclpy_implementation.RCLError) as error:
         print(f"qattn_steering: {error}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1

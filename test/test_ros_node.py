@@ -1,0 +1,200 @@
+"""The steering node in its own process, driven over real rclpy / Fast DDS from this one."""
+
+import ast
+import math
+import re
+
+import numpy as np
+import pytest
+import rclpy
+import torch
+import yaml
+from ros_harness import ROOT, Harness, compressed_message, domain_id, raw_message, start_process, stop_process
+
+from qattn_ros.data.synthetic import RoadGenerator
+from qattn_ros.inference import SteeringPredictor
+from qattn_ros.model import ModelConfig, SteeringNet
+from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
+from qattn_ros.preprocess import Preprocessing
+from qattn_ros.ros.steering_node import DEFAULTS
+
+NODE = "qattn_ros.ros.steering_node"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    model = SteeringNet(ModelConfig(variant="quant_sign")).eval()
+    model.calibrate(torch.randn(8, 3, 80, 160))
+    model.target_std.fill_(0.1)
+    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing().to_dict(), steering_unit="sim_normalized",
+                          positive_is_left=False)  # fmt: skip
+    path = tmp_path_factory.mktemp("ckpt") / "model"
+    save_checkpoint(path, model, info)
+    return str(path) + ".safetensors"
+
+
+@pytest.fixture(scope="module")
+def ros():
+    """(best-effort harness, reliable harness, domain id)."""
+    domain = domain_id()
+    rclpy.init(domain_id=domain)
+    harnesses = Harness("best_effort"), Harness("reliable", reliable=True)
+    yield *harnesses, domain
+    for harness in harnesses:
+        harness.node.destroy_node()
+    rclpy.shutdown()
+
+
+@pytest.fixture(scope="module")
+def frames():
+    generator = RoadGenerator(120, 160, seed=5)
+    return [generator.frame(i).image for i in range(4)]
+
+
+def _expected(checkpoint, rgb):
+    return SteeringPredictor(checkpoint).predict(rgb)
+
+
+def _check_outputs(outputs, checkpoint, rgb, harness, stamp_msg) -> None:
+    assert outputs is not None, "no output arrived"
+    cmd = outputs["cmd_vel"][0]
+    assert cmd.header.frame_id == "base_link"
+    expected = _expected(checkpoint, rgb)
+    speed = cmd.twist.linear.x
+    assert cmd.twist.angular.z == pytest.approx(speed * math.tan(expected.wheel_angle) / 2.85, abs=1e-5)
+    assert any(abs(m.data - expected.steering) < 1e-5 for m in harness.received["steering_angle"])
+    over = outputs["attention/overlay"][0]  # a frame re-sent before the first answer may answer twice
+    assert (over.encoding, over.height, over.width) == ("bgr8", rgb.shape[0], rgb.shape[1])
+    assert over.header.frame_id == "camera"
+    amap = outputs["attention/map"][0]
+    assert (amap.encoding, amap.height, amap.width) == ("32FC1", 10, 20)
+    alpha = np.frombuffer(bytes(amap.data), np.float32).reshape(10, 20)
+    assert np.allclose(alpha, expected.attention, atol=1e-6) and abs(alpha.sum() - 1) < 1e-4
+    bgr = np.frombuffer(bytes(over.data), np.uint8).reshape(rgb.shape)
+    top = int(round(0.3 * rgb.shape[0]))  # cropped rows: no attention there, so the frame itself
+    assert np.array_equal(bgr[:top], rgb[:top, :, ::-1])
+    assert not np.array_equal(bgr[top:], rgb[top:, :, ::-1])
+
+
+def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, ros, frames) -> None:
+    _, harness, domain = ros  # reliable, so that each bad frame arrives exactly once
+    process = start_process(NODE, {"checkpoint": checkpoint, "reliability": "reliable"}, domain)
+    try:
+        for index, encoding in enumerate(["rgb8", "bgr8", "rgba8", "bgra8", "mono8"]):
+            rgb = frames[index % len(frames)]
+            msg = raw_message(rgb, encoding)
+            gray = np.frombuffer(raw_message(rgb, "mono8").data, np.uint8).reshape(rgb.shape[:2])
+            seen = np.repeat(gray[..., None], 3, axis=2) if encoding == "mono8" else rgb
+            outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
+            _check_outputs(outputs, checkpoint, seen, harness, msg)
+            assert outputs["cmd_vel"][0].twist.linear.x == pytest.approx(2.0)
+
+        # runtime parameters take effect while frames stream; bad values are refused
+        assert harness.set_parameter("cruise_speed", 5.0)
+        assert not harness.set_parameter("overlay_alpha", 2.0)
+        assert not harness.set_parameter("checkpoint", "other.safetensors"), "read-only"
+        outputs = harness.send(raw_message(frames[0], "rgb8"))
+        assert outputs["cmd_vel"][0].twist.linear.x == pytest.approx(5.0)
+        assert harness.set_parameter("publish_overlay", False)
+        outputs = harness.send(raw_message(frames[1], "rgb8"), wait_for=("cmd_vel", "attention/map"))
+        assert outputs["attention/overlay"] == []
+
+        # bad frames: skipped and counted, and the next good frame is processed
+        good = raw_message(frames[2], "rgb8")
+        truncated = raw_message(frames[2], "rgb8")
+        truncated.data = bytes(truncated.data)[:1000]
+        wrong_step = raw_message(frames[2], "rgb8")
+        wrong_step.step = 100
+        unsupported = raw_message(frames[2], "rgb8")
+        unsupported.encoding = "yuv422_yuy2"
+        empty = raw_message(frames[2], "rgb8")
+        empty.width = empty.height = empty.step = 0
+        empty.data = b""
+        huge = raw_message(np.zeros((4320, 7680, 3), np.uint8), "mono8")  # 8K
+        bad = [truncated, wrong_step, unsupported, empty, huge]
+        for frame in bad:
+            assert harness.send_bad(frame)
+            assert harness.send(good) is not None, "the node keeps running past a bad frame"
+        diagnostics = harness.diagnostics()
+        assert int(diagnostics["bad"]) == len(bad)
+        assert int(diagnostics["frames_out"]) >= 8
+        assert float(diagnostics["latency_p99_ms"]) > 0
+    finally:
+        log = stop_process(process)
+    assert re.search(r"quant_sign checkpoint .* on cpu \(device=auto and CUDA is not available\)", log), log
+    assert "data has 1000 bytes, step x height = 57600" in log
+    assert "unsupported encoding 'yuv422_yuy2'" in log and "exceeds max_pixels" in log and "zero-size image" in log
+
+
+def test_compressed_node_jpeg_png_and_corrupt(checkpoint, ros, frames) -> None:
+    import cv2
+
+    harness, _, domain = ros
+    process = start_process(NODE, {"checkpoint": checkpoint, "transport": "compressed"}, domain)
+    try:
+        for fmt in ("jpeg", "png"):
+            msg = compressed_message(frames[3], fmt)
+            decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
+            _check_outputs(outputs, checkpoint, decoded, harness, msg)
+        corrupt = compressed_message(frames[3], "jpeg")
+        corrupt.data = b"\xff\xd8\xff\xe0 definitely not a jpeg" * 10
+        assert harness.send_bad(corrupt)
+        assert harness.send(compressed_message(frames[0], "jpeg")) is not None
+        assert int(harness.diagnostics()["bad"]) >= 1
+    finally:
+        log = stop_process(process)
+    assert "corrupt jpeg image" in log
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "incompatible", "empty"])
+def test_bad_checkpoint_ends_startup_with_one_clear_line(checkpoint, tmp_path, problem) -> None:
+    import json
+    import shutil
+
+    target = tmp_path / "ckpt.safetensors"
+    if problem != "missing":
+        shutil.copy(checkpoint, target)
+        shutil.copy(checkpoint.replace(".safetensors", ".json"), tmp_path / "ckpt.json")
+    if problem == "corrupt":
+        target.write_bytes(target.read_bytes()[:-50])
+    if problem == "incompatible":
+        meta = json.loads((tmp_path / "ckpt.json").read_text())
+        meta["model"]["variant"] = "pilotnet"
+        (tmp_path / "ckpt.json").write_text(json.dumps(meta))
+    process = start_process(NODE, {"checkpoint": "" if problem == "empty" else str(target)}, domain_id() + 1)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 1
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("qattn_steering: "), output
+    expected = {"missing": "not found", "corrupt": "SHA-256 does not match", "incompatible": "do not match the config",
+                "empty": "parameter 'checkpoint' is empty"}[problem]  # fmt: skip
+    assert expected in lines[0]
+
+
+def test_config_yaml_matches_the_declared_defaults() -> None:
+    params = yaml.safe_load((ROOT / "config" / "steering_node.yaml").read_text())["qattn_steering"]["ros__parameters"]
+    assert params == DEFAULTS
+
+
+def test_launch_file_names_only_things_that_exist() -> None:
+    """Without `launch` installed: every executable, file and parameter the launch file names exists."""
+    source = (ROOT / "launch" / "steering.launch.py").read_text()
+    tree = ast.parse(source)
+    setup = (ROOT / "setup.py").read_text()
+    executables = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
+                   for kw in node.keywords if kw.arg == "executable" and isinstance(kw.value, ast.Constant)}  # fmt: skip
+    assert "steering_node" in executables
+    for executable in executables - {"rviz2"}:
+        assert f"{executable} = qattn_ros." in setup, executable
+    files = set(re.findall(r'"([\w.]+\.(?:yaml|rviz))"', source))
+    assert files == {"steering_node.yaml", "attention.rviz"}
+    for name in files:
+        assert (ROOT / "config" / name).is_file(), name
+    assert 'glob("config/*.yaml") + glob("config/*.rviz")' in setup and 'glob("launch/*.launch.py")' in setup
+    overrides = set(re.findall(r'"(\w+)": LaunchConfiguration', source))
+    assert overrides and overrides <= set(DEFAULTS), overrides - set(DEFAULTS)
+    rviz = yaml.safe_load((ROOT / "config" / "attention.rviz").read_text())
+    topics = {d["Topic"]["Value"]: d["Topic"]["Reliability Policy"] for d in rviz["Visualization Manager"]["Displays"]}
+    assert topics == {"/image": "Best Effort", "/attention/overlay": "Best Effort"}
