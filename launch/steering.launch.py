@@ -21,7 +21,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("checkpoint", description="path to <name>.safetensors (sidecar <name>.json beside it)"),
         DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda | cuda:N"),
         DeclareLaunchArgument("image_topic", default_value="/image", description="camera topic (raw)"),
-        DeclareLaunchArgument("transport", default_value="raw", description="raw | compressed (<image_topic>/compressed)"),
+        DeclareLaunchArgument("transport", default_value="raw", description="raw | compressed"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "steering_node.yaml")),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with the attention view"),
         Node(

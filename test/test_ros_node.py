@@ -183,8 +183,8 @@ def test_launch_file_names_only_things_that_exist() -> None:
     source = (ROOT / "launch" / "steering.launch.py").read_text()
     tree = ast.parse(source)
     setup = (ROOT / "setup.py").read_text()
-    executables = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
-                   for kw in node.keywords if kw.arg == "executable" and isinstance(kw.value, ast.Constant)}  # fmt: skip
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    executables = {kw.value.value for call in calls for kw in call.keywords if kw.arg == "executable"}
     assert "steering_node" in executables
     for executable in executables - {"rviz2"}:
         assert f"{executable} = qattn_ros." in setup, executable
