@@ -57,6 +57,7 @@ DEFAULTS = {
     "overlay_alpha": 0.5,
     "colormap": "jet",
     "max_pixels": 4096 * 4096,
+    "cpu_threads": 1,
     "diagnostics_period": 1.0,
 }
 RUNTIME = {"cruise_speed", "publish_overlay", "overlay_alpha", "colormap"}
@@ -94,6 +95,8 @@ class SteeringNode(Node):
         if p["reliability"] not in ("best_effort", "reliable"):
             raise StartupError(f"reliability={p['reliability']!r}: expected best_effort or reliable")
         device, why = choose_device(p["device"])
+        if device == "cpu" and p["cpu_threads"] > 0:
+            torch.set_num_threads(p["cpu_threads"])  # one image at a time: more threads mostly wait on each other
         try:
             self.predictor = SteeringPredictor(p["checkpoint"], device, p["steering_ratio"], p["wheelbase"])
         except CheckpointError as error:
