@@ -139,7 +139,8 @@ def main() -> int:
     domain = str(100 + os.getpid() % 100)
     # Fast DDS's transports for large samples (shared memory + TCP): 640x480 images do not fit
     # the default UDP path without fragment loss under load.
-    env = {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA", **os.environ, "ROS_DOMAIN_ID": domain, "PYTHONUNBUFFERED": "1"}
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    env = {**os.environ, "ROS_DOMAIN_ID": domain, "PYTHONUNBUFFERED": "1"}
     tmp = tempfile.TemporaryDirectory()
     checkpoint = args.checkpoint or make_checkpoint(Path(tmp.name))
     node = spawn(["-m", "qattn_ros.ros.steering_node", "--ros-args", "-p", f"checkpoint:={checkpoint}"], env)
