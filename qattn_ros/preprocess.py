@@ -7,13 +7,13 @@ Camera RGB uint8 -> crop sky/hood rows -> resize to the model input -> colour sp
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
 import torch
 
-from .model.config import ConfigError
+from .model.config import ConfigError, from_mapping
 
 COLOR_SPACES = {"rgb": None, "yuv": cv2.COLOR_RGB2YUV, "hsv": cv2.COLOR_RGB2HSV_FULL}
 BACK_TO_RGB = {"rgb": None, "yuv": cv2.COLOR_YUV2RGB, "hsv": cv2.COLOR_HSV2RGB_FULL}
@@ -45,11 +45,7 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocessing:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"preprocessing: unknown key(s) {', '.join(unknown)}")
-        return cls(**data)
+        return from_mapping(cls, data, "preprocessing")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
-from collections.abc import Iterator
 from pathlib import Path, PureWindowsPath
 
 from tqdm import tqdm
 
-from .images import read_mask, read_rgb, write_mask, write_rgb
-from .record import DataError, Record
+from .image_list import ImageListSource
+from .images import write_mask, write_rgb
+from .record import DataError
 from .synthetic import RoadGenerator
 
 COLUMNS = ("center", "left", "right", "steering", "throttle", "brake", "speed")
@@ -52,7 +52,7 @@ def _read_rows(csv_path: Path) -> list[dict[str, str]]:
     return [dict(zip(COLUMNS, (cell.strip() for cell in row))) for row in rows]
 
 
-class SimLogSource:
+class SimLogSource(ImageListSource):
     """Records of a simulator log; `cameras` picks center/left/right, the side ones corrected."""
 
     steering_unit = "sim_normalized"
@@ -69,9 +69,7 @@ class SimLogSource:
             raise DataError(f"cameras: unknown camera(s) {unknown}; use center, left, right")
         self.cameras = tuple(cameras)
         self.side_correction = side_correction
-        self._skipped = {"corrupt_image": 0}
-        self.items: list[tuple[Path, float, int, float | None]] = []
-        missing: list[str] = []
+        items: list[tuple[Path, float, int, float | None]] = []
         for index, row in enumerate(_read_rows(self.csv_path)):
             try:
                 steering = float(row["steering"])
@@ -82,14 +80,11 @@ class SimLogSource:
                 if not row.get(camera):
                     raise DataError(f"{self.csv_path}: row {index + 1}: empty {camera!r} column")
                 image = self._resolve(row[camera])
-                if not image.is_file():
-                    missing.append(row[camera])
                 stamp = _stamp_from_name(image.name)
                 stamp = stamp if stamp is not None else index * FRAME_PERIOD_NS
                 correction = {"center": 0.0, "left": side_correction, "right": -side_correction}[camera]
-                self.items.append((image, steering + correction, stamp, speed))
-        if missing:
-            raise DataError(f"{self.csv_path}: {len(missing)} image(s) do not exist, first: {', '.join(missing[:3])}")
+                items.append((image, steering + correction, stamp, speed))
+        super().__init__(self.csv_path, items)
 
     def _resolve(self, name: str) -> Path:
         path = Path(name)
@@ -99,35 +94,11 @@ class SimLogSource:
             return path
         return self.root / "IMG" / PureWindowsPath(name).name  # recorded on another machine
 
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self) -> Iterator[Record]:
-        for image_path, steering, stamp, speed in self.items:
-            try:
-                image = read_rgb(image_path)
-            except DataError:
-                self._skipped["corrupt_image"] += 1
-                continue
-            mask = read_mask(self.root / "masks" / (image_path.stem + ".png"))
-            yield Record(image=image, steering=steering, stamp_ns=stamp, speed=speed, mask=mask)
+    def mask_path(self, image: Path) -> Path:
+        return self.root / "masks" / (image.stem + ".png")
 
     def fingerprint(self) -> dict:
-        stat = self.csv_path.stat()
-        images = [path.stat() for path, *_ in self.items]  # replaced images must invalidate the cache
-        return {
-            "kind": "simlog",
-            "csv": str(self.csv_path.resolve()),
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "image_bytes": sum(s.st_size for s in images),
-            "image_mtime_ns": max((s.st_mtime_ns for s in images), default=0),
-            "cameras": list(self.cameras),
-            "side_correction": self.side_correction,
-        }
-
-    def skipped(self) -> dict[str, int]:
-        return dict(self._skipped)
+        return {**super().fingerprint(), "cameras": list(self.cameras), "side_correction": self.side_correction}
 
 
 def write_simlog(

@@ -12,11 +12,10 @@ frame_id = camera stamp in ns) with the images as center/<frame_id>.jpg.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
-from .images import read_rgb
-from .record import DataError, Record
+from .image_list import ImageListSource
+from .record import DataError
 
 INTERPOLATED_COLUMNS = ("timestamp", "frame_id", "filename", "angle", "speed")
 CH2_COLUMNS = ("frame_id", "steering_angle")
@@ -34,52 +33,11 @@ def _read_csv(path: Path, needed: tuple[str, ...]) -> list[dict[str, str]]:
         return [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
 
 
-class _ImageListSource:
-    """Records from (image path, steering, stamp, speed) items; corrupt images skipped and counted."""
+class UdacityFolderSource(ImageListSource):
+    """An udacity-driving-reader output folder (steering-wheel angle in rad, positive left)."""
 
     steering_unit = "steering_wheel_rad"
     positive_is_left = True
-
-    def __init__(self, csv_path: Path, items: list[tuple[Path, float, int, float | None]]) -> None:
-        self.csv_path = csv_path
-        self.items = sorted(items, key=lambda item: item[2])
-        missing = [str(path) for path, *_ in self.items if not path.is_file()]
-        if missing:
-            raise DataError(f"{csv_path}: {len(missing)} image(s) do not exist, first: {', '.join(missing[:3])}")
-        if not self.items:
-            raise DataError(f"{csv_path}: no frames")
-        self._skipped = {"corrupt_image": 0}
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self) -> Iterator[Record]:
-        for path, steering, stamp, speed in self.items:
-            try:
-                image = read_rgb(path)
-            except DataError:
-                self._skipped["corrupt_image"] += 1
-                continue
-            yield Record(image=image, steering=steering, stamp_ns=stamp, speed=speed)
-
-    def fingerprint(self) -> dict:
-        stat = self.csv_path.stat()
-        images = [path.stat() for path, *_ in self.items]
-        return {
-            "kind": type(self).__name__,
-            "csv": str(self.csv_path.resolve()),
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "image_bytes": sum(s.st_size for s in images),
-            "image_mtime_ns": max(s.st_mtime_ns for s in images),
-        }
-
-    def skipped(self) -> dict[str, int]:
-        return dict(self._skipped)
-
-
-class UdacityFolderSource(_ImageListSource):
-    """An udacity-driving-reader output folder (steering-wheel angle in rad, positive left)."""
 
     def __init__(self, path: str | Path, camera: str = "center_camera") -> None:
         root = Path(path)
@@ -100,8 +58,11 @@ class UdacityFolderSource(_ImageListSource):
         super().__init__(csv_path, items)
 
 
-class Ch2TestSource(_ImageListSource):
+class Ch2TestSource(ImageListSource):
     """Challenge 2 test images labelled by CH2_final_evaluation.csv (unlabelled images ignored)."""
+
+    steering_unit = "steering_wheel_rad"
+    positive_is_left = True
 
     def __init__(self, labels: str | Path, images: str | Path) -> None:
         labels, folder = Path(labels), Path(images)

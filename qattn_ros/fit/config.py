@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from ..model.config import ConfigError, ModelConfig
+from ..model.config import ConfigError, ModelConfig, from_mapping
 from ..preprocess import Preprocessing
 
 
@@ -53,17 +53,6 @@ class TrainConfig:
     out: str = "runs/model"
     device: str = "auto"
     progress: bool = True
-
-
-def _section(cls, data: dict | None, name: str):
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{name}: expected a mapping, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{name}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**data)
 
 
 def read_yaml(path: Path) -> dict:
@@ -113,5 +102,5 @@ def load_train_config(
     data["model"] = ModelConfig.from_dict(data["model"])
     data["preprocessing"] = Preprocessing.from_dict(data.get("preprocessing") or {})
     for name, cls in (("data", DataConfig), ("optim", OptimConfig), ("augment", AugmentConfig)):
-        data[name] = _section(cls, data.get(name), name)
-    return _section(TrainConfig, data, "train config")
+        data[name] = from_mapping(cls, data.get(name), name)
+    return from_mapping(TrainConfig, data, "train config")

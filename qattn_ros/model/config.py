@@ -14,6 +14,21 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range; the message names it."""
 
 
+def from_mapping(cls, data: dict | None, section: str):
+    """Build dataclass `cls` from a mapping, refusing unknown keys with the section's name."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{section}: expected a mapping, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{section}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+    try:
+        return cls(**data)
+    except TypeError as error:
+        raise ConfigError(f"{section}: {error}") from None
+
+
 @dataclass
 class ModelConfig:
     variant: str = "quant_sign"
@@ -56,11 +71,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"model: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
-        return cls(**data)
+        return from_mapping(cls, data, "model")
 
     def to_dict(self) -> dict:
         return asdict(self)
