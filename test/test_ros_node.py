@@ -3,13 +3,24 @@
 import ast
 import math
 import re
+import time
 
 import numpy as np
 import pytest
 import rclpy
 import torch
 import yaml
-from ros_harness import ROOT, Harness, compressed_message, domain_id, raw_message, start_process, stop_process
+from ros_harness import (
+    BEST_EFFORT,
+    ROOT,
+    Harness,
+    compressed_message,
+    domain_id,
+    raw_message,
+    start_process,
+    stop_process,
+)
+from sensor_msgs.msg import CompressedImage, Image
 
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.inference import SteeringPredictor
@@ -198,3 +209,33 @@ def test_launch_file_names_only_things_that_exist() -> None:
     rviz = yaml.safe_load((ROOT / "config" / "attention.rviz").read_text())
     topics = {d["Topic"]["Value"]: d["Topic"]["Reliability Policy"] for d in rviz["Visualization Manager"]["Displays"]}
     assert topics == {"/image": "Best Effort", "/attention/overlay": "Best Effort"}
+
+
+@pytest.mark.parametrize("transport, encoding", [("raw", "bgr8"), ("compressed", "rgb8")])
+def test_camera_publisher_plays_a_folder(ros, tmp_path, frames, transport, encoding) -> None:
+    import cv2
+
+    harness, _, domain = ros
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(tmp_path / f"{index:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    got = []
+    kind, topic = (Image, "image") if transport == "raw" else (CompressedImage, "image/compressed")
+    harness.node.create_subscription(kind, topic, got.append, BEST_EFFORT)
+    process = start_process("qattn_ros.ros.camera_publisher", {"source": str(tmp_path), "rate": 20.0,
+                            "transport": transport, "encoding": encoding}, domain)  # fmt: skip
+    try:
+        end = time.monotonic() + 20
+        while len(got) < 6 and time.monotonic() < end:
+            harness.spin(0.1)
+    finally:
+        stop_process(process)
+    assert len(got) >= 6, "frames keep coming (the folder loops)"
+    if transport == "raw":
+        first = np.frombuffer(bytes(got[0].data), np.uint8).reshape(120, 160, 3)[..., ::-1]
+        assert got[0].encoding == "bgr8" and any(np.array_equal(first, f) for f in frames)
+    else:
+        assert got[0].format == "jpeg" and cv2.imdecode(np.frombuffer(bytes(got[0].data), np.uint8), 1).shape == (
+            120,
+            160,
+            3,
+        )
