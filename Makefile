@@ -10,7 +10,6 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-ros.txt setup.py
 	python3 -m venv $(SYSTEM_SITE) $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	$(if $(ROS_DISTRO),echo "ROS_DISTRO=$(ROS_DISTRO): using the sourced ROS 2 rclpy",$(PY) -m pip install -q -r requirements-ros.txt)
 	$(PY) -m pip install -q --no-deps -e .
