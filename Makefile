@@ -25,8 +25,11 @@ lint: setup
 	$(VENV)/bin/ruff check qattn_ros training test benchmarks launch
 	$(VENV)/bin/ruff format --check qattn_ros training test benchmarks launch
 
-bench: setup
+bench: setup  # CPU benchmarks; benchmarks/headline.py and udacity_pipeline.py run longer
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/data_throughput.py
+	$(PY) benchmarks/eval_throughput.py
+	$(PY) benchmarks/node_latency.py
 
 clean:
 	rm -rf $(VENV) data_out runs
