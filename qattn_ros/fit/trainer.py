@@ -142,6 +142,9 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.train_set, self.val_set = load_frames(config, self.dist)
         self.out = Path(config.out)
+        optim = config.optim
+        self.starts = self.train_set.sequence_starts(optim.seq_len)  # where a training sequence may begin
+        self.steps_per_epoch = min(len(self.starts) // optim.batch_size, optim.max_steps_per_epoch or len(self.starts))
         pre = config.preprocessing
         sample = self.train_set.gather(
             np.linspace(0, len(self.train_set) - 1, min(len(self.train_set), 2000)).astype(np.int64)
@@ -185,24 +188,15 @@ class Trainer:
     def _step_batches(self, epoch: int) -> Iterator[list[np.ndarray]]:
         """Per step: this rank's micro-batches of sequence start indices."""
         optim = self.config.optim
-        starts = self.train_set.sequence_starts(optim.seq_len)
-        order = np.random.default_rng([self.config.seed, epoch]).permutation(starts)
-        steps = len(order) // optim.batch_size
-        if optim.max_steps_per_epoch:
-            steps = min(steps, optim.max_steps_per_epoch)
-        for step in range(steps):
+        order = np.random.default_rng([self.config.seed, epoch]).permutation(self.starts)
+        for step in range(self.steps_per_epoch):
             mine = order[step * optim.batch_size : (step + 1) * optim.batch_size][self.dist.rank :: self.dist.world]
             yield [mine[j :: optim.accumulation] for j in range(optim.accumulation)]  # strided, as ranks are
-
-    def steps_per_epoch(self) -> int:
-        optim = self.config.optim
-        steps = len(self.train_set.sequence_starts(optim.seq_len)) // optim.batch_size
-        return min(steps, optim.max_steps_per_epoch) if optim.max_steps_per_epoch else steps
 
     # -- optimization ---------------------------------------------------------------------
     def _lr(self) -> float:
         optim = self.config.optim
-        total = max(self.steps_per_epoch() * optim.epochs, 1)
+        total = max(self.steps_per_epoch * optim.epochs, 1)
         warm = min(optim.warmup_steps, total // 10 + 1)
         if self.step < warm:
             return optim.lr * (self.step + 1) / warm
@@ -234,7 +228,7 @@ class Trainer:
         model.train()
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch * 1009 + self.dist.rank)
         bar = tqdm(
-            total=self.steps_per_epoch(),
+            total=self.steps_per_epoch,
             desc=f"epoch {epoch + 1}/{self.config.optim.epochs}",
             unit="step",
             disable=not (self.config.progress and self.dist.main),
