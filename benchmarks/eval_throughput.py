@@ -34,6 +34,7 @@ def main() -> int:
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = SteeringNet(ModelConfig(variant="quant_sign")).to(device).eval()
+    model.to(memory_format=torch.channels_last)  # as the evaluation engine runs it
     model.calibrate(torch.randn(16, 3, 80, 160, device=device))
     predict = lambda x: model(x).steering  # noqa: E731
     x = torch.randn(args.frames, 3, 80, 160, device=device)
