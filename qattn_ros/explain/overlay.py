@@ -23,14 +23,18 @@ def to_camera(attention: np.ndarray, height: int, width: int, preprocessing: Pre
     return full
 
 
-def overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> np.ndarray:
-    """Blend a colour-mapped heat map onto an RGB frame, weighted by the heat itself.
+def overlay(
+    image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, colormap: str = "jet", bgr: bool = False
+) -> np.ndarray:
+    """Blend a colour-mapped heat map onto a uint8 frame (RGB, or BGR with `bgr`), weighted by the heat.
 
     Where the (max-normalized) heat is 0 the frame is unchanged; where it is largest the
     colour map covers `alpha` of the pixel.
     """
     peak = float(heat.max())
-    weight = np.clip(heat / peak, 0, 1) if peak > 0 else np.zeros_like(heat)
-    coloured = cv2.applyColorMap((weight * 255).astype(np.uint8), COLORMAPS[colormap])[..., ::-1]
-    mix = (alpha * weight)[..., None]
-    return (rgb.astype(np.float32) * (1 - mix) + coloured.astype(np.float32) * mix + 0.5).astype(np.uint8)
+    weight = np.clip(heat / peak, 0, 1).astype(np.float32) if peak > 0 else np.zeros(heat.shape, np.float32)
+    coloured = cv2.applyColorMap((weight * 255).astype(np.uint8), COLORMAPS[colormap])  # BGR
+    if not bgr:
+        coloured = cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
+    mix = alpha * weight
+    return cv2.blendLinear(np.ascontiguousarray(image), coloured, 1.0 - mix, mix)

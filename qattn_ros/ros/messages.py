@@ -7,6 +7,7 @@ limit) so that a bad frame becomes one clear `BadFrame` error instead of a crash
 
 from __future__ import annotations
 
+import array as pyarray
 import io
 from types import SimpleNamespace
 
@@ -80,5 +81,7 @@ def fill_image(msg, header, array: np.ndarray, encoding: str):
     msg.encoding = encoding
     msg.is_bigendian = 0
     msg.step = array.strides[0]
-    msg.data = np.ascontiguousarray(array).tobytes()
+    buffer = pyarray.array("B")
+    buffer.frombytes(np.ascontiguousarray(array).view(np.uint8).data)  # one copy, into the field type
+    msg.data = buffer
     return msg

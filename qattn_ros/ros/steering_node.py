@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 
+import cv2
 import numpy as np
 import rclpy
 import torch
@@ -130,6 +131,7 @@ class SteeringNode(Node):
         self._pending: tuple | None = None
         self._wake = threading.Condition()
         self._running = True
+        sys.setswitchinterval(0.0005)  # hand the GIL to the woken worker at once, not after 5 ms
         self._worker = threading.Thread(target=self._work, name="qattn_inference", daemon=True)
         self._worker.start()
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
@@ -197,11 +199,13 @@ class SteeringNode(Node):
             return
         self.pub_map.publish(fill_image(Image(), msg.header, prediction.attention.astype(np.float32), "32FC1"))
         if self.get_parameter("publish_overlay").value:
-            heat = to_camera(prediction.attention, rgb.shape[0], rgb.shape[1], self.predictor.preprocessing)
-            blended = overlay(
-                rgb, heat, float(self.get_parameter("overlay_alpha").value), self.get_parameter("colormap").value
-            )
-            self.pub_overlay.publish(fill_image(Image(), msg.header, np.ascontiguousarray(blended[..., ::-1]), "bgr8"))
+            alpha, colormap = float(self.get_parameter("overlay_alpha").value), self.get_parameter("colormap").value
+            bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+            top, bottom, left, right = self.predictor.preprocessing.model_box(*rgb.shape[:2])
+            heat = to_camera(prediction.attention, *rgb.shape[:2], self.predictor.preprocessing)[top:bottom, left:right]
+            # outside the model's box the attention is 0: only the box is blended
+            bgr[top:bottom, left:right] = overlay(bgr[top:bottom, left:right], heat, alpha, colormap, bgr=True)
+            self.pub_overlay.publish(fill_image(Image(), msg.header, bgr, "bgr8"))
 
     # -- diagnostics ------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
