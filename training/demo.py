@@ -18,10 +18,13 @@ matplotlib.use("Agg")
 import make_data  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from qattn_ros.data.cache import build_cache  # noqa: E402
 from qattn_ros.data.simlog import SimLogSource  # noqa: E402
+from qattn_ros.explain.engine import relevance_scores  # noqa: E402
 from qattn_ros.explain.overlay import overlay, to_camera  # noqa: E402
+from qattn_ros.explain.saliency import saliency  # noqa: E402
 from qattn_ros.fit.config import load_train_config  # noqa: E402
 from qattn_ros.fit.trainer import Trainer  # noqa: E402
 from qattn_ros.inference import SteeringPredictor  # noqa: E402
@@ -32,18 +35,15 @@ VARIANTS = {"kim_canny": "Kim & Canny attention", "quant_sign": "sign-bit attent
 
 def test_metrics(predictor: SteeringPredictor, frames) -> dict:
     """RMSE / MAE on held-out frames, and how much attention falls on the relevance mask."""
-    steering, attention = predictor.predict_model_batch(np.asarray(frames.images))
+    images = torch.from_numpy(np.array(frames.images))
+    steering, _ = predictor.predict_model_batch(images.numpy())
     error = steering - frames.steering
-    masks = np.asarray(frames.masks, np.float32) / 255.0
-    h, w = masks.shape[1:]
-    up = np.stack([np.kron(a, np.ones((h // a.shape[0], w // a.shape[1]))) for a in attention])
-    up /= up.sum(axis=(1, 2), keepdims=True)
-    mass = (up * masks).sum(axis=(1, 2))
-    area = masks.mean(axis=(1, 2))
+    maps = saliency("attention", predictor.model, predictor.preprocessing.normalize(images), np.arange(len(images)))
+    _, mass_ratio, _ = relevance_scores(maps, np.asarray(frames.masks))
     return {
         "rmse": float(np.sqrt(np.mean(error**2))),
         "mae": float(np.mean(np.abs(error))),
-        "mask_mass_ratio": float(np.mean(mass[area > 0] / area[area > 0])),
+        "mask_mass_ratio": float(np.nanmean(mass_ratio)),
     }
 
 

@@ -131,7 +131,6 @@ class SteeringNode(Node):
         self._pending: tuple | None = None
         self._wake = threading.Condition()
         self._running = True
-        sys.setswitchinterval(0.0005)  # hand the GIL to the woken worker at once, not after 5 ms
         self._worker = threading.Thread(target=self._work, name="qattn_inference", daemon=True)
         self._worker.start()
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
