@@ -132,6 +132,7 @@ def main() -> int:
         return 0
 
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from record import record
     from sensor_msgs.msg import Image
@@ -153,6 +154,10 @@ def main() -> int:
     def on(kind):
         return lambda msg: arrivals[kind].setdefault(stamp_ns(msg), receiver.get_clock().now().nanoseconds)
 
+    diagnostics: dict[str, str] = {}
+    receiver.create_subscription(
+        DiagnosticArray, "/diagnostics", lambda m: diagnostics.update({v.key: v.value for v in m.status[0].values}), 10
+    )
     receiver.create_subscription(Image, "attention/overlay", on("node"), qos)
     receiver.create_subscription(Image, "relay/image", on("relay"), qos)
     end = time.monotonic() + 8
@@ -190,6 +195,8 @@ def main() -> int:
         "dropped": sent - len(node_ms),
         "relay_dropped": sent - len(relay_ms),
         "frames": sent,
+        "node_internal_p50_ms": float(diagnostics.get("latency_p50_ms", "nan")),
+        "node_internal_p99_ms": float(diagnostics.get("latency_p99_ms", "nan")),
     }
     record("node_latency", summary, seconds=args.seconds, rate_hz=args.rate, image="640x480 rgb8",
            model_ms="SteeringPredictor.predict: preprocessing + forward, same frames, after the run")  # fmt: skip
