@@ -108,3 +108,22 @@ def test_bad_sidecar_is_refused(tmp_path, content, message) -> None:
 def test_missing_checkpoint_is_named(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="nothing_here.safetensors"):
         load_checkpoint(tmp_path / "nothing_here")
+
+
+def test_predictor_carries_the_recurrent_state_across_frames(tmp_path) -> None:
+    import numpy as np
+
+    from qattn_ros.inference import SteeringPredictor
+    from qattn_ros.preprocess import Preprocessing
+
+    torch.manual_seed(0)
+    model = SteeringNet(ModelConfig(variant="kim_canny", recurrent=True)).eval()
+    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing().to_dict(), steering_unit="wheel_rad",
+                          positive_is_left=True)  # fmt: skip
+    save_checkpoint(tmp_path / "rnn", model, info)
+    predictor = SteeringPredictor(str(tmp_path / "rnn"))
+    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    first, second = predictor.predict(frame).steering, predictor.predict(frame).steering
+    assert predictor.state is not None and first != second, "the second frame sees the first one's state"
+    predictor.reset()
+    assert predictor.predict(frame).steering == first
