@@ -75,7 +75,15 @@ class Preprocessing:
 
     def normalize(self, batch_uint8: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 tensor -> (B, 3, H, W) float, dataset mean at 0."""
-        x = batch_uint8.permute(0, 3, 1, 2).float().div_(255.0)
+        return self.standardize(self.to_unit(batch_uint8))
+
+    @staticmethod
+    def to_unit(batch_uint8: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [0, 1] (where augmentation works)."""
+        return batch_uint8.permute(0, 3, 1, 2).float().div_(255.0)
+
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> the model input, dataset mean at 0."""
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std

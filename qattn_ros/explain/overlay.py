@@ -11,15 +11,21 @@ COLORMAPS = {"jet": cv2.COLORMAP_JET, "inferno": cv2.COLORMAP_INFERNO, "turbo": 
              "viridis": cv2.COLORMAP_VIRIDIS, "hot": cv2.COLORMAP_HOT}  # fmt: skip
 
 
-def to_camera(attention: np.ndarray, height: int, width: int, preprocessing: Preprocessing) -> np.ndarray:
-    """An (h, w) map over the model input -> (height, width) float32 over the camera frame.
+def heat_in_box(attention: np.ndarray, height: int, width: int, preprocessing: Preprocessing):
+    """((top, bottom, left, right), map resized onto that box) for a camera frame of height x width.
 
-    The map is resized onto the rows the model sees (after cropping); cropped rows get 0.
+    The box is the part of the frame the model sees (after cropping); outside it attention is 0.
     """
     top, bottom, left, right = preprocessing.model_box(height, width)
+    heat = cv2.resize(attention.astype(np.float32), (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
+    return (top, bottom, left, right), heat
+
+
+def to_camera(attention: np.ndarray, height: int, width: int, preprocessing: Preprocessing) -> np.ndarray:
+    """An (h, w) map over the model input -> (height, width) float32 over the camera frame, 0 where cropped."""
+    (top, bottom, left, right), heat = heat_in_box(attention, height, width, preprocessing)
     full = np.zeros((height, width), np.float32)
-    full[top:bottom, left:right] = cv2.resize(attention.astype(np.float32), (right - left, bottom - top),
-                                              interpolation=cv2.INTER_LINEAR)  # fmt: skip
+    full[top:bottom, left:right] = heat
     return full
 
 

@@ -176,14 +176,12 @@ class Trainer:
         frames: FrameSet | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images, targets = (frames or self.train_set).gather(indices)
-        x = torch.from_numpy(images).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+        pre = self.config.preprocessing
+        x = pre.to_unit(torch.from_numpy(images).to(self.device, non_blocking=True))
         y = torch.from_numpy(targets).to(self.device)
         if augment_batch:
-            x, y = augment(x, y, self.config.augment, self.config.preprocessing.color, generator)
-        pre = self.config.preprocessing
-        mean = torch.tensor(pre.mean, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(pre.std, device=self.device).view(1, 3, 1, 1)
-        return (x - mean) / std, y
+            x, y = augment(x, y, self.config.augment, pre.color, generator)
+        return pre.standardize(x), y
 
     def _step_batches(self, epoch: int) -> Iterator[list[np.ndarray]]:
         """Per step: this rank's micro-batches of sequence start indices."""

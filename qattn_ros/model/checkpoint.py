@@ -80,6 +80,11 @@ def save_checkpoint(path: str | Path, model: SteeringNet, info: CheckpointInfo) 
 
 def read_info(path: str | Path) -> CheckpointInfo:
     """The sidecar alone, validated (no weights read)."""
+    return _read_sidecar(path)[0]
+
+
+def _read_sidecar(path: str | Path) -> tuple[CheckpointInfo, dict]:
+    """(validated info, raw sidecar mapping)."""
     _, sidecar = checkpoint_paths(path)
     if not sidecar.is_file():
         raise CheckpointError(f"checkpoint sidecar not found: {sidecar}")
@@ -100,7 +105,7 @@ def read_info(path: str | Path) -> CheckpointInfo:
         model = ModelConfig.from_dict(meta["model"])
     except (ConfigError, TypeError) as error:
         raise CheckpointError(f"{sidecar}: {error}") from None
-    return CheckpointInfo(
+    info = CheckpointInfo(
         model=model,
         preprocessing=meta["preprocessing"],
         steering_unit=meta["steering_unit"],
@@ -109,6 +114,7 @@ def read_info(path: str | Path) -> CheckpointInfo:
         metrics=meta.get("metrics", {}),
         training=meta.get("training", {}),
     )
+    return info, meta
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[SteeringNet, CheckpointInfo]:
@@ -116,9 +122,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     weights, sidecar = checkpoint_paths(path)
     if not weights.is_file():
         raise CheckpointError(f"checkpoint weights not found: {weights}")
-    info = read_info(path)
-    expected = json.loads(sidecar.read_text())["weights_sha256"]
-    if _sha256(weights) != expected:
+    info, meta = _read_sidecar(path)
+    if _sha256(weights) != meta["weights_sha256"]:
         raise CheckpointError(f"{weights}: SHA-256 does not match {sidecar.name}; the file is corrupt or was replaced")
     try:
         state = load_file(str(weights))

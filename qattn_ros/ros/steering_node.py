@@ -34,7 +34,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32
 
-from ..explain.overlay import COLORMAPS, overlay, to_camera
+from ..explain.overlay import COLORMAPS, heat_in_box, overlay
 from ..inference import SteeringPredictor
 from ..model.checkpoint import CheckpointError
 from .messages import BadFrame, compressed_to_rgb, fill_image, image_to_rgb
@@ -200,8 +200,8 @@ class SteeringNode(Node):
         if self.get_parameter("publish_overlay").value:
             alpha, colormap = float(self.get_parameter("overlay_alpha").value), self.get_parameter("colormap").value
             bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-            top, bottom, left, right = self.predictor.preprocessing.model_box(*rgb.shape[:2])
-            heat = to_camera(prediction.attention, *rgb.shape[:2], self.predictor.preprocessing)[top:bottom, left:right]
+            box, heat = heat_in_box(prediction.attention, *rgb.shape[:2], self.predictor.preprocessing)
+            top, bottom, left, right = box
             # outside the model's box the attention is 0: only the box is blended
             bgr[top:bottom, left:right] = overlay(bgr[top:bottom, left:right], heat, alpha, colormap, bgr=True)
             self.pub_overlay.publish(fill_image(Image(), msg.header, bgr, "bgr8"))
