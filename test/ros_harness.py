@@ -27,7 +27,8 @@ BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 def domain_id() -> int:
-    return 10 + os.getpid() % 150
+    """A per-process domain in 1..101: higher ids put DDS ports in Linux's ephemeral range (ROS 2 docs)."""
+    return 1 + os.getpid() % 101
 
 
 def start_process(module: str, params: dict, domain: int) -> subprocess.Popen:

@@ -100,6 +100,11 @@ def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, r
             outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
             _check_outputs(outputs, checkpoint, seen, harness, msg)
             assert outputs["cmd_vel"][0].twist.linear.x == pytest.approx(2.0)
+        # the camera size changes and changes back: the node's reused overlay buffer follows it
+        for rgb in (np.ascontiguousarray(np.repeat(np.repeat(frames[1], 2, axis=0), 2, axis=1)), frames[2]):
+            msg = raw_message(rgb, "rgb8")
+            outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
+            _check_outputs(outputs, checkpoint, rgb, harness, msg)
 
         # runtime parameters take effect while frames stream; bad values are refused
         assert harness.set_parameter("cruise_speed", 5.0)
@@ -133,6 +138,7 @@ def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, r
         assert float(diagnostics["latency_p99_ms"]) > 0
     finally:
         log = stop_process(process)
+    assert "keep_heap" not in log, "glibc allocator setting applied"
     assert re.search(r"quant_sign checkpoint .* on cpu \(device=auto and CUDA is not available\)", log), log
     assert "data has 1000 bytes, step x height = 57600" in log
     assert "unsupported encoding 'yuv422_yuy2'" in log and "exceeds max_pixels" in log and "zero-size image" in log

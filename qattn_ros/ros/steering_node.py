@@ -34,9 +34,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32
 
-from ..explain.overlay import COLORMAPS, heat_in_box, overlay
+from ..explain.overlay import COLORMAPS, overlay
 from ..inference import SteeringPredictor
 from ..model.checkpoint import CheckpointError
+from .heap import keep_heap
 from .messages import BadFrame, compressed_to_rgb, fill_image, image_to_rgb
 
 try:
@@ -59,6 +60,7 @@ DEFAULTS = {
     "colormap": "jet",
     "max_pixels": 4096 * 4096,
     "cpu_threads": 1,
+    "keep_heap": True,
     "diagnostics_period": 1.0,
 }
 RUNTIME = {"cruise_speed", "publish_overlay", "overlay_alpha", "colormap"}
@@ -95,6 +97,8 @@ class SteeringNode(Node):
             raise StartupError(f"transport={p['transport']!r}: expected raw or compressed")
         if p["reliability"] not in ("best_effort", "reliable"):
             raise StartupError(f"reliability={p['reliability']!r}: expected best_effort or reliable")
+        if p["keep_heap"] and not keep_heap():
+            self.get_logger().warning("keep_heap: not a glibc process, per-frame buffers are allocated anew")
         device, why = choose_device(p["device"])
         if device == "cpu" and p["cpu_threads"] > 0:
             torch.set_num_threads(p["cpu_threads"])  # one image at a time: more threads mostly wait on each other
@@ -129,6 +133,7 @@ class SteeringNode(Node):
         self.counts = {"frames_in": 0, "frames_out": 0, "dropped": 0, "bad": 0}
         self.latency_ms: deque[float] = deque(maxlen=1000)
         self._pending: tuple | None = None
+        self._overlay: Image | None = None
         self._wake = threading.Condition()
         self._running = True
         self._worker = threading.Thread(target=self._work, name="qattn_inference", daemon=True)
@@ -199,12 +204,24 @@ class SteeringNode(Node):
         self.pub_map.publish(fill_image(Image(), msg.header, prediction.attention.astype(np.float32), "32FC1"))
         if self.get_parameter("publish_overlay").value:
             alpha, colormap = float(self.get_parameter("overlay_alpha").value), self.get_parameter("colormap").value
-            bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-            box, heat = heat_in_box(prediction.attention, *rgb.shape[:2], self.predictor.preprocessing)
-            top, bottom, left, right = box
-            # outside the model's box the attention is 0: only the box is blended
-            bgr[top:bottom, left:right] = overlay(bgr[top:bottom, left:right], heat, alpha, colormap, bgr=True)
-            self.pub_overlay.publish(fill_image(Image(), msg.header, bgr, "bgr8"))
+            overlay_msg, bgr = self._overlay_message(msg.header, *rgb.shape[:2])
+            cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR, dst=bgr)
+            top, bottom, left, right = self.predictor.preprocessing.model_box(*rgb.shape[:2])
+            # outside the model's box the attention is 0: only the box is blended, the map stretched onto it
+            box = bgr[top:bottom, left:right]
+            overlay(box, prediction.attention, alpha, colormap, bgr=True, out=box)
+            self.pub_overlay.publish(overlay_msg)
+
+    def _overlay_message(self, header, height: int, width: int) -> tuple[Image, np.ndarray]:
+        """The overlay message and an (H, W, 3) view of its data, reused while the camera size stays.
+
+        Publishing copies the message, so one buffer serves every frame; a fresh 1 MB array per
+        frame costs more in page faults than the blending itself.
+        """
+        if self._overlay is None or (self._overlay.height, self._overlay.width) != (height, width):
+            self._overlay = fill_image(Image(), header, np.zeros((height, width, 3), np.uint8), "bgr8")
+        self._overlay.header = header
+        return self._overlay, np.frombuffer(self._overlay.data, np.uint8).reshape(height, width, 3)
 
     # -- diagnostics ------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
