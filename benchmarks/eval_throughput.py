@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import record  # noqa: E402
 
-from qattn_ros.explain.perturbation import curves, curves_loop  # noqa: E402
+from qattn_ros.explain.perturbation import curves, curves_loop, default_batch_size  # noqa: E402
 from qattn_ros.explain.saliency import saliency  # noqa: E402
 from qattn_ros.model import ModelConfig, SteeringNet  # noqa: E402
 
@@ -27,7 +27,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=64, help="frames for the batched engine")
     parser.add_argument("--loop-frames", type=int, default=8, help="frames for the per-step loop")
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, help="default: 64 on CPU, 1024 on GPU (the engine's default)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
@@ -60,9 +60,9 @@ def main() -> int:
         "loop_fps": round(loop_fps, 2),
         "batched_vs_loop": round(batched_fps / loop_fps, 2),
     }
-    record("eval_throughput", summary, steps=args.steps, batch_size=args.batch_size, frames=args.frames,
-           loop_frames=n, device=str(device), threads=torch.get_num_threads())  # fmt: skip
-    return 0
+    batch_size = args.batch_size or default_batch_size(device)
+    record("eval_throughput", summary, steps=args.steps, batch_size=batch_size, frames=args.frames, loop_frames=n,
+           device=str(device), threads=torch.get_num_threads())  # fmt: skip
 
 
 if __name__ == "__main__":

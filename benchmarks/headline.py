@@ -164,7 +164,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--eval-batch", type=int, default=1024)
+    parser.add_argument("--eval-batch", type=int, help="default: 64 on CPU, 1024 on GPU")
     parser.add_argument("--no-ablation", action="store_true")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()

@@ -108,7 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=None, help="evenly spaced frames to use (default: all)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--substrate", choices=("mean", "blur"), default="mean")
-    parser.add_argument("--batch-size", type=int, default=1024, help="images per forward pass")
+    parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 64 on CPU, 1024 on GPU)")
     parser.add_argument("--no-insertion", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")

@@ -7,7 +7,7 @@ pixel index). Step k of K perturbs the top fraction k/K:
 The curve is d_k = |y(x_k) - y(x_0)| with x_0 the unperturbed image; AUC is the trapezoid
 over the fraction in [0, 1]. Deletion: higher is better. Insertion: lower is better.
 
-`curves` sends the K + 1 copies of many frames through the network in large batches
+`curves` sends the K + 1 copies of many frames through the network in batches
 (channels-last, which oneDNN convolves faster on CPU);
 `curves_loop` is the plain per-frame, per-step reference it is tested against.
 """
@@ -67,6 +67,15 @@ def perturbed(
     return torch.where(chosen, x, substrate)  # insertion: start from the substrate (blurred image)
 
 
+def default_batch_size(device: torch.device | str) -> int:
+    """Images per forward pass: large on a GPU; on CPU a cache-sized 64.
+
+    On CPU, batches beyond ~64 only add page faults for their activations (2 cores, quant_sign:
+    25.5 frames/s at 64, 17.6 at 256, 14.8 at 1024).
+    """
+    return 1024 if torch.device(device).type == "cuda" else 64
+
+
 def substrate_for(x: torch.Tensor, mode: str, kind: str) -> torch.Tensor:
     """Deletion: dataset mean (0) or blur; insertion always starts from the blurred image."""
     if mode == "insertion" or kind == "blur":
@@ -85,10 +94,14 @@ def curves(
     mode: str = "deletion",
     total_steps: int = 50,
     substrate: str = "mean",
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """(B, K + 1) curves d_k for frames x (B, C, H, W) in batches of at most `batch_size` images."""
+    """(B, K + 1) curves d_k for frames x (B, C, H, W) in batches of at most `batch_size` images.
+
+    `batch_size` None: `default_batch_size` for x's device.
+    """
+    batch_size = batch_size or default_batch_size(x.device)
     ranks = pixel_ranks(saliency, frame_ids, seed)
     base = substrate_for(x, mode, substrate)
     reference = predict(x)
