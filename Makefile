@@ -8,9 +8,10 @@ SYSTEM_SITE := $(if $(ROS_DISTRO),--system-site-packages,)
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-ros.txt setup.py
+$(VENV)/.installed: requirements.txt requirements-ros.txt requirements-crosscheck.txt setup.py
 	python3 -m venv $(SYSTEM_SITE) $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-crosscheck.txt
 	$(if $(ROS_DISTRO),echo "ROS_DISTRO=$(ROS_DISTRO): using the sourced ROS 2 rclpy",$(PY) -m pip install -q -r requirements-ros.txt)
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@

@@ -78,6 +78,43 @@ def test_batched_engine_equals_the_per_step_loop(mode, substrate) -> None:
     assert np.all(batched[:, 0] == 0) if mode == "deletion" else np.allclose(batched[:, -1], 0, atol=1e-6)
 
 
+def test_deletion_equals_quantus_pixel_flipping() -> None:
+    """Cross-check against an independent implementation: Quantus' PixelFlipping (Bach et al.).
+
+    Quantus flips the features (channel values) in descending attribution order, a fixed count
+    per step, and returns the model output after each step. With a map free of ties, every third
+    of its 256-feature steps has flipped the 3 channels of another 256 pixels: our 50 steps, so
+    |output_k - output_0| there is our curve.
+    """
+    import quantus  # requirements-crosscheck.txt; imported here so that only this test needs it
+
+    class Steering(torch.nn.Module):  # Quantus reads (N, classes) outputs
+        def __init__(self, net: SteeringNet) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x).steering.unsqueeze(1)
+
+    model = _net()
+    torch.manual_seed(1)
+    x = torch.randn(4, 3, 80, 160)
+    ids = np.arange(4)
+    maps = torch.rand(4, 80, 160)  # continuous: no ties, so both rankings are the same
+    ours = curves(lambda t: model(t).steering, x, maps, ids, "deletion", 50, "mean")
+    flipping = quantus.PixelFlipping(features_in_step=256, perturb_baseline=0.0, disable_warnings=True)
+    per_channel = maps[:, None].expand(-1, 3, -1, -1).numpy()  # one attribution per feature
+    flips = flipping(Steering(model).eval(), x.numpy(), np.zeros(4, int), per_channel, softmax=False, device="cpu")
+    with torch.no_grad():
+        start = model(x).steering.numpy()
+    reference = np.abs(np.array(flips)[:, 2::3] - start[:, None])
+    assert reference.shape == (4, 50)
+    assert np.median(reference) > 1e-5, "the perturbation moved the output"
+    assert np.allclose(ours[:, 1:], reference, rtol=1e-3, atol=1e-7)  # float noise: ~1e-8
+    reverse = curves(lambda t: model(t).steering, x, -maps, ids, "deletion", 50, "mean")
+    assert not np.allclose(reverse[:, 1:], reference, rtol=1e-3, atol=1e-7), "the check tells orders apart"
+
+
 def test_ties_are_broken_by_a_seeded_random_order_not_by_pixel_index() -> None:
     flat = torch.ones(1, 80, 160)
     ranks = pixel_ranks(flat, np.array([3]), seed=0)[0]
