@@ -57,22 +57,22 @@ class Evaluated:
         self.images, self.targets = self.frames.gather(np.arange(len(self.frames)))
         self.masks = self.frames.gather_masks(np.arange(len(self.frames))) if self.frames.has_masks else None
 
-    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.pre.normalize(batch)
-
 
 def overlay_grid(models: list[Evaluated], methods: list[str], out: Path, count: int = 4) -> Path | None:
     """Frames where the first model's methods disagree most (spread of deletion AUC / its mean)."""
     first = models[0]
-    runs = {m: {r["frame"]: r["deletion_auc"] for r in read_results(out / first.name / f"{m}.jsonl")} for m in methods}
-    runs = {m: v for m, v in runs.items() if v}
+    columns = [(m, method) for m in models for method in methods if (out / m.name / f"{method}.jsonl").is_file()]
+    scores = {
+        (m.name, method): {r["frame"]: r["deletion_auc"] for r in read_results(out / m.name / f"{method}.jsonl")}
+        for m, method in columns
+    }
+    runs = {method: scores[first.name, method] for method in methods if scores.get((first.name, method))}
     common = sorted(set.intersection(*(set(v) for v in runs.values()))) if runs else []
     if not common:
         return None
     table = np.array([[runs[m][f] for m in runs] for f in common])
     spread = (table.max(axis=1) - table.min(axis=1)) / np.maximum(table.mean(axis=1), 1e-12)
     picks = [common[i] for i in np.argsort(-spread)[:count]]
-    columns = [(m, method) for m in models for method in methods if (out / m.name / f"{method}.jsonl").is_file()]
     fig, axes = plt.subplots(
         len(picks), 1 + len(columns), figsize=(2.6 * (1 + len(columns)), 1.6 * len(picks)), squeeze=False
     )
@@ -81,11 +81,10 @@ def overlay_grid(models: list[Evaluated], methods: list[str], out: Path, count: 
         axes[row, 0].imshow(rgb)
         axes[row, 0].set_title(f"frame {frame}", fontsize=7)
         for col, (model, method) in enumerate(columns, start=1):
-            x = model.normalize(torch.from_numpy(np.array(model.images[frame : frame + 1])))
+            x = model.pre.normalize(torch.from_numpy(np.array(model.images[frame : frame + 1])))
             heat = saliency(method, model.model, x.to(next(model.model.parameters()).device), np.array([frame]))[0]
             axes[row, col].imshow(overlay(model.pre.to_rgb(model.images[frame]), heat.cpu().numpy(), alpha=0.7))
-            score = read_results(out / model.name / f"{method}.jsonl")
-            auc = next((r["deletion_auc"] for r in score if r["frame"] == frame), float("nan"))
+            auc = scores[model.name, method].get(frame, float("nan"))
             axes[row, col].set_title(f"{model.name}/{method}\ndel AUC {auc:.4f}", fontsize=7)
     for ax in axes.flat:
         ax.axis("off")
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             for method in methods:
                 if method == "attention" and model.model.attention is None:
                     continue
-                evaluate_method(model.model, method, model.images, model.normalize, out / name / f"{method}.jsonl",
+                evaluate_method(model.model, method, model.images, model.pre.normalize, out / name / f"{method}.jsonl",
                                 settings, model.masks, model.targets, device)  # fmt: skip
     except (ConfigError, DataError, CheckpointError, SaliencyError) as error:
         print(f"evaluate: {error}", file=sys.stderr)

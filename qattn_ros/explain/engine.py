@@ -48,15 +48,7 @@ def relevance_scores(maps: torch.Tensor, masks: np.ndarray) -> tuple[np.ndarray,
 
 def done_frames(path: Path) -> set[int]:
     """Frame indices already in a results file (a torn last line from a crash is ignored)."""
-    if not path.is_file():
-        return set()
-    done = set()
-    for line in path.read_text().splitlines():
-        try:
-            done.add(int(json.loads(line)["frame"]))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    return done
+    return {row["frame"] for row in read_results(path)}
 
 
 def drop_torn_tail(path: Path) -> None:
