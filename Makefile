@@ -26,11 +26,11 @@ lint: setup
 	$(VENV)/bin/ruff check qattn_ros training test benchmarks launch
 	$(VENV)/bin/ruff format --check qattn_ros training test benchmarks launch
 
-bench: setup  # CPU benchmarks; benchmarks/headline.py and udacity_pipeline.py run longer
-	$(PY) benchmarks/train_throughput.py
-	$(PY) benchmarks/data_throughput.py
-	$(PY) benchmarks/eval_throughput.py
-	$(PY) benchmarks/node_latency.py
+bench: setup  # CPU benchmarks; benchmarks.headline and benchmarks.udacity_pipeline run longer
+	$(PY) -m benchmarks.train_throughput
+	$(PY) -m benchmarks.data_throughput
+	$(PY) -m benchmarks.eval_throughput
+	$(PY) -m benchmarks.node_latency
 
 clean:
 	rm -rf $(VENV) data_out runs

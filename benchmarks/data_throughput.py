@@ -15,15 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import record  # noqa: E402
-
-from qattn_ros.data.bags import udacity_bag  # noqa: E402
-from qattn_ros.data.cache import build_cache  # noqa: E402
-from qattn_ros.data.synthetic import RoadGenerator  # noqa: E402
-from qattn_ros.data.udacity_folder import UdacityFolderSource  # noqa: E402
-from qattn_ros.data.writers import write_udacity_bag, write_udacity_folder  # noqa: E402
-from qattn_ros.preprocess import Preprocessing  # noqa: E402
+from benchmarks.record import record
+from qattn_ros.data.bags import udacity_bag
+from qattn_ros.data.cache import build_cache
+from qattn_ros.data.synthetic import RoadGenerator
+from qattn_ros.data.udacity_folder import UdacityFolderSource
+from qattn_ros.data.writers import write_udacity_bag, write_udacity_folder
+from qattn_ros.preprocess import Preprocessing
 
 
 def decode_fps(source, preprocessing: Preprocessing) -> float:

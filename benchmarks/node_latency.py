@@ -8,7 +8,7 @@ node's last output (attention/overlay) and takes receive time - camera stamp. Th
 one after the other so that neither subject steals CPU from the other (2 cores). The bare
 model (preprocessing + forward) is timed on the same frames afterwards, at the camera rate
 (the node's situation) and back to back.
-Target (DESIGN 6): (node - relay) <= 2 x model at p50 and p99, and no frame dropped.
+Target: (node - relay) <= 2 x model at p50 and p99, and no frame dropped.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 30  # distinct frames, cycled
 
 
@@ -84,7 +83,7 @@ def run_relay() -> None:
 
 def spawn(args: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
@@ -96,13 +95,13 @@ def model_latency(checkpoint: str, count: int, rate: float) -> tuple[np.ndarray,
     """
     import torch
 
-    from qattn_ros.inference import SteeringPredictor
+    from qattn_ros.predictor import SteeringPredictor
     from qattn_ros.ros.heap import keep_heap
     from qattn_ros.ros.steering_node import DEFAULTS
 
     torch.set_num_threads(DEFAULTS["cpu_threads"])  # as the node runs it
     keep_heap()
-    predictor = SteeringPredictor(checkpoint)
+    predictor = SteeringPredictor(checkpoint, "cpu")
     frames = synthetic_frames(FRAMES)
     for frame in frames[:5]:
         predictor.predict(frame)
@@ -129,7 +128,7 @@ def make_checkpoint(folder: Path) -> str:
     torch.manual_seed(0)
     model = SteeringNet(ModelConfig(variant="quant_sign")).eval()
     model.calibrate(torch.randn(8, 3, 80, 160))
-    info = CheckpointInfo(model.config, Preprocessing().to_dict(), "sim_normalized", False)
+    info = CheckpointInfo(model.config, Preprocessing(), "sim_normalized", False)
     return str(save_checkpoint(folder / "bench", model, info))
 
 
@@ -167,7 +166,8 @@ def measure(subject: list[str], topic: str, args) -> dict:
     end = time.monotonic() + 8
     while time.monotonic() < end:  # start-up and discovery
         rclpy.spin_once(receiver, timeout_sec=0.05)
-    publisher = spawn([__file__, "--role", "publisher", "--seconds", str(args.seconds), "--rate", str(args.rate)], env)
+    role = ["-m", "benchmarks.node_latency", "--role"]
+    publisher = spawn([*role, "publisher", "--seconds", str(args.seconds), "--rate", str(args.rate)], env)
     deadline = time.monotonic() + args.seconds + 20
     while publisher.poll() is None and time.monotonic() < deadline:
         rclpy.spin_once(receiver, timeout_sec=0.01)
@@ -196,14 +196,14 @@ def main() -> int:
         run_relay()
         return 0
 
-    from record import record
+    from benchmarks.record import record
 
     # Fast DDS's transports for large samples (shared memory + TCP): 640x480 images do not fit
     # the default UDP path without fragment loss under load.
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     tmp = tempfile.TemporaryDirectory()
     checkpoint = args.checkpoint or make_checkpoint(Path(tmp.name))
-    relay = measure([__file__, "--role", "relay"], "relay/image", args)
+    relay = measure(["-m", "benchmarks.node_latency", "--role", "relay"], "relay/image", args)
     node = measure(["-m", "qattn_ros.ros.steering_node", "--ros-args", "-p", f"checkpoint:={checkpoint}"],
                    "attention/overlay", args)  # fmt: skip
     node_ms, relay_ms = node["latency_ms"], relay["latency_ms"]

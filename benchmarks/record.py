@@ -1,4 +1,4 @@
-"""Write a benchmark result as benchmarks/results/<name>[.<hardware>].json (DESIGN 6)."""
+"""Write a benchmark result as benchmarks/results/<name>[.<hardware>].json: machine, command, date, summary."""
 
 from __future__ import annotations
 
@@ -31,12 +31,19 @@ def hardware_suffix() -> str:
     return "." + next((gpu for gpu in ("h200", "h100", "a100") if gpu in name), "gpu")
 
 
+def command() -> str:
+    """How this run was started, as it can be typed again from the repository root."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    program = f"-m {spec.name}" if spec is not None else sys.argv[0]
+    return " ".join(["python", program, *sys.argv[1:]])
+
+
 def record(name: str, summary: dict, **details) -> Path:
     path = RESULTS / f"{name}{hardware_suffix()}.json"
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
         "machine": machine(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "summary": summary,
         **details,

@@ -16,14 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import record  # noqa: E402
-
-from qattn_ros.data.simlog import write_simlog  # noqa: E402
-from qattn_ros.data.synthetic import RoadGenerator  # noqa: E402
-from qattn_ros.fit.config import load_train_config  # noqa: E402
-from qattn_ros.fit.trainer import Trainer  # noqa: E402
-from qattn_ros.model import VARIANTS  # noqa: E402
+from benchmarks.record import record
+from qattn_ros.data.simlog import write_simlog
+from qattn_ros.data.synthetic import RoadGenerator
+from qattn_ros.fit.config import load_train_config
+from qattn_ros.fit.trainer import Trainer
+from qattn_ros.model import VARIANTS
 
 
 def measure(trainer: Trainer, steps: int) -> dict:

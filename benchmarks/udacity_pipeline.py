@@ -19,14 +19,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import record  # noqa: E402
-
-from qattn_ros.data.bags import udacity_bag  # noqa: E402
-from qattn_ros.data.cache import build_cache  # noqa: E402
-from qattn_ros.data.synthetic import RoadGenerator  # noqa: E402
-from qattn_ros.data.writers import write_ch2_test, write_udacity_bag  # noqa: E402
-from qattn_ros.fit.config import load_train_config  # noqa: E402
+from benchmarks.record import record
+from qattn_ros.data.bags import udacity_bag
+from qattn_ros.data.cache import build_cache
+from qattn_ros.data.synthetic import RoadGenerator
+from qattn_ros.data.writers import write_ch2_test, write_udacity_bag
+from qattn_ros.fit.config import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

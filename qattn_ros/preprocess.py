@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import torch
 
-from .model.config import ConfigError, from_mapping
+from .config_mapping import from_mapping
+from .errors import ConfigError
 
 COLOR_SPACES = {"rgb": None, "yuv": cv2.COLOR_RGB2YUV, "hsv": cv2.COLOR_RGB2HSV_FULL}
 BACK_TO_RGB = {"rgb": None, "yuv": cv2.COLOR_YUV2RGB, "hsv": cv2.COLOR_HSV2RGB_FULL}

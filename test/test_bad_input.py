@@ -8,9 +8,9 @@ import pytest
 from conftest import ROOT
 
 from qattn_ros.data.cache import build_cache
-from qattn_ros.data.record import DataError
 from qattn_ros.data.simlog import SimLogSource, write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
+from qattn_ros.errors import DataError
 from qattn_ros.preprocess import Preprocessing
 
 

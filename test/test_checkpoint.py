@@ -4,14 +4,11 @@ import pickle
 import pytest
 import torch
 
+from qattn_ros.errors import CheckpointError
 from qattn_ros.model import ModelConfig, SteeringNet
-from qattn_ros.model.checkpoint import (
-    CheckpointError,
-    CheckpointInfo,
-    checkpoint_paths,
-    load_checkpoint,
-    save_checkpoint,
-)
+from qattn_ros.model.checkpoint import CheckpointInfo, checkpoint_paths, load_checkpoint, save_checkpoint
+from qattn_ros.preprocess import Preprocessing
+from qattn_ros.units import DEFAULT_VEHICLE, VehicleGeometry
 
 
 def _saved(tmp_path, variant="quant_sign"):
@@ -22,9 +19,10 @@ def _saved(tmp_path, variant="quant_sign"):
     model.target_std.fill_(0.3)
     info = CheckpointInfo(
         model=model.config,
-        preprocessing={"color": "yuv"},
-        steering_unit="sim_normalized",
-        positive_is_left=False,
+        preprocessing=Preprocessing(color="hsv", crop_top=0.25, mean=[0.1, 0.2, 0.3]),
+        steering_unit="steering_wheel_rad",
+        positive_is_left=True,
+        vehicle=VehicleGeometry(steering_ratio=16.0, wheelbase=2.7),
         metrics={"rmse": 0.01},
     )
     save_checkpoint(tmp_path / "ckpt", model, info)
@@ -41,8 +39,43 @@ def test_round_trip_gives_identical_outputs(tmp_path, variant) -> None:
     assert torch.equal(a.steering, b.steering)
     if a.attention is not None:
         assert torch.equal(a.attention, b.attention)
-    assert info.steering_unit == "sim_normalized" and info.positive_is_left is False
+    assert info.steering_unit == "steering_wheel_rad" and info.positive_is_left is True
     assert info.model == model.config and info.metrics == {"rmse": 0.01}
+    assert info.preprocessing == Preprocessing(color="hsv", crop_top=0.25, mean=[0.1, 0.2, 0.3])
+    assert info.vehicle == VehicleGeometry(steering_ratio=16.0, wheelbase=2.7) and info.notes == []
+
+
+def test_a_format_1_checkpoint_loads_with_the_default_geometry_and_says_so(tmp_path) -> None:
+    model = _saved(tmp_path)
+    _, sidecar = checkpoint_paths(tmp_path / "ckpt")
+    meta = json.loads(sidecar.read_text())
+    meta["format"] = "qattn_ros.checkpoint/1"
+    del meta["vehicle"]
+    sidecar.write_text(json.dumps(meta))
+    loaded, info = load_checkpoint(tmp_path / "ckpt")
+    assert info.vehicle == DEFAULT_VEHICLE
+    assert len(info.notes) == 1 and "qattn_ros.checkpoint/1" in info.notes[0] and "steering_ratio=14.8" in info.notes[0]
+    x = torch.randn(2, 3, 80, 160)
+    with torch.no_grad():
+        assert torch.equal(loaded(x).steering, model(x).steering)
+    meta["format"] = "qattn_ros.checkpoint/2"  # the current format must carry its geometry
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="missing key.*vehicle"):
+        load_checkpoint(tmp_path / "ckpt")
+
+
+def test_a_bad_preprocessing_or_unit_in_the_sidecar_is_refused_naming_it(tmp_path) -> None:
+    _saved(tmp_path)
+    _, sidecar = checkpoint_paths(tmp_path / "ckpt")
+    meta = json.loads(sidecar.read_text())
+    for key, value, message in [
+        ("preprocessing", {**meta["preprocessing"], "color": "lab"}, "preprocessing.color: unknown colour space 'lab'"),
+        ("steering_unit", "degrees", "steering_unit: unknown unit 'degrees'"),
+        ("vehicle", {"steering_ratio": 0.0, "wheelbase": 2.85}, "vehicle.steering_ratio: must be a positive"),
+    ]:
+        sidecar.write_text(json.dumps({**meta, key: value}))
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(tmp_path / "ckpt")
 
 
 def test_corrupted_weights_are_refused_before_parsing(tmp_path) -> None:
@@ -92,7 +125,7 @@ def test_config_that_does_not_match_the_weights_is_named(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     "content, message",
-    [("{not json", "not valid JSON"), ('{"format": "other"}', "not a qattn_ros.checkpoint/1"), (None, "not found")],
+    [("{not json", "not valid JSON"), ('{"format": "other"}', "not a qattn_ros.checkpoint/2"), (None, "not found")],
 )
 def test_bad_sidecar_is_refused(tmp_path, content, message) -> None:
     _saved(tmp_path)
@@ -113,12 +146,12 @@ def test_missing_checkpoint_is_named(tmp_path) -> None:
 def test_predictor_carries_the_recurrent_state_across_frames(tmp_path) -> None:
     import numpy as np
 
-    from qattn_ros.inference import SteeringPredictor
+    from qattn_ros.predictor import SteeringPredictor
     from qattn_ros.preprocess import Preprocessing
 
     torch.manual_seed(0)
     model = SteeringNet(ModelConfig(variant="kim_canny", recurrent=True)).eval()
-    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing().to_dict(), steering_unit="wheel_rad",
+    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="wheel_rad",
                           positive_is_left=True)  # fmt: skip
     save_checkpoint(tmp_path / "rnn", model, info)
     predictor = SteeringPredictor(str(tmp_path / "rnn"))

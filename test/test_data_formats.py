@@ -6,7 +6,6 @@ import pytest
 from qattn_ros.data.bags import BagSource, interpolate, ros2_bag, udacity_bag
 from qattn_ros.data.cache import build_cache
 from qattn_ros.data.frames import FrameSet
-from qattn_ros.data.record import DataError
 from qattn_ros.data.simlog import SimLogSource, write_simlog
 from qattn_ros.data.sources import open_source
 from qattn_ros.data.synthetic import RoadGenerator
@@ -20,6 +19,7 @@ from qattn_ros.data.writers import (
     write_udacity_bag,
     write_udacity_folder,
 )  # fmt: skip
+from qattn_ros.errors import DataError
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.units import to_wheel_angle
 

@@ -12,9 +12,10 @@ from conftest import ROOT
 from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results, relevance_scores
 from qattn_ros.explain.perturbation import auc, curves, curves_loop, pixel_ranks
 from qattn_ros.explain.report import bootstrap_ratio, write_report
-from qattn_ros.explain.saliency import SaliencyError, check_maps, saliency
+from qattn_ros.explain.saliency import SaliencyError, check_maps, integrated_gradients_attribution, saliency
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
+from qattn_ros.predictor import Frames, SteeringPredictor
 from qattn_ros.preprocess import Preprocessing
 
 REGION = (slice(20, 40), slice(60, 100))  # rows, columns the region model reads
@@ -72,8 +73,8 @@ def test_batched_engine_equals_the_per_step_loop(mode, substrate) -> None:
     ids = np.array([5, 9, 2])
     maps = saliency("attention", model, x, ids)
     predict = lambda t: model(t).steering  # noqa: E731
-    batched = curves(predict, x, maps, ids, mode, 10, substrate, batch_size=7)
-    loop = curves_loop(predict, x, maps, ids, mode, 10, substrate)
+    batched = curves(predict, x, maps, ids, mode, 10, substrate, batch_size=7).numpy()
+    loop = curves_loop(predict, x, maps, ids, mode, 10, substrate).numpy()
     assert np.allclose(batched, loop, atol=1e-6)
     assert np.all(batched[:, 0] == 0) if mode == "deletion" else np.allclose(batched[:, -1], 0, atol=1e-6)
 
@@ -100,8 +101,10 @@ def test_deletion_equals_quantus_pixel_flipping() -> None:
     torch.manual_seed(1)
     x = torch.randn(4, 3, 80, 160)
     ids = np.arange(4)
-    maps = torch.rand(4, 80, 160)  # continuous: no ties, so both rankings are the same
-    ours = curves(lambda t: model(t).steering, x, maps, ids, "deletion", 50, "mean")
+    # distinct values 1/12800 apart: no ties at any resolution the ranking uses, so both rankings are the same
+    maps = torch.from_numpy(np.stack([np.random.default_rng(i).permutation(80 * 160) for i in range(4)]))
+    maps = maps.view(4, 80, 160).float() / (80 * 160)
+    ours = curves(lambda t: model(t).steering, x, maps, ids, "deletion", 50, "mean").numpy()
     flipping = quantus.PixelFlipping(features_in_step=256, perturb_baseline=0.0, disable_warnings=True)
     per_channel = maps[:, None].expand(-1, 3, -1, -1).numpy()  # one attribution per feature
     flips = flipping(Steering(model).eval(), x.numpy(), np.zeros(4, int), per_channel, softmax=False, device="cpu")
@@ -111,7 +114,7 @@ def test_deletion_equals_quantus_pixel_flipping() -> None:
     assert reference.shape == (4, 50)
     assert np.median(reference) > 1e-5, "the perturbation moved the output"
     assert np.allclose(ours[:, 1:], reference, rtol=1e-3, atol=1e-7)  # float noise: ~1e-8
-    reverse = curves(lambda t: model(t).steering, x, -maps, ids, "deletion", 50, "mean")
+    reverse = curves(lambda t: model(t).steering, x, -maps, ids, "deletion", 50, "mean").numpy()
     assert not np.allclose(reverse[:, 1:], reference, rtol=1e-3, atol=1e-7), "the check tells orders apart"
 
 
@@ -122,6 +125,34 @@ def test_ties_are_broken_by_a_seeded_random_order_not_by_pixel_index() -> None:
     assert torch.equal(ranks, pixel_ranks(flat, np.array([3]), seed=0)[0])
     assert not torch.equal(ranks, pixel_ranks(flat, np.array([4]), seed=0)[0])
     assert sorted(ranks.tolist()) == list(range(80 * 160))
+
+
+def test_float_noise_far_below_the_saliency_resolution_leaves_the_ranks_unchanged() -> None:
+    """Values equal but for ~1e-9 of float noise (as GPU kernels at another batch size leave them) stay ties,
+    broken by the seeded order, not by the noise."""
+    rng = np.random.default_rng(0)
+    cells = rng.integers(0, 33, (2, 10, 20)).astype(np.float64)
+    cells[:, 0, 0], cells[:, 0, 1] = 0, 32  # the range is 0..32 in both frames
+    maps = torch.from_numpy(cells / 32 * 1e-2).repeat_interleave(8, 1).repeat_interleave(8, 2)  # plateaus of ties
+    noisy = maps + torch.from_numpy(rng.choice([-1e-9, 1e-9], maps.shape))
+    ids = np.array([3, 4])
+    ranks = pixel_ranks(maps, ids, seed=0)
+    assert torch.equal(ranks, pixel_ranks(noisy, ids, seed=0))
+    by_noise = torch.argsort(torch.argsort(-noisy.flatten(1), dim=1, stable=True), dim=1)
+    assert not torch.equal(ranks, by_noise), "a plain sort lets the noise order the ties"
+
+
+@pytest.mark.parametrize("mode, substrate", [("deletion", "mean"), ("deletion", "blur"), ("insertion", "blur")])
+def test_curves_build_every_tensor_on_the_input_device(mode, substrate) -> None:
+    """On the meta device any tensor made on the CPU by mistake fails the first operation it meets."""
+    x = torch.randn(2, 3, 16, 32, device="meta")
+    maps = torch.rand(2, 16, 32, device="meta")
+    ids = np.arange(2)
+    predict = lambda t: t.mean(dim=(1, 2, 3))  # noqa: E731
+    batched = curves(predict, x, maps, ids, mode, 4, substrate, batch_size=3)
+    loop = curves_loop(predict, x, maps, ids, mode, 4, substrate)
+    assert batched.device.type == loop.device.type == "meta"
+    assert batched.shape == loop.shape == (2, 5)
 
 
 def test_random_order_curve_is_reproducible_with_its_seed() -> None:
@@ -135,12 +166,54 @@ def test_random_order_curve_is_reproducible_with_its_seed() -> None:
     assert np.array_equal(first, again) and not np.array_equal(first, other)
 
 
-@pytest.mark.parametrize("method", ["visual_backprop", "gradcam", "integrated_gradients"])
-def test_every_method_gives_finite_non_negative_maps(method) -> None:
-    model = _net()
-    x = torch.randn(2, 3, 80, 160)
+PATCH = (slice(32, 48), slice(72, 88))  # the only pixels of the input that differ from the mean
+
+
+def _patch_model_and_input() -> tuple[SteeringNet, torch.Tensor]:
+    """A frame at the dataset mean (0) except one 16x16 patch. With bias-free convolutions and
+    BatchNorm at its initial statistics, every activation outside the patch's receptive field is 0;
+    the attention is rigged so that its logit grows with the features (0 where they are 0)."""
+    torch.manual_seed(0)
+    model = SteeringNet(ModelConfig(variant="kim_canny")).eval()
+    with torch.no_grad():
+        model.attention.feature_proj.bias.zero_()
+        model.attention.score.weight.fill_(200.0)
+    x = torch.zeros(2, 3, 80, 160)
+    x[:, :, PATCH[0], PATCH[1]] = 2.0 + torch.randn(2, 3, 16, 16)
+    return model, x
+
+
+def _share_near_patch(maps: torch.Tensor, margin: int) -> torch.Tensor:
+    rows = slice(PATCH[0].start - margin, PATCH[0].stop + margin)
+    cols = slice(PATCH[1].start - margin, PATCH[1].stop + margin)
+    return maps[:, rows, cols].flatten(1).sum(1) / maps.flatten(1).sum(1)
+
+
+@pytest.mark.parametrize(
+    "method, margin, least",
+    [("attention", 16, 0.9), ("visual_backprop", 8, 0.99), ("gradcam", 24, 0.85), ("integrated_gradients", 0, 1.0)],
+)
+def test_each_method_finds_the_only_informative_patch(method, margin, least) -> None:
+    """Known answer: the saliency mass sits on the patch (within `margin` px) and so does the peak; a noise map
+    would put the area's share there (margin 16: 18 %, 24: 32 %)."""
+    model, x = _patch_model_and_input()
     maps = saliency(method, model, x, np.arange(2))
-    assert maps.shape == (2, 80, 160) and torch.isfinite(maps).all() and (maps >= 0).all() and maps.sum() > 0
+    assert maps.shape == (2, 80, 160) and torch.isfinite(maps).all() and (maps >= 0).all()
+    assert (_share_near_patch(maps, margin) >= least - 1e-6).all(), _share_near_patch(maps, margin)
+    peaks = [divmod(int(i), 160) for i in maps.flatten(1).argmax(1)]
+    assert all(24 <= r < 56 and 64 <= c < 96 for r, c in peaks), peaks  # within 8 px of the patch
+    noise = saliency("random", model, x, np.arange(2))
+    assert (_share_near_patch(noise, margin) < 0.4).all(), "the check tells a noise map apart"
+
+
+def test_integrated_gradients_are_complete() -> None:
+    """The attributions add up to f(x) - f(baseline), the baseline being the mean image (0)."""
+    model, x = _patch_model_and_input()
+    attribution = integrated_gradients_attribution(model, x, steps=256)
+    with torch.no_grad():
+        change = model(x).steering - model(torch.zeros_like(x)).steering
+    assert change.abs().min() > 1e-5
+    assert torch.allclose(attribution.flatten(1).sum(1), change, rtol=0.01, atol=1e-8)
 
 
 def test_relevance_scores_known_answer() -> None:
@@ -167,28 +240,32 @@ def test_bad_maps_are_refused_naming_the_method() -> None:
         saliency("attention", _net("pilotnet"), x, np.arange(2))
 
 
-def _engine_inputs(count=10):
+def _engine_inputs(count=10) -> Frames:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (count, 80, 160, 3), dtype=np.uint8)
     masks = (rng.random((count, 80, 160)) < 0.05).astype(np.uint8) * 255
-    return images, masks, rng.normal(size=count).astype(np.float32)
+    return Frames(images, rng.normal(size=count).astype(np.float32), masks)
+
+
+def _predictor(tmp_path, variant="quant_sign") -> SteeringPredictor:
+    model = _net(variant)
+    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="sim_normalized",
+                          positive_is_left=False)  # fmt: skip
+    save_checkpoint(tmp_path / variant, model, info)
+    return SteeringPredictor(tmp_path / variant, "cpu")
 
 
 def test_a_resumed_evaluation_equals_an_uninterrupted_one(tmp_path) -> None:
-    model = _net()
-    images, masks, targets = _engine_inputs()
-    pre = Preprocessing()
+    predictor = _predictor(tmp_path)
+    frames = _engine_inputs()
     settings = EvalSettings(steps=6, frames_per_group=3, batch_size=50)
-    full = evaluate_method(model, "attention", images, pre.normalize, tmp_path / "a" / "attention.jsonl", settings,
-                           masks, targets, progress=False)  # fmt: skip
+    full = evaluate_method(predictor, "attention", frames, tmp_path / "a" / "attention.jsonl", settings, progress=False)
     part = tmp_path / "b" / "attention.jsonl"
-    evaluate_method(
-        model, "attention", images, pre.normalize, part, settings, masks, targets, progress=False, max_groups=2
-    )
+    evaluate_method(predictor, "attention", frames, part, settings, progress=False, max_groups=2)
     assert len(read_results(part)) == 6
     with part.open("a") as handle:
         handle.write('{"frame": 7, "deletion": [0.1')  # a line torn by a crash
-    evaluate_method(model, "attention", images, pre.normalize, part, settings, masks, targets, progress=False)
+    evaluate_method(predictor, "attention", frames, part, settings, progress=False)
     a, b = read_results(full), read_results(part)
     assert [r["frame"] for r in b] == list(range(10))
     for ra, rb in zip(a, b):
@@ -204,12 +281,12 @@ def test_bootstrap_ratio_brackets_the_ratio() -> None:
     assert low < ratio < high and 1.9 < ratio < 2.1 and high - low < 0.1
 
 
-def _checkpoint(tmp_path, preprocessing: dict) -> str:
-    model = _net("kim_canny")
+def _checkpoint(tmp_path, preprocessing: Preprocessing, variant: str = "kim_canny") -> str:
+    model = _net(variant)
     info = CheckpointInfo(model=model.config, preprocessing=preprocessing, steering_unit="sim_normalized",
                           positive_is_left=False)  # fmt: skip
-    save_checkpoint(tmp_path / "kc", model, info)
-    return str(tmp_path / "kc")
+    save_checkpoint(tmp_path / variant, model, info)
+    return str(tmp_path / variant)
 
 
 def _evaluate(*args) -> subprocess.CompletedProcess:
@@ -217,36 +294,54 @@ def _evaluate(*args) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
+def _last_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    return done.stderr.strip().splitlines()[-1]
+
+
 def test_evaluate_cli_report_and_bad_input(tmp_path, synthetic_logs) -> None:
-    ckpt = _checkpoint(tmp_path, Preprocessing().to_dict())
+    kc, qs = _checkpoint(tmp_path, Preprocessing()), _checkpoint(tmp_path, Preprocessing(), "quant_sign")
     out = tmp_path / "report"
     common = ["--data", str(synthetic_logs["val"]), "--cache-dir", str(tmp_path / "cache"), "--steps", "5"]
-    ok = _evaluate("--checkpoint", f"kim_canny={ckpt}", "--methods", "attention,random", "--frames", "8",
-                   "--out", str(out), *common)  # fmt: skip
+    ok = _evaluate("--checkpoint", f"kim_canny={kc}", "--checkpoint", f"ours={qs}", "--methods", "attention,random",
+                   "--frames", "8", "--out", str(out), *common)  # fmt: skip
     assert ok.returncode == 0, ok.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
-    stats = results["models"]["kim_canny"]["methods"]["attention"]
-    assert stats["frames"] == 8 and stats["vs_kim_canny"][0] == pytest.approx(1.0)
+    assert results["baseline"] == "kim_canny"
+    ours, base = (read_results(out / name / "attention.jsonl") for name in ("ours", "kim_canny"))
+    assert len(ours) == len(base) == 8
+    by_hand = np.mean([r["deletion_auc"] for r in ours]) / np.mean([r["deletion_auc"] for r in base])
+    stats = results["models"]["ours"]["methods"]["attention"]
+    assert stats["frames"] == 8 and stats["vs_kim_canny"][0] == pytest.approx(by_hand, rel=1e-9)
+    assert abs(by_hand - 1) > 1e-3, "two different models: the ratio is not 1 by construction"
+    low, high = stats["vs_kim_canny"][1:]
+    assert low <= by_hand <= high
+    random_rows = read_results(out / "ours" / "random.jsonl")
+    vs_random = np.mean([r["deletion_auc"] for r in ours]) / np.mean([r["deletion_auc"] for r in random_rows])
+    assert stats["vs_random"][0] == pytest.approx(vs_random, rel=1e-9)
+    errors = np.array([r["prediction"] - r["target"] for r in ours])
+    assert results["models"]["ours"]["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-9)
     assert {"curves.png", "overlays.png", "table.md"} <= {p.name for p in out.iterdir()}
+    table = (out / "table.md").read_text().splitlines()
+    assert len(table) == 2 + 4 and any(row.startswith("| ours | attention | 8 |") for row in table)
     before = (out / "kim_canny" / "attention.jsonl").read_text()
 
-    bad_method = _evaluate(
-        "--checkpoint", f"kim_canny={ckpt}", "--methods", "attention,lime", "--out", str(out), *common
-    )
-    assert bad_method.returncode == 1 and "unknown lime" in bad_method.stderr.strip().splitlines()[-1]
+    bad_method = _evaluate("--checkpoint", f"kim_canny={kc}", "--methods", "attention,lime", "--out", str(out), *common)
+    assert "unknown lime" in _last_line(bad_method)
 
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "driving_log.csv").write_text("center,left,right,steering,throttle,brake,speed\n")
-    no_frames = _evaluate("--checkpoint", f"kim_canny={ckpt}", "--out", str(out), "--data", str(empty))
-    assert no_frames.returncode == 1 and "empty driving log" in no_frames.stderr or "no frames" in no_frames.stderr
+    no_frames = _evaluate("--checkpoint", f"kim_canny={kc}", "--out", str(out), "--data", str(empty))
+    assert _last_line(no_frames).endswith(f"{empty / 'driving_log.csv'}: no frames")
 
-    other = _checkpoint(tmp_path / "rgb", Preprocessing(color="rgb").to_dict())
+    other = _checkpoint(tmp_path / "rgb", Preprocessing(color="rgb"))
     cache_entry = next(p for p in (tmp_path / "cache").iterdir() if p.is_dir())
     mismatch = _evaluate("--checkpoint", f"rgb={other}", "--cache", str(cache_entry), "--out", str(out), *common)
-    last = mismatch.stderr.strip().splitlines()[-1]
-    assert mismatch.returncode == 1 and "was built with preprocessing" in last and "'color': 'rgb'" in last
-    assert "Traceback" not in mismatch.stderr + no_frames.stderr + bad_method.stderr
+    last = _last_line(mismatch)
+    assert "was built with preprocessing" in last and "'color': 'rgb'" in last
     assert (out / "kim_canny" / "attention.jsonl").read_text() == before, "what was computed stays"
-    assert (out / "results.json").is_file()
-    write_report(out)
+    rewritten = write_report(out)  # the report is rebuilt from the files: the same numbers
+    assert list(rewritten["models"]["ours"]["methods"]["attention"]["vs_kim_canny"]) == stats["vs_kim_canny"]
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(rewritten))

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from qattn_ros.model import VARIANTS, ConfigError, ModelConfig, SteeringNet
+from qattn_ros.errors import ConfigError
+from qattn_ros.model import VARIANTS, ModelConfig, SteeringNet
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -25,26 +26,100 @@ def test_gradients_reach_the_encoder(variant: str, recurrent: bool) -> None:
     assert first_conv is not None and first_conv.abs().sum() > 0
 
 
-def test_uniform_attention_is_the_identity_for_kim_canny() -> None:
-    model = SteeringNet(ModelConfig(variant="kim_canny", head_dropout=0.0)).eval()
-    for p in model.attention.parameters():
-        torch.nn.init.zeros_(p)  # all logits equal -> alpha = 1/L
-    reference = SteeringNet(ModelConfig(variant="pilotnet", head_dropout=0.0)).eval()
-    reference.load_state_dict(model.state_dict(), strict=False)
-    x = torch.randn(2, 3, 80, 160)
-    assert torch.allclose(model(x).steering, reference(x).steering, atol=1e-5)
+def _hand_quantized(x: torch.Tensor, step: float, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sign term S, rest R) of two's-complement b-bit codes, written out from the definition."""
+    if bits == 1:
+        return step * torch.where(x >= 0, 1.0, -1.0), torch.zeros_like(x)
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    code = torch.clamp(torch.round(x / step), low, high)
+    sign_bit = (code < 0).float()
+    sign = -step * sign_bit * 2 ** (bits - 1)
+    return sign, step * code - sign
 
 
-def test_quant_sign_gates_only_the_sign_term() -> None:
+def _hand_attention(model: SteeringNet, z: torch.Tensor) -> torch.Tensor:
+    """alpha = softmax_i(w^T ReLU(W z_i + c)), from the layer weights."""
+    attention = model.attention
+    hidden = torch.relu(z @ attention.feature_proj.weight.T + attention.feature_proj.bias)
+    return torch.softmax((hidden @ attention.score.weight.T).squeeze(-1), dim=1)
+
+
+def _hand_steering(model: SteeringNet, y: torch.Tensor) -> torch.Tensor:
+    return model.head(y.flatten(1)).squeeze(-1) * model.target_std + model.target_mean
+
+
+@pytest.mark.parametrize("variant, bits", [("kim_canny", 2), ("quant_all", 2), ("quant_sign", 2), ("quant_sign", 3),
+                                           ("binary_sign", 1)])  # fmt: skip
+def test_forward_equals_the_hand_built_context(variant: str, bits: int) -> None:
+    """y = L·α·x (kim_canny), L·α·Q(x) (quant_all, binary_sign), L·α·S + R (quant_sign), on small tensors."""
     torch.manual_seed(0)
-    model = SteeringNet(ModelConfig(variant="quant_sign", bits=3, head_dropout=0.0)).eval()
+    model = SteeringNet(ModelConfig(variant=variant, bits=bits, head_dropout=0.0)).eval()
+    model.head = torch.nn.Linear(200 * 64, 1)  # a linear read-out: every context entry moves the output
+    model.target_mean.fill_(0.2)
+    model.target_std.fill_(0.5)
+    x = torch.randn(2, 3, 80, 160)
+    with torch.no_grad():
+        model.calibrate(x)
+        logits = torch.log(model(x).attention.flatten(1))
+        model.attention.score.weight.mul_(3 / logits.std())  # peaked attention, far from the identity
+        features = model.encoder(x).flatten(2).transpose(1, 2)  # (B, L, 64), row-major positions
+        if variant == "kim_canny":
+            gated, ungated = features, torch.zeros_like(features)
+        else:
+            sign, rest = _hand_quantized(features, float(model.quantizer.step.abs()) + 1e-8, bits)
+            gated, ungated = (sign, rest) if variant == "quant_sign" else (sign + rest, torch.zeros_like(rest))
+        alpha = _hand_attention(model, gated + ungated)
+        expected = _hand_steering(model, 200 * alpha.unsqueeze(-1) * gated + ungated)
+        out = model(x)
+    assert alpha.max() > 10 / 200 and abs(float(out.steering[0] - out.steering[1])) > 1e-3, "a test that can fail"
+    assert torch.allclose(out.steering, expected, atol=1e-5)
+    assert torch.allclose(out.attention.flatten(1), alpha, atol=1e-6)
+    if variant == "quant_sign":  # the rest bypasses the attention: gating all of it is another network
+        gated_all = _hand_steering(model, 200 * alpha.unsqueeze(-1) * (gated + ungated))
+        assert not torch.allclose(out.steering, gated_all, atol=1e-4)
+        assert (gated <= 0).all() and (ungated >= 0).all() and (gated < 0).any() and (ungated > 0).any()
+
+
+@pytest.mark.parametrize("variant", ["kim_canny", "quant_all", "quant_sign", "binary_sign"])
+def test_uniform_attention_is_the_identity(variant: str) -> None:
+    """All logits equal -> alpha = 1/L -> L·alpha = 1: the head sees the (quantized) features unchanged."""
+    torch.manual_seed(1)
+    model = SteeringNet(ModelConfig(variant=variant, head_dropout=0.0)).eval()
+    model.head = torch.nn.Linear(200 * 64, 1)
+    for p in model.attention.parameters():
+        torch.nn.init.zeros_(p)
+    x = torch.randn(2, 3, 80, 160)
+    with torch.no_grad():
+        model.calibrate(x)
+        features = model.encoder(x).flatten(2).transpose(1, 2)
+        if variant == "kim_canny":
+            seen = features
+        else:
+            bits = 1 if variant == "binary_sign" else 2
+            sign, rest = _hand_quantized(features, float(model.quantizer.step.abs()) + 1e-8, bits)
+            seen = sign + rest
+        out = model(x)
+    assert torch.allclose(out.attention, torch.full((2, 10, 20), 1 / 200))
+    assert torch.allclose(out.steering, _hand_steering(model, seen), atol=1e-5)
+
+
+def test_rest_dropout_drops_whole_positions_in_training_only() -> None:
+    torch.manual_seed(2)
+    model = SteeringNet(ModelConfig(variant="quant_sign", rest_dropout=0.5))
     x = torch.randn(2, 3, 80, 160)
     model.calibrate(x)
-    features = model.features(x)
-    q = model.quantizer(features)
-    gated, ungated = model._split(features)
-    assert torch.equal(gated, q.sign) and torch.equal(ungated, q.rest)
-    assert (q.sign <= 0).all() and (q.rest >= 0).all()
+    features = model.features(x).detach()
+    model.quantizer.step.requires_grad_(False)
+    model.train()
+    _, rest = model._split(features)
+    kept = rest.abs().sum(-1) > 0
+    _, full = _hand_quantized(features, float(model.quantizer.step.abs()) + 1e-8, 2)
+    has_rest = full.abs().sum(-1) > 0
+    dropped_share = 1 - kept[has_rest].float().mean()
+    assert 0.4 < dropped_share < 0.6, "about half of the positions lose their rest"
+    assert torch.allclose(rest[kept], 2 * full[kept], atol=1e-5), "the kept rest is scaled by 1 / (1 - p)"
+    model.eval()
+    assert torch.allclose(model._split(features)[1], full, atol=1e-6), "no dropout at inference"
 
 
 @pytest.mark.parametrize(

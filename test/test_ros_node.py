@@ -23,9 +23,9 @@ from ros_harness import (
 from sensor_msgs.msg import CompressedImage, Image
 
 from qattn_ros.data.synthetic import RoadGenerator
-from qattn_ros.inference import SteeringPredictor
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
+from qattn_ros.predictor import SteeringPredictor
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros.steering_node import DEFAULTS
 
@@ -38,7 +38,7 @@ def checkpoint(tmp_path_factory) -> str:
     model = SteeringNet(ModelConfig(variant="quant_sign")).eval()
     model.calibrate(torch.randn(8, 3, 80, 160))
     model.target_std.fill_(0.1)
-    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing().to_dict(), steering_unit="sim_normalized",
+    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="sim_normalized",
                           positive_is_left=False)  # fmt: skip
     path = tmp_path_factory.mktemp("ckpt") / "model"
     save_checkpoint(path, model, info)
@@ -139,7 +139,8 @@ def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, r
     finally:
         log = stop_process(process)
     assert "keep_heap" not in log, "glibc allocator setting applied"
-    assert re.search(r"quant_sign checkpoint .* on cpu \(device=auto and CUDA is not available\)", log), log
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"  # device=auto: the GPU wherever there is one
+    assert re.search(rf"quant_sign checkpoint .* on {device} \(device=auto\)", log), log
     assert "data has 1000 bytes, step x height = 57600" in log
     assert "unsupported encoding 'yuv422_yuy2'" in log and "exceeds max_pixels" in log and "zero-size image" in log
 

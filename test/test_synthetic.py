@@ -1,8 +1,6 @@
 import numpy as np
-import pytest
 
 from qattn_ros.data.synthetic import LOOK_AHEAD_M, RoadGenerator, RoadScene
-from qattn_ros.units import from_wheel_angle, to_wheel_angle
 
 
 def test_same_seed_same_frames_other_seed_other_frames() -> None:
@@ -57,11 +55,3 @@ def test_relevance_mask_covers_thin_lines_within_the_look_ahead() -> None:
     top_row = np.nonzero(frame.mask.any(axis=1))[0].min()
     depth = gen.focal * 1.5 / (top_row + 0.5 - horizon)
     assert depth <= 2 * LOOK_AHEAD_M * 1.3
-
-
-@pytest.mark.parametrize("unit", ["wheel_rad", "sim_normalized", "steering_wheel_rad", "curvature"])
-@pytest.mark.parametrize("left", [True, False])
-def test_units_round_trip(unit: str, left: bool) -> None:
-    angle = 0.05
-    assert np.isclose(to_wheel_angle(from_wheel_angle(angle, unit, left), unit, left), angle)
-    assert from_wheel_angle(0.05, "sim_normalized", positive_is_left=False) < 0

@@ -12,45 +12,36 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import make_data  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from qattn_ros.data.cache import build_cache  # noqa: E402
-from qattn_ros.data.simlog import SimLogSource  # noqa: E402
-from qattn_ros.explain.engine import relevance_scores  # noqa: E402
-from qattn_ros.explain.overlay import overlay, to_camera  # noqa: E402
-from qattn_ros.explain.saliency import saliency  # noqa: E402
-from qattn_ros.fit.config import load_train_config  # noqa: E402
-from qattn_ros.fit.trainer import Trainer  # noqa: E402
-from qattn_ros.inference import SteeringPredictor  # noqa: E402
+from qattn_ros.data.simlog import SimLogSource
+from qattn_ros.data.splits import write_splits
+from qattn_ros.explain.engine import relevance_scores
+from qattn_ros.explain.overlay import overlay, to_camera
+from qattn_ros.explain.saliency import saliency
+from qattn_ros.fit.config import load_train_config
+from qattn_ros.fit.trainer import Trainer
+from qattn_ros.metrics import steering_errors
+from qattn_ros.predictor import Frames, SteeringPredictor
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"kim_canny": "Kim & Canny attention", "quant_sign": "sign-bit attention (ours)"}
 
 
-def test_metrics(predictor: SteeringPredictor, frames) -> dict:
+def test_metrics(predictor: SteeringPredictor, frames: Frames) -> dict:
     """RMSE / MAE on held-out frames, and how much attention falls on the relevance mask."""
-    images = torch.from_numpy(np.array(frames.images))
-    steering, _ = predictor.predict_model_batch(images.numpy())
-    error = steering - frames.steering
-    maps = saliency("attention", predictor.model, predictor.preprocessing.normalize(images), np.arange(len(images)))
-    _, mass_ratio, _ = relevance_scores(maps, np.asarray(frames.masks))
-    return {
-        "rmse": float(np.sqrt(np.mean(error**2))),
-        "mae": float(np.mean(np.abs(error))),
-        "mask_mass_ratio": float(np.nanmean(mass_ratio)),
-    }
+    steering, _ = predictor.predict_batch(frames.images)
+    maps = saliency("attention", predictor.model, predictor.normalize(frames.images), np.arange(len(frames)))
+    _, mass_ratio, _ = relevance_scores(maps, frames.masks)
+    return {**steering_errors(steering, frames.targets), "mask_mass_ratio": float(np.nanmean(mass_ratio))}
 
 
 def overlay_figure(predictors: dict, log: Path, out: Path, count: int = 6) -> None:
     source = SimLogSource(log)
     records = [r for _, r in zip(range(count), source)]
-    fig, axes = plt.subplots(count, 1 + len(predictors), figsize=(4.2 * (1 + len(predictors)), 2.3 * count))
+    fig = Figure(figsize=(4.2 * (1 + len(predictors)), 2.3 * count))
+    axes = fig.subplots(count, 1 + len(predictors))
     for row, record in enumerate(records):
         axes[row, 0].imshow(record.image)
         axes[row, 0].set_title(f"held-out frame, steering {record.steering:+.3f}", fontsize=9)
@@ -63,7 +54,6 @@ def overlay_figure(predictors: dict, log: Path, out: Path, count: int = 6) -> No
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(out, dpi=80)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     out, data = Path(args.out), Path(args.data)
     out.mkdir(parents=True, exist_ok=True)
     if not (data / "test" / "driving_log.csv").is_file():
-        make_data.main(["--out", str(data), "--train", str(args.train_frames), "--val", "500", "--test", "500"])
+        write_splits(data, {"train": args.train_frames, "val": 500, "test": 500})
     predictors, rows = {}, []
     for variant in VARIANTS:
         config = load_train_config(
@@ -87,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             model_path=str(ROOT / "config" / "models" / f"{variant}.yaml"),
         )  # fmt: skip
         trainer = Trainer(config)
-        predictors[variant] = SteeringPredictor(str(trainer.fit()))
-        frames = build_cache(SimLogSource(data / "test"), predictors[variant].preprocessing, config.data.cache_dir)
+        predictors[variant] = SteeringPredictor(trainer.fit(), "cpu")
+        frames = predictors[variant].frames(SimLogSource(data / "test"), config.data.cache_dir)
         metrics = test_metrics(predictors[variant], frames)
         val = predictors[variant].info.metrics
         rows.append(

@@ -14,48 +14,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import yaml
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-
-from qattn_ros.data.cache import build_cache, open_cache  # noqa: E402
-from qattn_ros.data.frames import FrameSet  # noqa: E402
-from qattn_ros.data.record import DataError  # noqa: E402
-from qattn_ros.data.sources import open_source  # noqa: E402
-from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results  # noqa: E402
-from qattn_ros.explain.overlay import overlay  # noqa: E402
-from qattn_ros.explain.report import write_report  # noqa: E402
-from qattn_ros.explain.saliency import METHODS, SaliencyError, saliency  # noqa: E402
-from qattn_ros.fit.trainer import pick_device  # noqa: E402
-from qattn_ros.model.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-from qattn_ros.model.config import ConfigError  # noqa: E402
-from qattn_ros.preprocess import Preprocessing  # noqa: E402
+from qattn_ros.data.sources import open_source
+from qattn_ros.errors import CheckpointError, ConfigError, DataError
+from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results
+from qattn_ros.explain.overlay import overlay
+from qattn_ros.explain.report import write_report
+from qattn_ros.explain.saliency import METHODS, SaliencyError, saliency
+from qattn_ros.predictor import Frames, SteeringPredictor
 
 
+@dataclass
 class Evaluated:
-    """A checkpoint with its frames (cached at its preprocessing) and targets in its unit."""
+    """A named checkpoint and the dataset's frames at its preprocessing."""
 
-    def __init__(self, name: str, path: str, source, frames: int | None, cache_dir: str, cache: str | None, device):
-        self.name, self.path = name, path
-        self.model, self.info = load_checkpoint(path, device)
-        self.pre = Preprocessing.from_dict(self.info.preprocessing)
-        if cache:
-            cached = open_cache(Path(cache))
-            if cached.meta["preprocessing"] != self.pre.cache_key():
-                raise DataError(f"cache {cache} was built with preprocessing {cached.meta['preprocessing']}, "
-                                f"but {path} needs {self.pre.cache_key()}")  # fmt: skip
-        else:
-            cached = build_cache(source, self.pre, cache_dir)
-        rows = np.arange(len(cached)) if not frames else np.linspace(0, len(cached) - 1, min(frames, len(cached)))
-        self.frames = FrameSet([(cached, rows.astype(np.int64))], self.info.steering_unit, self.info.positive_is_left)
-        self.images, self.targets = self.frames.gather(np.arange(len(self.frames)))
-        self.masks = self.frames.gather_masks(np.arange(len(self.frames))) if self.frames.has_masks else None
+    name: str
+    predictor: SteeringPredictor
+    frames: Frames
 
 
 def overlay_grid(models: list[Evaluated], methods: list[str], out: Path, count: int = 4) -> Path | None:
@@ -73,24 +54,22 @@ def overlay_grid(models: list[Evaluated], methods: list[str], out: Path, count: 
     table = np.array([[runs[m][f] for m in runs] for f in common])
     spread = (table.max(axis=1) - table.min(axis=1)) / np.maximum(table.mean(axis=1), 1e-12)
     picks = [common[i] for i in np.argsort(-spread)[:count]]
-    fig, axes = plt.subplots(
-        len(picks), 1 + len(columns), figsize=(2.6 * (1 + len(columns)), 1.6 * len(picks)), squeeze=False
-    )
+    fig = Figure(figsize=(2.6 * (1 + len(columns)), 1.6 * len(picks)))
+    axes = fig.subplots(len(picks), 1 + len(columns), squeeze=False)
     for row, frame in enumerate(picks):
-        rgb = first.pre.to_rgb(first.images[frame])
-        axes[row, 0].imshow(rgb)
+        axes[row, 0].imshow(first.predictor.preprocessing.to_rgb(first.frames.images[frame]))
         axes[row, 0].set_title(f"frame {frame}", fontsize=7)
         for col, (model, method) in enumerate(columns, start=1):
-            x = model.pre.normalize(torch.from_numpy(np.array(model.images[frame : frame + 1])))
-            heat = saliency(method, model.model, x.to(next(model.model.parameters()).device), np.array([frame]))[0]
-            axes[row, col].imshow(overlay(model.pre.to_rgb(model.images[frame]), heat.cpu().numpy(), alpha=0.7))
+            x = model.predictor.normalize(model.frames.images[frame : frame + 1])
+            heat = saliency(method, model.predictor.model, x, np.array([frame]))[0]
+            rgb = model.predictor.preprocessing.to_rgb(model.frames.images[frame])
+            axes[row, col].imshow(overlay(rgb, heat.cpu().numpy(), alpha=0.7))
             auc = scores[model.name, method].get(frame, float("nan"))
             axes[row, col].set_title(f"{model.name}/{method}\ndel AUC {auc:.4f}", fontsize=7)
     for ax in axes.flat:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(out / "overlays.png", dpi=90)
-    plt.close(fig)
     return out / "overlays.png"
 
 
@@ -119,7 +98,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
-    device = pick_device(args.device)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     settings = EvalSettings(steps=args.steps, substrate=args.substrate, batch_size=args.batch_size, seed=args.seed,
                             insertion=not args.no_insertion)  # fmt: skip
@@ -134,19 +112,22 @@ def main(argv: list[str] | None = None) -> int:
             name, _, path = entry.partition("=")
             if not path:
                 raise ConfigError(f"--checkpoint {entry!r}: expected NAME=PATH")
-            model = Evaluated(name, path, source, args.frames, args.cache_dir, args.cache, device)
-            if len(model.frames) == 0:
+            predictor = SteeringPredictor(path, args.device)
+            for note in predictor.info.notes:
+                print(f"evaluate: note: {note}", file=sys.stderr)
+            frames = predictor.frames(source, args.cache_dir, args.frames, args.cache)
+            if len(frames) == 0:
                 raise DataError(f"{args.data}: no frames to evaluate")
-            models.append(model)
+            models.append(Evaluated(name, predictor, frames))
+            info = predictor.info
             (out / name).mkdir(parents=True, exist_ok=True)
             (out / name / "model.json").write_text(json.dumps(
-                {"checkpoint": path, "variant": model.info.model.variant, "bits": model.info.model.bits,
-                 "steering_unit": model.info.steering_unit, "frames": len(model.frames)}, indent=2))  # fmt: skip
+                {"checkpoint": path, "variant": info.model.variant, "bits": info.model.bits,
+                 "steering_unit": info.steering_unit, "frames": len(frames)}, indent=2))  # fmt: skip
             for method in methods:
-                if method == "attention" and model.model.attention is None:
+                if method == "attention" and not predictor.has_attention:
                     continue
-                evaluate_method(model.model, method, model.images, model.pre.normalize, out / name / f"{method}.jsonl",
-                                settings, model.masks, model.targets, device)  # fmt: skip
+                evaluate_method(predictor, method, frames, out / name / f"{method}.jsonl", settings)
     except (ConfigError, DataError, CheckpointError, SaliencyError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         if out.is_dir():

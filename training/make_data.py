@@ -10,23 +10,10 @@ seeds, so held-out frames are never seen in training.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-from qattn_ros.data.record import DataError
-from qattn_ros.data.simlog import write_simlog
-from qattn_ros.data.synthetic import RoadGenerator
-from qattn_ros.data.writers import write_ch2_test, write_ros2_bag, write_udacity_bag, write_udacity_folder
-
-SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
-WRITERS = {
-    "simlog": None,
-    "udacity_bag": lambda out, gen, n: write_udacity_bag(out.with_suffix(".bag"), gen, n),
-    "udacity_folder": write_udacity_folder,
-    "ch2_test": write_ch2_test,
-    "ros2_bag": write_ros2_bag,
-}
+from qattn_ros.data.splits import FORMATS, write_splits
+from qattn_ros.errors import DataError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,30 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--seed", type=int, default=0, help="added to each split's generator seed")
     parser.add_argument("--side-cameras", action="store_true", help="simlog: also render the left/right cameras")
-    parser.add_argument("--format", choices=sorted(WRITERS), default="simlog")
+    parser.add_argument("--format", choices=FORMATS, default="simlog")
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    counts = {"train": args.train, "val": args.val, "test": args.test}
     try:
-        for split, count in (("train", args.train), ("val", args.val), ("test", args.test)):
-            if count <= 0:
-                continue
-            generator = RoadGenerator(args.height, args.width, seed=1000 * args.seed + SPLIT_SEEDS[split])
-            if args.format == "simlog":
-                write_simlog(out / split, generator, count, side_cameras=args.side_cameras)
-            else:
-                WRITERS[args.format](out / split, generator, count)
-        (out / "meta.json").write_text(
-            json.dumps(
-                {
-                    **vars(args),
-                    "split_seeds": SPLIT_SEEDS,
-                    "label_unit": {"simlog": "sim_normalized", "ros2_bag": "wheel_rad"}.get(
-                        args.format, "steering_wheel_rad"
-                    ),
-                },
-                indent=2,
-            )
-        )
+        out = write_splits(args.out, counts, args.height, args.width, args.seed, args.format, args.side_cameras)
     except (DataError, ValueError, OSError) as error:
         print(f"make_data: {error}", file=sys.stderr)
         return 1

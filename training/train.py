@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qattn_ros.data.record import DataError
+from qattn_ros.errors import CheckpointError, ConfigError, DataError
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
-from qattn_ros.model.checkpoint import CheckpointError
-from qattn_ros.model.config import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:

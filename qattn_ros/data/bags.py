@@ -16,8 +16,9 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from ..errors import DataError
 from .images import message_to_rgb
-from .record import DataError, Record
+from .record import Record
 
 UDACITY_CAMERA_TOPICS = ("/center_camera/image_color/compressed", "/center_camera/image_color")
 UDACITY_STEERING_TOPIC = "/vehicle/steering_report"

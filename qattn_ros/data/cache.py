@@ -18,8 +18,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import DataError
 from ..preprocess import Preprocessing
-from .record import DataError, Source
+from .record import Source
 
 CACHE_VERSION = 1
 

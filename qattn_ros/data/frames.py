@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..units import from_wheel_angle, to_wheel_angle
+from ..units import DEFAULT_VEHICLE, VehicleGeometry, from_wheel_angle, to_wheel_angle
 from .cache import CachedFrames
 
 
 class FrameSet:
     """Concatenation of (parts of) cached sources; `gather` reads a batch by global index."""
 
-    def __init__(self, parts: list[tuple[CachedFrames, np.ndarray]], unit: str, positive_is_left: bool) -> None:
+    def __init__(
+        self,
+        parts: list[tuple[CachedFrames, np.ndarray]],
+        unit: str,
+        positive_is_left: bool,
+        vehicle: VehicleGeometry = DEFAULT_VEHICLE,
+    ) -> None:
+        """`vehicle`: the geometry that converts a source's unit into `unit` (recorded in checkpoints)."""
         self.parts = [frames for frames, _ in parts]
         self.local = [np.asarray(rows, np.int64) for _, rows in parts]
-        self.unit, self.positive_is_left = unit, positive_is_left
+        self.unit, self.positive_is_left, self.vehicle = unit, positive_is_left, vehicle
         self.offsets = np.cumsum([0] + [len(rows) for rows in self.local])
         self.targets = np.concatenate(
             [self._convert(frames, rows) for frames, rows in zip(self.parts, self.local)]
@@ -27,7 +34,10 @@ class FrameSet:
         return np.array(
             [
                 from_wheel_angle(
-                    to_wheel_angle(v, frames.steering_unit, frames.positive_is_left), self.unit, self.positive_is_left
+                    to_wheel_angle(v, frames.steering_unit, frames.positive_is_left, self.vehicle),
+                    self.unit,
+                    self.positive_is_left,
+                    self.vehicle,
                 )
                 for v in values
             ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import DataError
 from .images import read_mask, read_rgb
-from .record import DataError, Record
+from .record import Record
 
 
 class ImageListSource:

@@ -1,4 +1,4 @@
-"""The one record type every reader yields, and the errors readers raise."""
+"""The one record type every reader yields, and the protocol every reader follows."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-
-
-class DataError(RuntimeError):
-    """Input data is missing or malformed; the message names the file, column or topic."""
 
 
 @dataclass

@@ -14,9 +14,9 @@ from pathlib import Path, PureWindowsPath
 
 from tqdm import tqdm
 
+from ..errors import DataError
 from .image_list import ImageListSource
 from .images import write_mask, write_rgb
-from .record import DataError
 from .synthetic import RoadGenerator
 
 COLUMNS = ("center", "left", "right", "steering", "throttle", "brake", "speed")

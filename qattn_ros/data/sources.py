@@ -10,17 +10,19 @@
 
 from __future__ import annotations
 
-from .bags import ros2_bag, udacity_bag
-from .record import DataError, Source
-from .simlog import SimLogSource
-from .udacity_folder import Ch2TestSource, UdacityFolderSource
+from importlib import import_module
 
+from ..errors import DataError
+from .record import Source
+
+# kind -> (module, reader); a reader's module is imported only when that kind is opened, so
+# training on simulator logs needs neither rosbags nor anything else the bag readers use.
 KINDS = {
-    "simlog": SimLogSource,
-    "udacity_bag": udacity_bag,
-    "udacity_folder": UdacityFolderSource,
-    "ch2_test": Ch2TestSource,
-    "ros2_bag": ros2_bag,
+    "simlog": ("simlog", "SimLogSource"),
+    "udacity_bag": ("bags", "udacity_bag"),
+    "udacity_folder": ("udacity_folder", "UdacityFolderSource"),
+    "ch2_test": ("udacity_folder", "Ch2TestSource"),
+    "ros2_bag": ("bags", "ros2_bag"),
 }
 
 
@@ -32,7 +34,8 @@ def open_source(spec: dict | str) -> Source:
     kind = spec.pop("kind", None)
     if kind not in KINDS:
         raise DataError(f"data source kind {kind!r} unknown; expected one of {', '.join(KINDS)}")
+    module, reader = KINDS[kind]
     try:
-        return KINDS[kind](**spec)
+        return getattr(import_module(f"{__package__}.{module}"), reader)(**spec)
     except TypeError as error:
         raise DataError(f"data source {kind}: {error}") from None

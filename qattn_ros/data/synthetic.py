@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-WHEELBASE_M = 2.85
+from ..units import DEFAULT_VEHICLE
+
 CAMERA_HEIGHT_M = 1.5
 LOOK_AHEAD_M = 12.0
 LINE_WIDTH_M = 0.15
@@ -41,7 +42,7 @@ class RoadScene:
     def steering(self) -> float:
         """Front-wheel angle (rad, positive left) that pure pursuit commands."""
         pursuit_curvature = -2.0 * self.lane_center(LOOK_AHEAD_M) / LOOK_AHEAD_M**2
-        return math.atan(WHEELBASE_M * pursuit_curvature)
+        return math.atan(DEFAULT_VEHICLE.wheelbase * pursuit_curvature)
 
 
 @dataclass

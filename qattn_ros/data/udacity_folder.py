@@ -14,8 +14,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ..errors import DataError
 from .image_list import ImageListSource
-from .record import DataError
 
 INTERPOLATED_COLUMNS = ("timestamp", "frame_id", "filename", "angle", "speed")
 CH2_COLUMNS = ("frame_id", "steering_angle")

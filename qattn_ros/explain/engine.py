@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..model.network import SteeringNet
+from ..predictor import Frames, SteeringPredictor, exact_float32
 from .perturbation import auc, curves
 from .saliency import saliency
 
@@ -73,46 +73,42 @@ def read_results(path: Path) -> list[dict]:
 
 
 def evaluate_method(
-    model: SteeringNet,
+    predictor: SteeringPredictor,
     method: str,
-    images: np.ndarray,
-    normalize,
+    frames: Frames,
     out_file: Path,
     settings: EvalSettings,
-    masks: np.ndarray | None = None,
-    targets: np.ndarray | None = None,
-    device: torch.device | str = "cpu",
     progress: bool = True,
     max_groups: int | None = None,
 ) -> Path:
-    """Append the results of frames not yet in `out_file`; `normalize` maps uint8 batches to inputs."""
+    """Append the results of the frames not yet in `out_file`, in exact float32 on the predictor's device."""
     out_file.parent.mkdir(parents=True, exist_ok=True)
     drop_torn_tail(out_file)
-    todo = np.array(sorted(set(range(len(images))) - done_frames(out_file)), dtype=np.int64)
-    model.eval().to(memory_format=torch.channels_last)  # faster convolutions for the batches
-    predict = lambda x: model(x).steering  # noqa: E731
+    todo = np.array(sorted(set(range(len(frames))) - done_frames(out_file)), dtype=np.int64)
+    model = predictor.model.eval().to(memory_format=torch.channels_last)  # faster convolutions for the batches
+    predict = predictor.steering
     groups = [todo[i : i + settings.frames_per_group] for i in range(0, len(todo), settings.frames_per_group)]
     if max_groups is not None:
         groups = groups[:max_groups]
     bar = tqdm(groups, desc=f"{out_file.parent.name}/{method}", unit="group", disable=not progress)
-    with out_file.open("a") as handle:
+    with out_file.open("a") as handle, exact_float32():
         for ids in bar:
-            x = normalize(torch.from_numpy(np.array(images[ids])).to(device))
+            x = predictor.normalize(frames.images[ids])
             maps = saliency(method, model, x, ids, settings.seed)
-            with torch.no_grad():
-                prediction = predict(x).cpu().numpy()
+            prediction = predict(x).cpu().numpy()
             deletion = curves(predict, x, maps, ids, "deletion", settings.steps, settings.substrate,
-                              settings.batch_size, settings.seed)  # fmt: skip
+                              settings.batch_size, settings.seed).cpu().numpy()  # fmt: skip
             insertion = (
-                curves(predict, x, maps, ids, "insertion", settings.steps, "blur", settings.batch_size, settings.seed)
+                curves(predict, x, maps, ids, "insertion", settings.steps, "blur", settings.batch_size,
+                       settings.seed).cpu().numpy()
                 if settings.insertion else None
             )  # fmt: skip
-            scores = relevance_scores(maps, np.asarray(masks[ids])) if masks is not None else None
+            scores = relevance_scores(maps, np.asarray(frames.masks[ids])) if frames.masks is not None else None
             for row, frame in enumerate(ids):
                 record = {
                     "frame": int(frame),
                     "prediction": float(prediction[row]),
-                    "target": float(targets[frame]) if targets is not None else None,
+                    "target": float(frames.targets[frame]),
                     "deletion": deletion[row].round(7).tolist(),
                     "deletion_auc": float(auc(deletion[row])),
                 }

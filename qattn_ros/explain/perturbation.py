@@ -1,7 +1,9 @@
 """Deletion and insertion curves for a regression output (Petsiuk et al., RISE, BMVC 2018).
 
-Pixels are ranked by saliency (ties broken by a random order seeded per frame, never by
-pixel index). Step k of K perturbs the top fraction k/K:
+Pixels are ranked by saliency resolved to 2^-20 (~1e-6) of the frame's saliency range, so
+that values equal but for float rounding (a few float32 ulps, ~6e-8 of the peak, as a GPU's
+batch-size-dependent kernels leave them) are ties; ties are broken by a random order seeded
+per frame, never by pixel index. Step k of K perturbs the top fraction k/K:
   deletion:  those pixels take the substrate (dataset mean = 0 after normalization, or blur);
   insertion: start from the blurred image and put those pixels back.
 The curve is d_k = |y(x_k) - y(x_0)| with x_0 the unperturbed image; AUC is the trapezoid
@@ -10,6 +12,7 @@ over the fraction in [0, 1]. Deletion: higher is better. Insertion: lower is bet
 `curves` sends the K + 1 copies of many frames through the network in batches
 (channels-last, which oneDNN convolves faster on CPU);
 `curves_loop` is the plain per-frame, per-step reference it is tested against.
+Both build every tensor on the input's device and return the curves there.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 Predict = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, H, W) -> (N,)
+RANK_LEVELS = 2**20  # saliency resolution for ranking, per frame
 
 
 def auc(curve: np.ndarray) -> np.ndarray:
@@ -42,9 +46,16 @@ def blur(x: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
     return F.conv2d(out, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
 
 
+def rank_levels(saliency: torch.Tensor) -> torch.Tensor:
+    """(B, H*W) saliency snapped to RANK_LEVELS steps of each frame's range; equal levels are ties."""
+    flat = saliency.flatten(1).double()
+    low, high = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+    return torch.round((flat - low) / (high - low).clamp_min(1e-300) * RANK_LEVELS)
+
+
 def pixel_ranks(saliency: torch.Tensor, frame_ids: np.ndarray, seed: int) -> torch.Tensor:
     """(B, H*W) rank of each pixel (0 = most salient); ties in a seeded random order per frame."""
-    flat = saliency.flatten(1)
+    flat = rank_levels(saliency)
     ranks = torch.empty_like(flat, dtype=torch.long)
     positions = torch.arange(flat.shape[1], device=flat.device)
     for row, frame in enumerate(frame_ids):
@@ -96,8 +107,8 @@ def curves(
     substrate: str = "mean",
     batch_size: int | None = None,
     seed: int = 0,
-) -> np.ndarray:
-    """(B, K + 1) curves d_k for frames x (B, C, H, W) in batches of at most `batch_size` images.
+) -> torch.Tensor:
+    """(B, K + 1) curves d_k, on x's device, for frames x (B, C, H, W) in batches of at most `batch_size` images.
 
     `batch_size` None: `default_batch_size` for x's device.
     """
@@ -112,8 +123,7 @@ def curves(
         f, k = frames[begin : begin + batch_size], steps[begin : begin + batch_size]
         batch = perturbed(x[f], ranks[f], k, total_steps, mode, base[f])
         outputs[begin : begin + batch_size] = predict(batch.contiguous(memory_format=torch.channels_last))
-    d = (outputs.view(x.shape[0], total_steps + 1) - reference.unsqueeze(1)).abs()
-    return d.cpu().numpy().astype(np.float64)
+    return (outputs.view(x.shape[0], total_steps + 1) - reference.unsqueeze(1)).abs().double()
 
 
 @torch.no_grad()
@@ -126,19 +136,19 @@ def curves_loop(
     total_steps: int = 50,
     substrate: str = "mean",
     seed: int = 0,
-) -> np.ndarray:
+) -> torch.Tensor:
     """The same curves one frame and one step at a time (the reference)."""
-    result = np.zeros((x.shape[0], total_steps + 1))
+    result = torch.zeros(x.shape[0], total_steps + 1, dtype=torch.float64, device=x.device)
     for row in range(x.shape[0]):
         image = x[row : row + 1]
         order = pixel_ranks(saliency[row : row + 1], frame_ids[row : row + 1], seed)[0].argsort()
         base = substrate_for(image, mode, substrate)
-        reference = float(predict(image)[0])
+        reference = predict(image)[0]
         pixels = order.numel()
         for k in range(total_steps + 1):
-            chosen = torch.zeros(pixels, dtype=torch.bool)
+            chosen = torch.zeros(pixels, dtype=torch.bool, device=x.device)
             chosen[order[: int(round(k / total_steps * pixels))]] = True
             chosen = chosen.view(1, 1, *image.shape[-2:])
             step = torch.where(chosen, base, image) if mode == "deletion" else torch.where(chosen, image, base)
-            result[row, k] = abs(float(predict(step)[0]) - reference)
+            result[row, k] = (predict(step)[0] - reference).abs()
     return result

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .engine import read_results  # noqa: E402
+from ..metrics import steering_errors
+from .engine import read_results
 
 BASELINE = ("kim_canny", "attention")
 RESAMPLES = 2000
@@ -62,10 +60,11 @@ def aggregate(folder: Path) -> dict:
     summary = {}
     for name, model in models.items():
         any_rows = next(iter(model["runs"].values()))
-        errors = np.array([r["prediction"] - r["target"] for r in any_rows if r.get("target") is not None])
+        labelled = [r for r in any_rows if r.get("target") is not None]
         entry = {"info": model["info"], "frames": len(any_rows), "methods": {}}
-        if len(errors):
-            entry["rmse"], entry["mae"] = float(np.sqrt(np.mean(errors**2))), float(np.mean(np.abs(errors)))
+        if labelled:
+            errors = steering_errors([r["prediction"] for r in labelled], [r["target"] for r in labelled])
+            entry["rmse"], entry["mae"] = errors["rmse"], errors["mae"]
         random_auc = _by_frame(model["runs"].get("random", []), "deletion_auc")
         for method, rows in model["runs"].items():
             deletion = _by_frame(rows, "deletion_auc")
@@ -117,7 +116,8 @@ def markdown_table(results: dict) -> str:
 
 
 def plot_curves(results: dict, out: Path) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    axes = fig.subplots(1, 2)
     for name, model in results["models"].items():
         for method, s in model["methods"].items():
             label = f"{name} / {method}"
@@ -134,7 +134,6 @@ def plot_curves(results: dict, out: Path) -> Path:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
-    plt.close(fig)
     return out
 
 

@@ -8,6 +8,7 @@
   since for a regression output both signs move the steering.
 - `integrated_gradients`: captum's IntegratedGradients from the mean image (0 after
   normalization), |attribution| summed over channels.
+  captum is imported by these two methods only: the others run where it is not installed.
 - `random`: uniform noise seeded per frame, the floor.
 """
 
@@ -18,7 +19,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import nn
 
 from ..model.network import SteeringNet
@@ -71,15 +71,24 @@ def _deconv_ones(mask: torch.Tensor, conv: nn.Conv2d, size: torch.Size) -> torch
 
 
 def gradcam(model: SteeringNet, x: torch.Tensor) -> torch.Tensor:
+    from captum.attr import LayerAttribution, LayerGradCam
+
     cam = LayerGradCam(_steering(model), model.encoder.layers[-1])
     attribution = cam.attribute(x.clone().requires_grad_(True), relu_attributions=False)
     up = LayerAttribution.interpolate(attribution.detach(), tuple(x.shape[-2:]), interpolate_mode="bilinear")
     return up.abs().squeeze(1)
 
 
-def integrated_gradients(model: SteeringNet, x: torch.Tensor, steps: int = 32) -> torch.Tensor:
+def integrated_gradients_attribution(model: SteeringNet, x: torch.Tensor, steps: int = 32) -> torch.Tensor:
+    """Signed (B, 3, H, W) attributions from the mean image; they sum to f(x) - f(mean) up to the path integral's error."""
+    from captum.attr import IntegratedGradients
+
     attribution = IntegratedGradients(_steering(model)).attribute(x, baselines=torch.zeros_like(x), n_steps=steps)
-    return attribution.detach().abs().sum(dim=1)
+    return attribution.detach()
+
+
+def integrated_gradients(model: SteeringNet, x: torch.Tensor, steps: int = 32) -> torch.Tensor:
+    return integrated_gradients_attribution(model, x, steps).abs().sum(dim=1)
 
 
 def random_map(x: torch.Tensor, frame_ids: np.ndarray, seed: int) -> torch.Tensor:

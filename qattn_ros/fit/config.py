@@ -7,8 +7,11 @@ from pathlib import Path
 
 import yaml
 
-from ..model.config import ConfigError, ModelConfig, from_mapping
+from ..config_mapping import from_mapping
+from ..errors import ConfigError
+from ..model.config import ModelConfig
 from ..preprocess import Preprocessing
+from ..units import DEFAULT_VEHICLE, VehicleGeometry
 
 
 @dataclass
@@ -19,6 +22,7 @@ class DataConfig:
     cache_dir: str = "data_out/cache"
     target_unit: str | None = None  # None: the first training source's unit and sign
     target_positive_is_left: bool | None = None
+    vehicle: VehicleGeometry = DEFAULT_VEHICLE  # converts between units; recorded in the checkpoint
 
 
 @dataclass
@@ -103,4 +107,6 @@ def load_train_config(
     data["preprocessing"] = Preprocessing.from_dict(data.get("preprocessing") or {})
     for name, cls in (("data", DataConfig), ("optim", OptimConfig), ("augment", AugmentConfig)):
         data[name] = from_mapping(cls, data.get(name), name)
+    if isinstance(data["data"].vehicle, dict):
+        data["data"].vehicle = VehicleGeometry.from_dict(data["data"].vehicle)
     return from_mapping(TrainConfig, data, "train config")

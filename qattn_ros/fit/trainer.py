@@ -9,6 +9,7 @@ gradients as W DDP ranks: BatchNorm sees the same micro-batches either way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -16,7 +17,6 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,21 +28,16 @@ from tqdm import tqdm
 
 from ..data.cache import build_cache
 from ..data.frames import FrameSet
-from ..data.record import DataError
 from ..data.sources import open_source
+from ..device import pick_device
+from ..errors import ConfigError, DataError
+from ..metrics import steering_errors
 from ..model.attention import doubly_stochastic_penalty, entropy_penalty
 from ..model.checkpoint import CheckpointInfo, checkpoint_paths, load_checkpoint, save_checkpoint
-from ..model.config import ConfigError
 from ..model.network import SteeringNet
-from ..preprocess import channel_stats
+from ..preprocess import Preprocessing, channel_stats
 from .augment import augment
 from .config import OptimConfig, TrainConfig
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def make_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
@@ -70,11 +65,13 @@ class Distributed:
         if self.world > 1:
             dist.barrier()
 
-    def sum(self, values: list[float], device: torch.device) -> list[float]:
-        tensor = torch.tensor(values, dtype=torch.float64, device=device)
-        if self.world > 1:
-            dist.all_reduce(tensor)
-        return tensor.tolist()
+    def concatenate(self, values: np.ndarray) -> np.ndarray:
+        """Every rank's `values`, concatenated in rank order, on every rank."""
+        if self.world == 1:
+            return values
+        parts: list = [None] * self.world
+        dist.all_gather_object(parts, values)
+        return np.concatenate(parts)
 
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():
@@ -105,13 +102,14 @@ def load_frames(config: TrainConfig, dist_ctx: Distributed) -> tuple[FrameSet, F
     unit = config.data.target_unit or caches[0].steering_unit
     left = config.data.target_positive_is_left
     left = caches[0].positive_is_left if left is None else left
+    vehicle = config.data.vehicle
     if val_caches:
-        train = FrameSet([(c, np.arange(len(c))) for c in caches], unit, left)
-        val = FrameSet([(c, np.arange(len(c))) for c in val_caches], unit, left)
+        train = FrameSet([(c, np.arange(len(c))) for c in caches], unit, left, vehicle)
+        val = FrameSet([(c, np.arange(len(c))) for c in val_caches], unit, left, vehicle)
     else:  # the last fraction of each source in time order, so neighbours do not leak
         cut = [int(round(len(c) * (1 - config.data.val_fraction))) for c in caches]
-        train = FrameSet([(c, np.arange(k)) for c, k in zip(caches, cut)], unit, left)
-        val = FrameSet([(c, np.arange(k, len(c))) for c, k in zip(caches, cut)], unit, left)
+        train = FrameSet([(c, np.arange(k)) for c, k in zip(caches, cut)], unit, left, vehicle)
+        val = FrameSet([(c, np.arange(k, len(c))) for c, k in zip(caches, cut)], unit, left, vehicle)
     if len(train) == 0 or len(val) == 0:
         raise DataError(f"empty split: {len(train)} training and {len(val)} validation frames")
     return train, val
@@ -145,11 +143,12 @@ class Trainer:
         optim = config.optim
         self.starts = self.train_set.sequence_starts(optim.seq_len)  # where a training sequence may begin
         self.steps_per_epoch = min(len(self.starts) // optim.batch_size, optim.max_steps_per_epoch or len(self.starts))
-        pre = config.preprocessing
+        # the config's preprocessing shapes the pixels; the channel statistics come from the data
         sample = self.train_set.gather(
             np.linspace(0, len(self.train_set) - 1, min(len(self.train_set), 2000)).astype(np.int64)
         )[0]
-        pre.mean, pre.std = channel_stats(sample)
+        mean, std = channel_stats(sample)
+        self.preprocessing: Preprocessing = dataclasses.replace(config.preprocessing, mean=mean, std=std)
         self.model = SteeringNet(config.model).to(self.device)
         targets = self.train_set.targets
         self.model.target_mean.fill_(float(targets.mean()))
@@ -176,7 +175,7 @@ class Trainer:
         frames: FrameSet | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images, targets = (frames or self.train_set).gather(indices)
-        pre = self.config.preprocessing
+        pre = self.preprocessing
         x = pre.to_unit(torch.from_numpy(images).to(self.device, non_blocking=True))
         y = torch.from_numpy(targets).to(self.device)
         if augment_batch:
@@ -257,25 +256,25 @@ class Trainer:
         frames = frames or self.val_set
         self.model.eval()
         mine = np.arange(len(frames))[self.dist.rank :: self.dist.world]
-        sq = ab = 0.0
         batch = max(self.config.optim.batch_size, 256)
+        predicted = [np.zeros(0, np.float32)]
         for begin in range(0, len(mine), batch):
-            x, y = self._inputs(mine[begin : begin + batch], augment_batch=False, frames=frames)
-            error = self.model(x).steering - y
-            sq += float((error**2).sum())
-            ab += float(error.abs().sum())
-        sq, ab, n = self.dist.sum([sq, ab, len(mine)], self.device)
-        baseline = float(np.sqrt(np.mean((frames.targets - self.train_set.targets.mean()) ** 2)))
-        return {"rmse": math.sqrt(sq / n), "mae": ab / n, "mean_baseline_rmse": baseline, "frames": int(n)}
+            x, _ = self._inputs(mine[begin : begin + batch], augment_batch=False, frames=frames)
+            predicted.append(self.model(x).steering.cpu().numpy())
+        order = self.dist.concatenate(mine)
+        predicted = self.dist.concatenate(np.concatenate(predicted))
+        baseline = steering_errors(np.full(len(frames), self.train_set.targets.mean()), frames.targets)["rmse"]
+        return {**steering_errors(predicted, frames.targets[order]), "mean_baseline_rmse": baseline}
 
     # -- checkpoints ----------------------------------------------------------------------
     def _info(self, metrics: dict) -> CheckpointInfo:
         config = self.config
         return CheckpointInfo(
             model=config.model,
-            preprocessing=config.preprocessing.to_dict(),
+            preprocessing=self.preprocessing,
             steering_unit=self.train_set.unit,
             positive_is_left=self.train_set.positive_is_left,
+            vehicle=self.train_set.vehicle,
             data={
                 "train": [p.meta["source"] for p in self.train_set.parts],
                 "train_frames": len(self.train_set),
@@ -290,7 +289,7 @@ class Trainer:
                 "best_rmse": self.best_rmse,
                 "history": self.history,
                 "config": {
-                    k: asdict(v) if hasattr(v, "__dataclass_fields__") else v
+                    k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
                     for k, v in vars(config).items()
                     if k not in ("model", "preprocessing")
                 },
@@ -311,9 +310,13 @@ class Trainer:
             raise DataError(
                 f"{self.out / 'last.json'}: resume with a different model config ({info.model} vs {self.config.model})"
             )
+        if info.preprocessing.cache_key() != self.preprocessing.cache_key():
+            raise DataError(
+                f"{self.out / 'last.json'}: resume with a different preprocessing "
+                f"({info.preprocessing.cache_key()} vs {self.preprocessing.cache_key()})"
+            )
         self.model.load_state_dict(model.state_dict())
-        self.config.preprocessing.mean = info.preprocessing["mean"]
-        self.config.preprocessing.std = info.preprocessing["std"]
+        self.preprocessing = info.preprocessing  # the statistics the saved weights were trained with
         optimizer_file = self.out / "last.optimizer.safetensors"
         if optimizer_file.is_file():
             tensors = load_file(str(optimizer_file), device=str(self.device))

@@ -1,8 +1,13 @@
 """Checkpoints: weights in safetensors plus a JSON sidecar; loading never unpickles.
 
 `name.safetensors` holds every parameter and buffer; `name.json` holds the model config,
-preprocessing, the steering unit and sign, a data summary, metrics, and the SHA-256 of
-the weights file so that a corrupted file is refused before it is parsed.
+the preprocessing, the steering unit and sign, the vehicle geometry the labels were
+converted with, a data summary, metrics, and the SHA-256 of the weights file so that a
+corrupted file is refused before it is parsed. This bundle is the contract between
+training and every consumer (`qattn_ros.predictor`).
+
+Format history: /1 had no vehicle geometry; it loads with the default geometry and a note
+in `CheckpointInfo.notes` saying so.
 """
 
 from __future__ import annotations
@@ -16,25 +21,27 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import ConfigError, ModelConfig
+from ..errors import CheckpointError, ConfigError
+from ..preprocess import Preprocessing
+from ..units import DEFAULT_VEHICLE, VehicleGeometry, check_unit
+from .config import ModelConfig
 from .network import SteeringNet
 
-FORMAT = "qattn_ros.checkpoint/1"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt or does not match its config; the message says which."""
+FORMAT = "qattn_ros.checkpoint/2"
+OLD_FORMATS = ("qattn_ros.checkpoint/1",)
 
 
 @dataclass
 class CheckpointInfo:
     model: ModelConfig
-    preprocessing: dict
+    preprocessing: Preprocessing
     steering_unit: str
     positive_is_left: bool
+    vehicle: VehicleGeometry = DEFAULT_VEHICLE  # what converted the labels into `steering_unit`
     data: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what loading an older format defaulted (not saved)
 
 
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
@@ -64,9 +71,10 @@ def save_checkpoint(path: str | Path, model: SteeringNet, info: CheckpointInfo) 
         "weights": weights.name,
         "weights_sha256": _sha256(tmp_weights),
         "model": info.model.to_dict(),
-        "preprocessing": info.preprocessing,
+        "preprocessing": info.preprocessing.to_dict(),
         "steering_unit": info.steering_unit,
         "positive_is_left": info.positive_is_left,
+        "vehicle": info.vehicle.to_dict(),
         "data": info.data,
         "metrics": info.metrics,
         "training": info.training,
@@ -92,28 +100,33 @@ def _read_sidecar(path: str | Path) -> tuple[CheckpointInfo, dict]:
         meta = json.loads(sidecar.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{sidecar}: not valid JSON ({error})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{sidecar}: not a {FORMAT} sidecar (format={meta.get('format') if isinstance(meta, dict) else None!r})"
-        )
+    version = meta.get("format") if isinstance(meta, dict) else None
+    if version != FORMAT and version not in OLD_FORMATS:
+        raise CheckpointError(f"{sidecar}: not a {FORMAT} sidecar (format={version!r})")
     missing = [
         k for k in ("model", "preprocessing", "steering_unit", "positive_is_left", "weights_sha256") if k not in meta
     ]
+    if version == FORMAT and "vehicle" not in meta:
+        missing.append("vehicle")
     if missing:
         raise CheckpointError(f"{sidecar}: missing key(s) {', '.join(missing)}")
+    notes = []
+    if "vehicle" not in meta:
+        notes.append(f"{sidecar.name} is {version}: no vehicle geometry recorded, defaulted to {DEFAULT_VEHICLE}")
     try:
-        model = ModelConfig.from_dict(meta["model"])
+        info = CheckpointInfo(
+            model=ModelConfig.from_dict(meta["model"]),
+            preprocessing=Preprocessing.from_dict(meta["preprocessing"]),
+            steering_unit=check_unit(meta["steering_unit"]),
+            positive_is_left=bool(meta["positive_is_left"]),
+            vehicle=VehicleGeometry.from_dict(meta["vehicle"]) if "vehicle" in meta else DEFAULT_VEHICLE,
+            data=meta.get("data", {}),
+            metrics=meta.get("metrics", {}),
+            training=meta.get("training", {}),
+            notes=notes,
+        )
     except (ConfigError, TypeError) as error:
         raise CheckpointError(f"{sidecar}: {error}") from None
-    info = CheckpointInfo(
-        model=model,
-        preprocessing=meta["preprocessing"],
-        steering_unit=meta["steering_unit"],
-        positive_is_left=bool(meta["positive_is_left"]),
-        data=meta.get("data", {}),
-        metrics=meta.get("metrics", {}),
-        training=meta.get("training", {}),
-    )
     return info, meta
 
 

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
+from ..config_mapping import from_mapping
+from ..errors import ConfigError
 from .quantizer import MAX_BITS
 
 VARIANTS = ("pilotnet", "kim_canny", "quant_all", "quant_sign", "binary_sign")
 REGULARIZERS = ("none", "entropy", "doubly_stochastic")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or out of range; the message names it."""
-
-
-def from_mapping(cls, data: dict | None, section: str):
-    """Build dataclass `cls` from a mapping, refusing unknown keys with the section's name."""
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{section}: expected a mapping, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{section}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
-    try:
-        return cls(**data)
-    except TypeError as error:
-        raise ConfigError(f"{section}: {error}") from None
 
 
 @dataclass

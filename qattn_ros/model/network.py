@@ -1,6 +1,6 @@
 """The steering network: encoder -> feature cube -> (quantizer) -> attention -> head.
 
-Variants (DESIGN 1.2), with z_i the features that pass the attention:
+Variants, with z_i the features that pass the attention:
   pilotnet     no attention; the head sees the flattened features
   kim_canny    y = L * alpha_i * x_i                (full precision)
   quant_all    y = L * alpha_i * Q_b(x_i)           (attention on all bits)

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image as PilImage
 
 from ..data.images import message_to_rgb
-from ..data.record import DataError
+from ..errors import DataError
 
 RAW_ENCODINGS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "rgb16": 6, "bgr16": 6, "mono16": 2}
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")

@@ -13,7 +13,6 @@ Publishes, each with the input header (commands with frame_id = base_frame):
 
 from __future__ import annotations
 
-import math
 import sys
 import threading
 import time
@@ -34,9 +33,11 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32
 
+from ..device import pick_device
+from ..errors import CheckpointError, ConfigError
 from ..explain.overlay import COLORMAPS, overlay
-from ..inference import SteeringPredictor
-from ..model.checkpoint import CheckpointError
+from ..predictor import SteeringPredictor
+from ..units import DEFAULT_VEHICLE, yaw_rate
 from .heap import keep_heap
 from .messages import BadFrame, compressed_to_rgb, fill_image, image_to_rgb
 
@@ -53,8 +54,7 @@ DEFAULTS = {
     "reliability": "best_effort",
     "base_frame": "base_link",
     "cruise_speed": 2.0,
-    "wheelbase": 2.85,
-    "steering_ratio": 14.8,
+    "wheelbase": DEFAULT_VEHICLE.wheelbase,
     "publish_overlay": True,
     "overlay_alpha": 0.5,
     "colormap": "jet",
@@ -68,21 +68,6 @@ RUNTIME = {"cruise_speed", "publish_overlay", "overlay_alpha", "colormap"}
 
 class StartupError(RuntimeError):
     """The node cannot start (checkpoint, device, parameters); the message says why."""
-
-
-def choose_device(requested: str) -> tuple[str, str]:
-    """(device, why) for device = auto | cpu | cuda[:N]."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return "cuda:0", "device=auto and CUDA is available"
-        return "cpu", "device=auto and CUDA is not available"
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise StartupError(f"device={requested} but CUDA is not available; use device:=cpu or auto")
-        return requested, f"device={requested} requested"
-    if requested == "cpu":
-        return "cpu", "device=cpu requested"
-    raise StartupError(f"device={requested!r}: expected auto, cpu or cuda[:N]")
 
 
 class SteeringNode(Node):
@@ -99,19 +84,24 @@ class SteeringNode(Node):
             raise StartupError(f"reliability={p['reliability']!r}: expected best_effort or reliable")
         if p["keep_heap"] and not keep_heap():
             self.get_logger().warning("keep_heap: not a glibc process, per-frame buffers are allocated anew")
-        device, why = choose_device(p["device"])
-        if device == "cpu" and p["cpu_threads"] > 0:
-            torch.set_num_threads(p["cpu_threads"])  # one image at a time: more threads mostly wait on each other
+        if not p["wheelbase"] > 0:
+            raise StartupError(f"wheelbase={p['wheelbase']}: must be > 0 m")
         try:
-            self.predictor = SteeringPredictor(p["checkpoint"], device, p["steering_ratio"], p["wheelbase"])
-        except CheckpointError as error:
+            device = pick_device(p["device"])
+            if device.type == "cpu" and p["cpu_threads"] > 0:
+                torch.set_num_threads(p["cpu_threads"])  # one image at a time: more threads mostly wait on each other
+            self.predictor = SteeringPredictor(p["checkpoint"], device)
+        except (CheckpointError, ConfigError) as error:
             raise StartupError(str(error)) from None
         info = self.predictor.info
         self.get_logger().info(
-            f"{info.model.variant} checkpoint {p['checkpoint']} on {device} ({why}); steering unit "
-            f"{info.steering_unit}, positive {'left' if info.positive_is_left else 'right'}"
+            f"{info.model.variant} checkpoint {p['checkpoint']} on {device} (device={p['device']}); steering unit "
+            f"{info.steering_unit}, positive {'left' if info.positive_is_left else 'right'}, converted to the "
+            f"front-wheel angle with the checkpoint's {info.vehicle}"
         )
-        self.device, self.max_pixels, self.base_frame = device, p["max_pixels"], p["base_frame"]
+        for note in info.notes:
+            self.get_logger().warning(note)
+        self.device, self.max_pixels, self.base_frame = str(device), p["max_pixels"], p["base_frame"]
         self.wheelbase = p["wheelbase"]
         self.add_on_set_parameters_callback(self._validate_parameters)
 
@@ -191,7 +181,7 @@ class SteeringNode(Node):
         cmd = TwistStamped()
         cmd.header.stamp, cmd.header.frame_id = msg.header.stamp, self.base_frame
         cmd.twist.linear.x = speed
-        cmd.twist.angular.z = speed * math.tan(angle) / self.wheelbase  # bicycle model yaw rate
+        cmd.twist.angular.z = yaw_rate(speed, angle, self.wheelbase)
         self.pub_cmd.publish(cmd)
         self.pub_angle.publish(Float32(data=prediction.steering))
         if self.pub_drive is not None:

@@ -1,0 +1,147 @@
+"""The one way from a checkpoint to steering and attention, for every consumer.
+
+The ROS node, offline evaluation, the demo, the benchmarks (and the replay evaluator and
+simulator) all load a checkpoint through `SteeringPredictor`: it verifies and loads the
+bundle, picks the device, preprocesses exactly as training did, keeps a recurrent model's
+state across frames, converts the prediction to REP-103 with the geometry recorded in the
+checkpoint, and reads a dataset at the checkpoint's preprocessing and steering unit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.cache import build_cache, open_cache
+from .data.frames import FrameSet
+from .data.record import Source
+from .device import pick_device
+from .errors import DataError
+from .model.checkpoint import load_checkpoint
+from .model.network import RecurrentState, SteeringOutput
+from .preprocess import Preprocessing
+from .units import to_wheel_angle
+
+
+@dataclass
+class Prediction:
+    steering: float  # checkpoint unit
+    wheel_angle: float  # front-wheel angle, rad, positive left (REP-103)
+    attention: np.ndarray | None  # (h, w) over the model input, sums to 1
+
+
+@dataclass
+class Frames:
+    """Frames of a dataset at a checkpoint's preprocessing, labels in its steering unit."""
+
+    images: np.ndarray  # (N, h, w, 3) uint8 in the model's colour space
+    targets: np.ndarray  # (N,) float32
+    masks: np.ndarray | None  # (N, h, w) uint8 relevance coverage, synthetic data only
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@contextlib.contextmanager
+def exact_float32() -> Iterator[None]:
+    """TF32 off for CUDA matmuls and cuDNN convolutions while inside (a no-op on the CPU).
+
+    TF32 makes a quantized model's output depend on the batch size (its 10-bit mantissa
+    flips quantizer codes), so the same frame would explain differently in a batch of 1024
+    and alone. Inference here is tiny; exact float32 costs little.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+class SteeringPredictor:
+    """A verified checkpoint on a device, ready for single frames (stateful) or batches."""
+
+    def __init__(self, checkpoint: str | Path, device: str | torch.device = "auto") -> None:
+        self.checkpoint = str(checkpoint)
+        self.device = pick_device(device)
+        self.model, self.info = load_checkpoint(checkpoint, self.device)
+        self.state: RecurrentState | None = None
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.info.preprocessing
+
+    @property
+    def has_attention(self) -> bool:
+        return self.model.attention is not None
+
+    def normalize(self, images_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(B, h, w, 3) uint8 at model resolution -> (B, 3, h, w) model input on the device."""
+        if isinstance(images_uint8, np.ndarray):
+            images_uint8 = torch.from_numpy(np.array(images_uint8))  # copy: cached frames are read-only memmaps
+        return self.preprocessing.normalize(images_uint8.to(self.device))
+
+    def forward(self, x: torch.Tensor, state: RecurrentState | None = None) -> SteeringOutput:
+        """The network on normalized inputs, without gradients and in exact float32."""
+        with torch.no_grad(), exact_float32():
+            return self.model(x, state)
+
+    def steering(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) steering for normalized inputs, each frame on its own (what deletion curves perturb)."""
+        return self.forward(x).steering
+
+    def predict_batch(self, images_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(B, h, w, 3) model-resolution uint8 -> steering (B,) and attention (B, h/8, w/8) or None."""
+        out = self.forward(self.normalize(images_uint8))
+        attention = out.attention.cpu().numpy() if out.attention is not None else None
+        return out.steering.cpu().numpy(), attention
+
+    def predict(self, rgb: np.ndarray) -> Prediction:
+        """One camera frame (H, W, 3) RGB uint8; a recurrent model keeps its state for the next frame."""
+        out = self.forward(self.normalize(self.preprocessing.to_model_uint8(rgb)[None]), self.state)
+        self.state = out.state
+        value = float(out.steering[0])
+        attention = out.attention[0].cpu().numpy() if out.attention is not None else None
+        return Prediction(value, self.to_wheel_angle(value), attention)
+
+    def to_wheel_angle(self, value: float) -> float:
+        """A prediction in the checkpoint's unit -> front-wheel angle, rad, positive left."""
+        info = self.info
+        return to_wheel_angle(value, info.steering_unit, info.positive_is_left, info.vehicle)
+
+    def reset(self) -> None:
+        """Forget the recurrent state (a new sequence starts)."""
+        self.state = None
+
+    def frames(self, source: Source, cache_dir: str | Path, limit: int | None = None, cache: str | Path | None = None
+               ) -> Frames:  # fmt: skip
+        """`limit` evenly spaced frames (all when None) of `source`, decoded once into the cache.
+
+        `cache`: a prebuilt cache entry to read instead; its preprocessing must be this checkpoint's.
+        """
+        if cache is not None:
+            cached = open_cache(Path(cache))
+            if cached.meta["preprocessing"] != self.preprocessing.cache_key():
+                raise DataError(f"cache {cache} was built with preprocessing {cached.meta['preprocessing']}, "
+                                f"but {self.checkpoint} needs {self.preprocessing.cache_key()}")  # fmt: skip
+        else:
+            cached = build_cache(source, self.preprocessing, cache_dir)
+        count = len(cached) if not limit else min(limit, len(cached))
+        rows = np.linspace(0, len(cached) - 1, count).astype(np.int64) if count else np.zeros(0, np.int64)
+        info = self.info
+        frames = FrameSet([(cached, rows)], info.steering_unit, info.positive_is_left, info.vehicle)
+        every = np.arange(len(frames))
+        images, targets = frames.gather(every)
+        return Frames(images, targets, frames.gather_masks(every) if frames.has_masks else None)
+
+    def close(self) -> None:
+        """Free the model (and its GPU memory); the predictor cannot be used afterwards."""
+        del self.model
+        self.state = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
