@@ -80,7 +80,7 @@ def gradcam(model: SteeringNet, x: torch.Tensor) -> torch.Tensor:
 
 
 def integrated_gradients_attribution(model: SteeringNet, x: torch.Tensor, steps: int = 32) -> torch.Tensor:
-    """Signed (B, 3, H, W) attributions from the mean image; they sum to f(x) - f(mean) up to the path integral's error."""
+    """Signed (B, 3, H, W) attributions from the mean image; they add up to f(x) - f(mean) (completeness)."""
     from captum.attr import IntegratedGradients
 
     attribution = IntegratedGradients(_steering(model)).attribute(x, baselines=torch.zeros_like(x), n_steps=steps)
