@@ -60,7 +60,8 @@ def test_udacity_ros1_bag_round_trip(tmp_path, generator, expected, compression)
     source = open_source({"kind": "udacity_bag", "paths": [str(path)]})
     assert source.camera_topic == "/center_camera/image_color/compressed"
     _check(source, expected)
-    assert all(r.speed is not None and 8 <= r.speed <= 25 for r in source)
+    speeds = [generator.frame(i).scene.speed for i in range(COUNT)]  # the scene's own speed, m/s
+    assert [r.speed for r in source] == pytest.approx(speeds, abs=1e-4)
 
 
 def test_udacity_bag_uncompressed_images(tmp_path, generator) -> None:
@@ -71,10 +72,84 @@ def test_udacity_bag_uncompressed_images(tmp_path, generator) -> None:
 
 
 def test_several_bags_read_as_one_timeline(tmp_path, generator) -> None:
-    first = write_udacity_bag(tmp_path / "a.bag", generator, 4)
-    second = write_udacity_bag(tmp_path / "b.bag", RoadGenerator(96, 128, seed=22), 4)
-    # the second bag's stamps equal the first's: AnyReader merges by time, all 8 frames come back
-    assert len(list(udacity_bag([str(first), str(second)]))) == 8
+    """Like HMB_1 … HMB_6: bags of one drive, one after the other; given out of order, read in time order."""
+    other = RoadGenerator(96, 128, seed=22)
+    second_start = START_NS + 4 * CAMERA_PERIOD_NS + 3_000_000_000  # 3 s after the first bag's last frame
+    first = write_udacity_bag(tmp_path / "HMB_1.bag", generator, 4)
+    second = write_udacity_bag(tmp_path / "HMB_2.bag", other, 4, start_ns=second_start)
+    records = list(udacity_bag([str(second), str(first)]))
+    stamps = [START_NS + i * CAMERA_PERIOD_NS for i in range(4)] + [
+        second_start + i * CAMERA_PERIOD_NS for i in range(4)
+    ]
+    assert [r.stamp_ns for r in records] == stamps
+    labels = [generator.frame(i).steering for i in range(4)] + [other.frame(i).steering for i in range(4)]
+    # steering-wheel angle = 14.8 x the front-wheel angle of the generator's label, positive left
+    assert [r.steering for r in records] == pytest.approx([14.8 * label for label in labels], abs=1e-5)
+
+
+# dbw_mkz_msgs/SteeringReport as the Challenge 2 bags carry it, with its comments.
+RECORDED_STEERING_REPORT = """Header header
+
+# Steering Wheel
+float32 steering_wheel_angle      # rad
+float32 steering_wheel_angle_cmd  # rad
+float32 steering_wheel_torque     # Nm
+
+# Vehicle Speed
+float32 speed                     # m/s
+
+# Status
+bool enabled  # Enabled
+bool override # Driver override
+bool driver   # Driver activity
+
+# Watchdog Counter
+bool fault_wdc
+
+# Faults
+bool fault_bus1
+bool fault_bus2
+bool fault_calibration
+bool fault_connector # This fault can be ignored
+"""
+
+
+def test_a_bag_with_the_recorded_steering_report_definition_gives_known_angles(tmp_path) -> None:
+    """Written here with rosbags directly (not with the package's writer): the steering wheel turns left at
+    1 rad/s from 0.5 rad while the car drives 12.5 m/s; the camera sees three frames 50 ms apart."""
+    import cv2
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = get_typestore(Stores.ROS1_NOETIC)
+    store.register(get_types_from_msg(RECORDED_STEERING_REPORT, "dbw_mkz_msgs/msg/SteeringReport"))
+    time, header = store.types["builtin_interfaces/msg/Time"], store.types["std_msgs/msg/Header"]
+    report, image = store.types["dbw_mkz_msgs/msg/SteeringReport"], store.types["sensor_msgs/msg/CompressedImage"]
+    start = 1_479_424_215_000_000_000
+    jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))[1].reshape(-1)
+    with Writer(tmp_path / "recorded.bag") as writer:
+        camera = writer.add_connection("/center_camera/image_color/compressed", image.__msgtype__, typestore=store)
+        steering = writer.add_connection("/vehicle/steering_report", report.__msgtype__, typestore=store)
+        for k in range(11):  # 50 Hz over 200 ms
+            t = start + k * 20_000_000
+            angle = 0.5 + 1.0 * k * 0.02
+            msg = report(header=header(seq=k, stamp=time(sec=t // 10**9, nanosec=t % 10**9), frame_id=""),
+                         steering_wheel_angle=angle, steering_wheel_angle_cmd=0.0, steering_wheel_torque=0.0,
+                         speed=12.5, enabled=False, override=False, driver=True, fault_wdc=False, fault_bus1=False,
+                         fault_bus2=False, fault_calibration=False, fault_connector=False)  # fmt: skip
+            writer.write(steering, t, store.serialize_ros1(msg, report.__msgtype__))
+        for k in range(3):
+            t = start + 10_000_000 + k * 50_000_000  # 10, 60, 110 ms: between two steering samples each
+            msg = image(header=header(seq=k, stamp=time(sec=t // 10**9, nanosec=t % 10**9), frame_id="center_camera"),
+                        format="jpeg", data=jpeg)  # fmt: skip
+            writer.write(camera, t, store.serialize_ros1(msg, image.__msgtype__))
+    source = open_source({"kind": "udacity_bag", "paths": [str(tmp_path / "recorded.bag")]})
+    assert (source.steering_unit, source.positive_is_left) == ("steering_wheel_rad", True)
+    records = list(source)
+    assert [r.stamp_ns for r in records] == [start + 10_000_000, start + 60_000_000, start + 110_000_000]
+    assert [r.steering for r in records] == pytest.approx([0.51, 0.56, 0.61], abs=1e-6)  # 0.5 + 1 rad/s x t
+    assert [r.speed for r in records] == pytest.approx([12.5] * 3)
+    assert records[0].image.shape == (48, 64, 3) and abs(int(records[0].image.mean()) - 90) <= 2
 
 
 def test_udacity_folder_round_trip_uses_center_rows_and_exact_stamps(tmp_path, generator, expected) -> None:

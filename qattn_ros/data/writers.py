@@ -45,9 +45,11 @@ def jpeg_bytes(rgb: np.ndarray) -> np.ndarray:
     return data.reshape(-1)
 
 
-def _frames(generator: RoadGenerator, count: int, label: str) -> Iterator[tuple[int, SyntheticFrame]]:
+def _frames(
+    generator: RoadGenerator, count: int, label: str, start_ns: int = START_NS
+) -> Iterator[tuple[int, SyntheticFrame]]:
     for index in tqdm(range(count), desc=f"render {label}", unit="frame"):
-        yield START_NS + index * CAMERA_PERIOD_NS, generator.frame(index)
+        yield start_ns + index * CAMERA_PERIOD_NS, generator.frame(index)
 
 
 def _steering_samples(camera_stamps: np.ndarray, values: np.ndarray, delay_ns: int) -> Iterator[tuple[int, int]]:
@@ -81,8 +83,12 @@ def write_udacity_bag(
     compression: str | None = "bz2",
     compressed_images: bool = True,
     steering_delay_ns: int = 0,
+    start_ns: int = START_NS,
 ) -> Path:
-    """A ROS 1 bag with HMB topics, types and rates; steering-wheel angle in rad, positive left."""
+    """A ROS 1 bag with HMB topics, types and rates; steering-wheel angle in rad, positive left.
+
+    `start_ns`: the first camera stamp (HMB bags of one drive follow each other in time).
+    """
     path = Path(path)
     store = get_typestore(Stores.ROS1_NOETIC)
     report_type = "dbw_mkz_msgs/msg/SteeringReport"
@@ -99,7 +105,7 @@ def write_udacity_bag(
     with writer:
         camera = writer.add_connection(camera_topic, image_type, typestore=store)
         report = writer.add_connection(UDACITY_STEERING_TOPIC, report_type, typestore=store)
-        for stamp, frame in _frames(generator, count, path.name):
+        for stamp, frame in _frames(generator, count, path.name, start_ns):
             message = _image_message(store, frame.image, stamp, compressed_images, ros1=True)
             writer.write(camera, stamp, store.serialize_ros1(message, image_type))
             stamps.append(stamp)
