@@ -149,7 +149,9 @@ def measure(subject: list[str], topic: str, args) -> dict:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    domain = str(1 + os.getpid() % 101)  # <= 101: higher ids put DDS ports in the ephemeral range
+    from qattn_ros.ros.dds_domain import claim_domain_id
+
+    domain = str(claim_domain_id())  # held while this benchmark runs: no concurrent run shares it
     env = {**os.environ, "ROS_DOMAIN_ID": domain, "PYTHONUNBUFFERED": "1"}
     process = spawn(subject, env)
     rclpy.init(domain_id=int(domain))

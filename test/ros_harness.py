@@ -22,13 +22,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32
 
 ROOT = Path(__file__).resolve().parents[1]
+# Shared memory + TCP for large samples in this process and in every node it starts: over the default
+# UDP transport best-effort 640x480 (and the bad-input test's 8K) frames lose fragments under load.
+os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
 _STAMPS = itertools.count(1000)
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
-
-
-def domain_id() -> int:
-    """A per-process domain in 1..101: higher ids put DDS ports in Linux's ephemeral range (ROS 2 docs)."""
-    return 1 + os.getpid() % 101
 
 
 def start_process(module: str, params: dict, domain: int) -> subprocess.Popen:

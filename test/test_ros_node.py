@@ -15,7 +15,6 @@ from ros_harness import (
     ROOT,
     Harness,
     compressed_message,
-    domain_id,
     raw_message,
     start_process,
     stop_process,
@@ -27,6 +26,7 @@ from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
 from qattn_ros.predictor import SteeringPredictor
 from qattn_ros.preprocess import Preprocessing
+from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.steering_node import DEFAULTS
 
 NODE = "qattn_ros.ros.steering_node"
@@ -48,7 +48,7 @@ def checkpoint(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def ros():
     """(best-effort harness, reliable harness, domain id)."""
-    domain = domain_id()
+    domain = claim_domain_id()
     rclpy.init(domain_id=domain)
     harnesses = Harness("best_effort"), Harness("reliable", reliable=True)
     yield *harnesses, domain
@@ -64,17 +64,21 @@ def frames():
 
 
 def _expected(checkpoint, rgb):
-    return SteeringPredictor(checkpoint).predict(rgb)
+    return SteeringPredictor(checkpoint, "cpu").predict(rgb)
 
 
-def _check_outputs(outputs, checkpoint, rgb, harness, stamp_msg) -> None:
+def _check_outputs(outputs, checkpoint, rgb, harness, steering_before: int) -> None:
+    """This frame's outputs equal the offline prediction; `steering_before`: steering messages before it was sent."""
     assert outputs is not None, "no output arrived"
     cmd = outputs["cmd_vel"][0]
     assert cmd.header.frame_id == "base_link"
     expected = _expected(checkpoint, rgb)
     speed = cmd.twist.linear.x
     assert cmd.twist.angular.z == pytest.approx(speed * math.tan(expected.wheel_angle) / 2.85, abs=1e-5)
-    assert any(abs(m.data - expected.steering) < 1e-5 for m in harness.received["steering_angle"])
+    # steering_angle carries no stamp: the node publishes it with this frame's command, after the ones
+    # of earlier frames, so the last one received by now is this frame's
+    new = harness.received["steering_angle"][steering_before:]
+    assert new and new[-1].data == pytest.approx(expected.steering, abs=1e-5)
     over = outputs["attention/overlay"][0]  # a frame re-sent before the first answer may answer twice
     assert (over.encoding, over.height, over.width) == ("bgr8", rgb.shape[0], rgb.shape[1])
     assert over.header.frame_id == "camera"
@@ -97,14 +101,16 @@ def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, r
             msg = raw_message(rgb, encoding)
             gray = np.frombuffer(raw_message(rgb, "mono8").data, np.uint8).reshape(rgb.shape[:2])
             seen = np.repeat(gray[..., None], 3, axis=2) if encoding == "mono8" else rgb
+            before = len(harness.received["steering_angle"])
             outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
-            _check_outputs(outputs, checkpoint, seen, harness, msg)
+            _check_outputs(outputs, checkpoint, seen, harness, before)
             assert outputs["cmd_vel"][0].twist.linear.x == pytest.approx(2.0)
         # the camera size changes and changes back: the node's reused overlay buffer follows it
         for rgb in (np.ascontiguousarray(np.repeat(np.repeat(frames[1], 2, axis=0), 2, axis=1)), frames[2]):
             msg = raw_message(rgb, "rgb8")
+            before = len(harness.received["steering_angle"])
             outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
-            _check_outputs(outputs, checkpoint, rgb, harness, msg)
+            _check_outputs(outputs, checkpoint, rgb, harness, before)
 
         # runtime parameters take effect while frames stream; bad values are refused
         assert harness.set_parameter("cruise_speed", 5.0)
@@ -112,6 +118,10 @@ def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, r
         assert not harness.set_parameter("checkpoint", "other.safetensors"), "read-only"
         outputs = harness.send(raw_message(frames[0], "rgb8"))
         assert outputs["cmd_vel"][0].twist.linear.x == pytest.approx(5.0)
+        assert harness.set_parameter("overlay_alpha", 0.0)  # no heat at all: the overlay is the camera frame
+        outputs = harness.send(raw_message(frames[3], "rgb8"), wait_for=("cmd_vel", "attention/overlay"))
+        overlay = np.frombuffer(bytes(outputs["attention/overlay"][0].data), np.uint8).reshape(frames[3].shape)
+        assert np.array_equal(overlay, frames[3][..., ::-1])
         assert harness.set_parameter("publish_overlay", False)
         outputs = harness.send(raw_message(frames[1], "rgb8"), wait_for=("cmd_vel", "attention/map"))
         assert outputs["attention/overlay"] == []
@@ -154,8 +164,9 @@ def test_compressed_node_jpeg_png_and_corrupt(checkpoint, ros, frames) -> None:
         for fmt in ("jpeg", "png"):
             msg = compressed_message(frames[3], fmt)
             decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            before = len(harness.received["steering_angle"])
             outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
-            _check_outputs(outputs, checkpoint, decoded, harness, msg)
+            _check_outputs(outputs, checkpoint, decoded, harness, before)
         corrupt = compressed_message(frames[3], "jpeg")
         corrupt.data = b"\xff\xd8\xff\xe0 definitely not a jpeg" * 10
         assert harness.send_bad(corrupt)
@@ -167,7 +178,7 @@ def test_compressed_node_jpeg_png_and_corrupt(checkpoint, ros, frames) -> None:
 
 
 @pytest.mark.parametrize("problem", ["missing", "corrupt", "incompatible", "empty"])
-def test_bad_checkpoint_ends_startup_with_one_clear_line(checkpoint, tmp_path, problem) -> None:
+def test_bad_checkpoint_ends_startup_with_a_clear_last_line(checkpoint, tmp_path, problem) -> None:
     import json
     import shutil
 
@@ -181,14 +192,14 @@ def test_bad_checkpoint_ends_startup_with_one_clear_line(checkpoint, tmp_path, p
         meta = json.loads((tmp_path / "ckpt.json").read_text())
         meta["model"]["variant"] = "pilotnet"
         (tmp_path / "ckpt.json").write_text(json.dumps(meta))
-    process = start_process(NODE, {"checkpoint": "" if problem == "empty" else str(target)}, domain_id() + 1)
+    process = start_process(NODE, {"checkpoint": "" if problem == "empty" else str(target)}, claim_domain_id())
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 1
     lines = [line for line in output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("qattn_steering: "), output
+    assert lines[-1].startswith("qattn_steering: ") and "Traceback" not in output, output
     expected = {"missing": "not found", "corrupt": "SHA-256 does not match", "incompatible": "do not match the config",
                 "empty": "parameter 'checkpoint' is empty"}[problem]  # fmt: skip
-    assert expected in lines[0]
+    assert expected in lines[-1]
 
 
 def test_config_yaml_matches_the_declared_defaults() -> None:
@@ -246,3 +257,67 @@ def test_camera_publisher_plays_a_folder(ros, tmp_path, frames, transport, encod
             160,
             3,
         )
+
+
+def _checkpoint_of(folder, config: ModelConfig) -> str:
+    torch.manual_seed(0)
+    model = SteeringNet(config).eval()
+    model.target_std.fill_(0.1)
+    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="sim_normalized",
+                          positive_is_left=False)  # fmt: skip
+    return str(save_checkpoint(folder / config.variant, model, info))
+
+
+@pytest.mark.parametrize("config", [ModelConfig(variant="pilotnet"), ModelConfig(variant="kim_canny", recurrent=True)],
+                         ids=["pilotnet", "recurrent"])  # fmt: skip
+def test_pilotnet_and_recurrent_checkpoints_through_the_node(ros, frames, tmp_path, config) -> None:
+    """pilotnet: commands, no attention outputs. Recurrent: the state goes from frame to frame, as offline."""
+    _, harness, domain = ros
+    checkpoint = _checkpoint_of(tmp_path, config)
+    offline = SteeringPredictor(checkpoint, "cpu")
+    process = start_process(NODE, {"checkpoint": checkpoint, "reliability": "reliable"}, domain)
+    steering = []
+    try:
+        for rgb in (frames[0], frames[0], frames[1]):
+            before = len(harness.received["steering_angle"])
+            outputs = harness.send(raw_message(rgb, "rgb8"))
+            assert outputs is not None, "no output arrived"
+            for _ in outputs["cmd_vel"]:  # each time the node processed this frame, its state moved on
+                expected = offline.predict(rgb)
+            assert harness.received["steering_angle"][-1].data == pytest.approx(expected.steering, abs=1e-5)
+            assert len(harness.received["steering_angle"]) > before
+            steering.append(expected.steering)
+            if config.variant == "pilotnet":
+                assert outputs["attention/map"] == [] and outputs["attention/overlay"] == []
+    finally:
+        stop_process(process)
+    if config.recurrent:
+        assert steering[0] != pytest.approx(steering[1], abs=1e-6), "the same frame answers differently with a state"
+
+
+def test_padded_rows_and_16_bit_encodings(checkpoint, ros, frames) -> None:
+    """Rows padded past width x 3 bytes (ignored), and 16-bit images whose values are the 8-bit ones x 257."""
+    _, harness, domain = ros
+    rgb = frames[1]
+    height, width = rgb.shape[:2]
+    padded = raw_message(rgb, "rgb8")
+    rows = np.full((height, width * 3 + 10), 0xAB, np.uint8)  # 10 bytes of junk after every row
+    rows[:, : width * 3] = rgb.reshape(height, -1)
+    padded.step, padded.data = width * 3 + 10, rows.tobytes()
+    gray = np.frombuffer(raw_message(rgb, "mono8").data, np.uint8).reshape(height, width)
+    cases = [(padded, rgb)]
+    for encoding, pixels, seen in (("rgb16", rgb, rgb), ("bgr16", rgb[..., ::-1], rgb),
+                                   ("mono16", gray, np.repeat(gray[..., None], 3, axis=2))):  # fmt: skip
+        wide = np.ascontiguousarray(pixels).astype("<u2") * 257
+        msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0, step=wide.strides[0])
+        msg.data = wide.tobytes()
+        msg.header.frame_id = "camera"
+        cases.append((msg, seen))
+    process = start_process(NODE, {"checkpoint": checkpoint, "reliability": "reliable"}, domain)
+    try:
+        for msg, seen in cases:
+            before = len(harness.received["steering_angle"])
+            outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
+            _check_outputs(outputs, checkpoint, seen, harness, before)
+    finally:
+        stop_process(process)
