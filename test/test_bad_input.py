@@ -1,9 +1,12 @@
 """Bad input ends with one clear line naming the file or key, never a traceback."""
 
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -72,3 +75,27 @@ def test_unreadable_images_are_skipped_and_counted(tiny_log, tmp_path) -> None:
     with pytest.raises(DataError, match="no readable frames"):
         build_cache(SimLogSource(tiny_log), Preprocessing(), tmp_path / "cache2", progress=False)
     assert not list((tmp_path / "cache2").glob("*.building")), "a failed build leaves nothing half-written"
+
+
+def test_a_cache_build_killed_midway_is_rebuilt_whole(tmp_path) -> None:
+    """SIGKILL while the cache is written: the half-built entry is never used, the next build completes it."""
+    write_simlog(tmp_path / "log", RoadGenerator(160, 320, seed=4), 400)
+    cache = tmp_path / "cache"
+    script = (
+        "from qattn_ros.data.cache import build_cache; from qattn_ros.data.simlog import SimLogSource;"
+        "from qattn_ros.preprocess import Preprocessing;"
+        f"build_cache(SimLogSource({str(tmp_path / 'log')!r}), Preprocessing(), {str(cache)!r}, progress=False)"
+    )
+    builder = subprocess.Popen([sys.executable, "-c", script])
+    end = time.monotonic() + 120
+    while builder.poll() is None and time.monotonic() < end and not list(cache.glob("*.building/images.npy")):
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert builder.poll() is None, "the build was still running when killed"
+    builder.send_signal(signal.SIGKILL)
+    builder.wait(timeout=30)
+    assert list(cache.glob("*.building")) and not [p for p in cache.iterdir() if p.suffix != ".building"]
+    frames = build_cache(SimLogSource(tmp_path / "log"), Preprocessing(), cache, progress=False)
+    assert len(frames) == 400 and not list(cache.glob("*.building"))
+    fresh = build_cache(SimLogSource(tmp_path / "log"), Preprocessing(), tmp_path / "fresh", progress=False)
+    assert np.array_equal(frames.images, fresh.images) and np.array_equal(frames.steering, fresh.steering)

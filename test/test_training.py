@@ -1,17 +1,21 @@
 """Real training runs on a small synthetic set, through the same code path as training/train.py."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
-from conftest import small_train_overrides
+from conftest import ROOT, small_train_overrides
 
+from qattn_ros.data.simlog import SimLogSource
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
 from qattn_ros.model import VARIANTS
 from qattn_ros.model.checkpoint import load_checkpoint
+from qattn_ros.predictor import SteeringPredictor
 
 FAST = ["optim.epochs=4", "optim.batch_size=32", "optim.lr=0.002", "augment.shift_px=0"]
 
@@ -64,3 +68,69 @@ except ImportError:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "rosbags blocked" in done.stdout and "steering [" in done.stdout
     assert (tmp_path / "run" / "best.safetensors").is_file()
+
+
+def _train_process(overrides: list[str]) -> subprocess.Popen:
+    command = [sys.executable, str(ROOT / "training" / "train.py"), str(ROOT / "config" / "train" / "synthetic.yaml")]
+    for assignment in overrides:
+        command += ["--set", assignment]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_logs, tmp_path) -> None:
+    """SIGKILL during epoch 2, then run again: the weights equal an uninterrupted run's, dropout and all."""
+    settings = ["model.variant=quant_sign", "model.rest_dropout=0.5", "model.head_dropout=0.2", "optim.epochs=2",
+                "optim.batch_size=32", "optim.max_steps_per_epoch=12", "augment.shift_px=2"]  # fmt: skip
+
+    def overrides(out):
+        return small_train_overrides(synthetic_logs, out, tmp_path / "cache") + settings
+
+    whole = _train_process(overrides(tmp_path / "whole"))
+    assert whole.wait(timeout=600) == 0, whole.stdout.read()[-2000:]
+    killed = _train_process(overrides(tmp_path / "killed"))
+    history = tmp_path / "killed" / "last.json"
+    end = time.monotonic() + 600
+    while killed.poll() is None and time.monotonic() < end and not history.is_file():
+        time.sleep(0.02)  # epoch 1 is saved: epoch 2 has begun
+    time.sleep(0.5)
+    assert killed.poll() is None, "still in epoch 2 when killed"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    saved = json.loads(history.read_text())["training"]
+    assert saved["epoch"] == 1
+    resumed = _train_process(overrides(tmp_path / "killed"))
+    output = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, output[-2000:]
+    final = json.loads(history.read_text())["training"]["history"]
+    assert final[0] == saved["history"][0], "epoch 1 was not trained again (its timing is the killed run's)"
+    for name in ("last", "best"):
+        a, _ = load_checkpoint(tmp_path / "whole" / name)
+        b, _ = load_checkpoint(tmp_path / "killed" / name)
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values())), name
+
+
+def test_recurrent_sequences_and_the_attention_regularizers_train(synthetic_logs, tmp_path) -> None:
+    """seq_len > 1 feeds consecutive frames to the LSTM; the entropy penalty sharpens the attention."""
+    base = small_train_overrides(synthetic_logs, tmp_path / "rnn", tmp_path / "cache") + [
+        "model.variant=kim_canny", "model.recurrent=true", "model.regularizer=doubly_stochastic",
+        "model.reg_weight=0.1", "optim.seq_len=3", "optim.epochs=1", "optim.max_steps_per_epoch=4",
+        "optim.batch_size=16",
+    ]  # fmt: skip
+    trainer = Trainer(load_train_config(None, base))
+    assert trainer.starts.max() == len(trainer.train_set) - 3, "a sequence never runs past the last frame"
+    best = trainer.fit()
+    _, info = load_checkpoint(best)
+    assert info.model.recurrent and info.training["config"]["optim"]["seq_len"] == 3
+
+    def mean_entropy(weight: float) -> float:
+        out = tmp_path / f"entropy_{weight}"
+        config = load_train_config(None, small_train_overrides(synthetic_logs, out, tmp_path / "cache") + [
+            "model.variant=kim_canny", "model.regularizer=entropy", f"model.reg_weight={weight}", "optim.epochs=1",
+            "optim.max_steps_per_epoch=15", "optim.batch_size=32", "seed=3",
+        ])  # fmt: skip
+        predictor = SteeringPredictor(Trainer(config).fit(), "cpu")
+        images = predictor.frames(SimLogSource(synthetic_logs["val"]), tmp_path / "cache", 64).images
+        alpha = torch.from_numpy(predictor.predict_batch(images)[1]).flatten(1)
+        return float(-(alpha * alpha.clamp_min(1e-12).log()).sum(1).mean())
+
+    assert mean_entropy(1.0) < mean_entropy(0.0) - 0.05, "the penalty makes the attention more peaked"

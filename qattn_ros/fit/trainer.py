@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -297,12 +298,45 @@ class Trainer:
         )
 
     def _save(self, name: str, metrics: dict) -> Path:
-        path = save_checkpoint(self.out / name, self.model, self._info(metrics))
-        if name == "last":
-            state = self.optimizer.state_dict()
-            tensors = {f"{i}.{k}": v.contiguous().cpu() for i, s in state["state"].items() for k, v in s.items()}
-            save_file(tensors, str(self.out / "last.optimizer.safetensors"))
+        if name != "last":
+            return save_checkpoint(self.out / name, self.model, self._info(metrics))
+        # `last` also keeps what an exact resume needs: optimizer moments and the random state (dropout),
+        # tagged with their step and renamed into place only after the checkpoint itself is complete
+        state = self.optimizer.state_dict()
+        tensors = {f"{i}.{k}": v.contiguous().cpu() for i, s in state["state"].items() for k, v in s.items()}
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        resume_file = self.out / "last.optimizer.safetensors"
+        tmp = resume_file.with_name(resume_file.name + ".tmp")
+        save_file(tensors, str(tmp), metadata={"step": str(self.step)})
+        path = save_checkpoint(self.out / "last", self.model, self._info(metrics))
+        tmp.replace(resume_file)
         return path
+
+    def _restore_optimizer(self, step: int) -> None:
+        """Optimizer moments and random state saved with `last`, if they belong to its step."""
+        resume_file = self.out / "last.optimizer.safetensors"
+        if not resume_file.is_file():
+            return
+        with safe_open(str(resume_file), "pt") as handle:
+            saved_step = (handle.metadata() or {}).get("step")
+        if saved_step is not None and int(saved_step) != step:
+            tqdm.write(f"warning: {resume_file} is from step {saved_step}, {self.out / 'last.json'} from step {step} "
+                       "(stopped while saving): optimizer moments and random state start afresh")  # fmt: skip
+            return
+        tensors = load_file(str(resume_file), device=str(self.device))
+        if "rng.cpu" in tensors:
+            torch.set_rng_state(tensors.pop("rng.cpu").cpu())
+        if "rng.cuda" in tensors:
+            rng = tensors.pop("rng.cuda").cpu()
+            if self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng, self.device)
+        state = self.optimizer.state_dict()
+        for key, value in tensors.items():
+            index, name = key.split(".", 1)
+            state["state"].setdefault(int(index), {})[name] = value
+        self.optimizer.load_state_dict(state)
 
     def _resume(self) -> None:
         model, info = load_checkpoint(self.out / "last", self.device)
@@ -317,15 +351,8 @@ class Trainer:
             )
         self.model.load_state_dict(model.state_dict())
         self.preprocessing = info.preprocessing  # the statistics the saved weights were trained with
-        optimizer_file = self.out / "last.optimizer.safetensors"
-        if optimizer_file.is_file():
-            tensors = load_file(str(optimizer_file), device=str(self.device))
-            state = self.optimizer.state_dict()
-            for key, value in tensors.items():
-                index, name = key.split(".", 1)
-                state["state"].setdefault(int(index), {})[name] = value
-            self.optimizer.load_state_dict(state)
         training = info.training
+        self._restore_optimizer(training["step"])
         self.epoch, self.step = training["epoch"], training["step"]
         self.best_rmse, self.history = training["best_rmse"], training["history"]
         if self.dist.main and self.config.progress:
