@@ -1,8 +1,11 @@
+import math
+
 import pytest
 import torch
 
 from qattn_ros.errors import ConfigError
 from qattn_ros.model import VARIANTS, ModelConfig, SteeringNet
+from qattn_ros.model.attention import doubly_stochastic_penalty, entropy_penalty
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -129,3 +132,16 @@ def test_rest_dropout_drops_whole_positions_in_training_only() -> None:
 def test_bad_model_config_names_the_key(settings: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         ModelConfig.from_dict(settings)
+
+
+def test_attention_penalties_known_values() -> None:
+    uniform = torch.full((2, 200), 1 / 200)
+    one_hot = torch.zeros(2, 200)
+    one_hot[:, 7] = 1.0
+    assert float(entropy_penalty(uniform)) == pytest.approx(math.log(200), rel=1e-6)
+    assert float(entropy_penalty(one_hot)) == pytest.approx(0.0, abs=1e-9)
+    # Kim & Canny: sum_i (T/L - sum_t alpha_t,i)^2; zero when every position gets T/L over the sequence
+    assert float(doubly_stochastic_penalty(uniform.view(2, 1, 200).expand(2, 3, 200))) == pytest.approx(0.0, abs=1e-9)
+    same_spot = one_hot.view(2, 1, 200).expand(2, 3, 200)  # 3 steps all on position 7: (3/200 - 3)^2 + 199 (3/200)^2
+    expected = (3 / 200 - 3) ** 2 + 199 * (3 / 200) ** 2
+    assert float(doubly_stochastic_penalty(same_spot)) == pytest.approx(expected, rel=1e-6)
