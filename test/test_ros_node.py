@@ -144,9 +144,8 @@ def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, r
             assert harness.send_bad(frame)
             assert harness.send(good) is not None, "the node keeps running past a bad frame"
         diagnostics = harness.diagnostics()
-        assert int(diagnostics["bad"]) == len(bad)
-        assert int(diagnostics["frames_out"]) >= 8
-        assert float(diagnostics["latency_p99_ms"]) > 0
+        assert int(diagnostics["total_bad"]) == len(bad)
+        assert int(diagnostics["total_frames_out"]) >= 8
     finally:
         log = stop_process(process)
     assert "keep_heap" not in log, "glibc allocator setting applied"
@@ -171,7 +170,7 @@ def test_compressed_node_jpeg_png_and_corrupt(checkpoint, ros, frames) -> None:
         corrupt.data = b"\xff\xd8\xff\xe0 definitely not a jpeg" * 10
         assert harness.send_bad(corrupt)
         assert harness.send(compressed_message(frames[0], "jpeg")) is not None
-        assert int(harness.diagnostics()["bad"]) >= 1
+        assert int(harness.diagnostics()["total_bad"]) >= 1
     finally:
         log = stop_process(process)
     assert "corrupt jpeg image" in log
