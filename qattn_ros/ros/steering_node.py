@@ -119,10 +119,9 @@ class SteeringNode(LifecycleNode):
             try:
                 self.declare_parameter(name, spec.default, _descriptor(name, spec))
             except ParameterException as error:
-                allowed = (
-                    f"allowed {spec.low} … {spec.high}" if spec.low is not None else f"a {type(spec.default).__name__}"
-                )
-                raise StartupError(f"parameter {name}: {allowed} ({error})") from None
+                kind = type(spec.default).__name__
+                allowed = f"a {kind} in [{spec.low}, {spec.high}]" if spec.low is not None else f"a {kind}"
+                raise StartupError(f"parameter {name} must be {allowed} ({error})") from None
         for name, spec in PARAMS.items():
             value = self.get_parameter(name).value
             if spec.choices and value not in spec.choices:
