@@ -1,5 +1,6 @@
 # One-command setup, demo and tests. `make demo` and `make test` create .venv on first use.
-# With a ROS 2 install sourced (ROS_DISTRO set) the venv sees its rclpy and the PyPI ROS wheels are skipped.
+# With a ROS 2 install sourced (ROS_DISTRO set) the venv sees its rclpy, messages and numpy, and pip adds only
+# what the distro lacks (requirements-on-ros.txt, numpy held at the distro's version); the PyPI ROS wheels are skipped.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SYSTEM_SITE := $(if $(ROS_DISTRO),--system-site-packages,)
@@ -8,11 +9,17 @@ SYSTEM_SITE := $(if $(ROS_DISTRO),--system-site-packages,)
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-ros.txt requirements-crosscheck.txt setup.py
+$(VENV)/.installed: requirements.txt requirements-ros.txt requirements-on-ros.txt requirements-crosscheck.txt setup.py
 	python3 -m venv $(SYSTEM_SITE) $(VENV)
+ifdef ROS_DISTRO
+	@echo "ROS_DISTRO=$(ROS_DISTRO): the sourced rclpy, messages and numpy; pip adds only what is missing"
+	$(PY) -c "import numpy; print('numpy==' + numpy.__version__)" > $(VENV)/constraints.txt
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -r requirements-on-ros.txt
+else
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements-ros.txt
+endif
 	$(PY) -m pip install -q --no-deps -r requirements-crosscheck.txt
-	$(if $(ROS_DISTRO),echo "ROS_DISTRO=$(ROS_DISTRO): using the sourced ROS 2 rclpy",$(PY) -m pip install -q -r requirements-ros.txt)
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 

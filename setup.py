@@ -24,7 +24,6 @@ setup(
     maintainer_email="qattn-ros@example.org",
     description="Steering network with quantized sign-bit attention (Tashiro & Awano 2023) as a ROS 2 node",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "steering_node = qattn_ros.ros.steering_node:main",
