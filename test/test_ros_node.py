@@ -221,8 +221,12 @@ def test_launch_file_names_only_things_that_exist() -> None:
     for name in files:
         assert (ROOT / "config" / name).is_file(), name
     assert 'glob("config/*.yaml") + glob("config/*.rviz")' in setup and 'glob("launch/*.launch.py")' in setup
-    overrides = set(re.findall(r'"(\w+)": LaunchConfiguration', source))
-    assert overrides and overrides <= set(DEFAULTS), overrides - set(DEFAULTS)
+    overrides = set(re.findall(r'"(\w+)": (?:ParameterValue\()?LaunchConfiguration', source))
+    assert overrides and overrides <= set(DEFAULTS) | {"use_sim_time"}, overrides - set(DEFAULTS)
+    arguments = set(re.findall(r'DeclareLaunchArgument\("(\w+)"', source))
+    assert {"namespace", "use_sim_time", "image_topic", "cmd_vel_topic", "autostart"} <= arguments
+    used = set(re.findall(r'LaunchConfiguration\("(\w+)"\)', source))
+    assert used == arguments, "every argument is used and every use is declared"
     rviz = yaml.safe_load((ROOT / "config" / "attention.rviz").read_text())
     topics = {d["Topic"]["Value"]: d["Topic"]["Reliability Policy"] for d in rviz["Visualization Manager"]["Displays"]}
     assert topics == {"/image": "Best Effort", "/attention/overlay": "Best Effort"}
