@@ -29,10 +29,12 @@ _STAMPS = itertools.count(1000)
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
-def start_process(module: str, params: dict, domain: int) -> subprocess.Popen:
+def start_process(module: str, params: dict, domain: int, remaps: dict | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", module, "--ros-args"]
     for key, value in params.items():
         command += ["-p", f"{key}:={value if value != '' else repr('')}"]
+    for old, new in (remaps or {}).items():
+        command += ["-r", f"{old}:={new}"]
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 

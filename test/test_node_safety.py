@@ -208,3 +208,85 @@ def test_steering_is_clamped_and_commands_pause_and_resume(ros, checkpoints, fra
         assert harness.send(raw_message(frame, "rgb8"))["cmd_vel"][0].twist.linear.x == pytest.approx(speed)
     finally:
         stop_process(process)
+
+
+def test_twist_commands_and_a_recurrent_state_reset_when_stamps_jump(ros, tmp_path, frame) -> None:
+    """cmd_vel_type twist publishes plain Twist; a stamp gap or a stamp going back starts the recurrent state afresh."""
+    from geometry_msgs.msg import Twist
+
+    from qattn_ros.predictor import SteeringPredictor
+
+    harness, domain = ros
+    torch.manual_seed(0)
+    model = SteeringNet(ModelConfig(variant="kim_canny", recurrent=True)).eval()
+    model.target_std.fill_(0.05)
+    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="wheel_rad",
+                          positive_is_left=True)  # fmt: skip
+    checkpoint = str(save_checkpoint(tmp_path / "rnn", model, info))
+    twists = []
+    harness.node.create_subscription(Twist, "plain_cmd_vel", twists.append, 10)
+    offline = SteeringPredictor(checkpoint, "cpu")
+    first, second = offline.predict(frame).steering, offline.predict(frame).steering
+    process = start_process(NODE, {"checkpoint": checkpoint, "cmd_vel_type": "twist", "reliability": "reliable",
+                                   "device": "cpu"}, domain, remaps={"cmd_vel": "plain_cmd_vel"})  # fmt: skip
+    try:
+        # until the node answers on every topic read below (its state moves on meanwhile)
+        warmed = len(harness.received["steering_angle"])
+        end = time.monotonic() + 30
+        while (len(harness.received["steering_angle"]) == warmed or not twists) and time.monotonic() < end:
+            assert harness.send(raw_message(frame, "rgb8"), wait_for=("attention/map",)) is not None
+            harness.spin(0.3)
+        values = []
+        for stamp in ((5000, 0), (5000, 50_000_000), (4000, 0)):  # a gap of hours, +50 ms, then 1000 s back
+            msg = raw_message(frame, "rgb8")
+            msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+            before = len(harness.received["steering_angle"])
+            harness.raw.publish(msg)
+            end = time.monotonic() + 20
+            while len(harness.received["steering_angle"]) == before and time.monotonic() < end:
+                rclpy.spin_once(harness.node, timeout_sec=0.02)
+            assert len(harness.received["steering_angle"]) > before, "no output"
+            values.append(harness.received["steering_angle"][-1].data)
+        assert values == pytest.approx([first, second, first], abs=1e-5)
+        harness.spin(0.3)
+        assert twists[-1].linear.x == pytest.approx(2.0), "plain Twist commands"
+    finally:
+        stop_process(process)
+
+
+def test_the_readme_venv_commands_exchange_frames(ros, checkpoints, tmp_path, frame) -> None:
+    """The two commands the README gives for the venv, as written (paths swapped for test files), drive."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import cv2
+    from conftest import ROOT
+
+    lines = [line for line in (ROOT / "README.md").read_text().splitlines()
+             if line.startswith((".venv/bin/steering_node", ".venv/bin/camera_publisher"))]  # fmt: skip
+    assert len(lines) == 2, lines
+    for index in range(3):
+        cv2.imwrite(str(tmp_path / f"{index}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    harness, domain = ros
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain)}
+    processes = []
+    before = len(harness.received["cmd_vel"])
+    try:
+        for line in lines:
+            line = line.replace("runs/demo/quant_sign/best.safetensors", checkpoints["ok"])
+            argv = shlex.split(line.replace("data_out/synthetic/test/IMG", str(tmp_path)))
+            argv[0] = str(Path(sys.executable).parent / Path(argv[0]).name)  # this venv's entry point
+            processes.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        def driving() -> list:  # the watchdog's stops come first, until the camera's frames arrive
+            return [m for m in harness.received["cmd_vel"][before:] if m.twist.linear.x > 0]
+
+        end = time.monotonic() + 60
+        while len(driving()) < 5 and time.monotonic() < end:
+            rclpy.spin_once(harness.node, timeout_sec=0.05)
+        assert len(driving()) >= 5, "commands from the README's camera frames"
+    finally:
+        for process in processes:
+            stop_process(process)
