@@ -280,6 +280,7 @@ def test_the_readme_venv_commands_exchange_frames(ros, checkpoints, tmp_path, fr
             argv = shlex.split(line.replace("data_out/synthetic/test/IMG", str(tmp_path)))
             argv[0] = str(Path(sys.executable).parent / Path(argv[0]).name)  # this venv's entry point
             processes.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+
         def driving() -> list:  # the watchdog's stops come first, until the camera's frames arrive
             return [m for m in harness.received["cmd_vel"][before:] if m.twist.linear.x > 0]
 
