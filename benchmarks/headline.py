@@ -86,7 +86,8 @@ def evaluate(checkpoint: Path, args: argparse.Namespace, data: Path) -> dict:
             k: np.array([r[k] for r in rows]) for k in ("deletion_auc", "insertion_auc", "mask_mass_ratio")
         }
         result[method]["pointing"] = np.array([r["pointing_hit"] for r in rows], float)
-        result["rmse"] = steering_errors([r["prediction"] for r in rows], [r["target"] for r in rows])["rmse"]
+    # the predictions are the model's, the same in every method's rows: the last method's will do
+    result["rmse"] = steering_errors([r["prediction"] for r in rows], [r["target"] for r in rows])["rmse"]
     return result
 
 

@@ -262,7 +262,8 @@ class Trainer:
         for begin in range(0, len(mine), batch):
             x, _ = self._inputs(mine[begin : begin + batch], augment_batch=False, frames=frames)
             predicted.append(self.model(x).steering.cpu().numpy())
-        order = self.dist.concatenate(mine)
+        world = self.dist.world  # rank r evaluated frames r::world; gathered in rank order
+        order = np.concatenate([np.arange(len(frames))[r::world] for r in range(world)])
         predicted = self.dist.concatenate(np.concatenate(predicted))
         baseline = steering_errors(np.full(len(frames), self.train_set.targets.mean()), frames.targets)["rmse"]
         return {**steering_errors(predicted, frames.targets[order]), "mean_baseline_rmse": baseline}

@@ -95,6 +95,7 @@ PARAMS = {
     "diagnostics_period": Param(1.0, "s, the diagnostics window", 0.1, 60.0),
 }
 DEFAULTS = {name: spec.default for name, spec in PARAMS.items()}  # config/steering_node.yaml holds the same
+COUNTERS = ("frames_in", "frames_out", "dropped", "bad", "nonfinite", "clamped")  # per diagnostics window
 
 
 class StartupError(RuntimeError):
@@ -136,7 +137,7 @@ class SteeringNode(LifecycleNode):
         self.stopped_by_watchdog = False
         self.lock = threading.Lock()  # commands from the worker, the watchdog and transitions
         self.window = self._new_window()
-        self.totals = {"frames_in": 0, "frames_out": 0, "dropped": 0, "bad": 0, "nonfinite": 0, "clamped": 0}
+        self.totals = dict.fromkeys(COUNTERS, 0)
         self.last_frame = time.monotonic()
         self.last_stamp_ns: int | None = None
         self._pending: tuple | None = None
@@ -394,14 +395,13 @@ class SteeringNode(LifecycleNode):
     # -- diagnostics --------------------------------------------------------------------------
     @staticmethod
     def _new_window() -> dict:
-        counts = {"frames_in": 0, "frames_out": 0, "dropped": 0, "bad": 0, "nonfinite": 0, "clamped": 0}
-        return {**counts, "latency_ms": deque(maxlen=10_000), "start": time.monotonic()}
+        return {**dict.fromkeys(COUNTERS, 0), "latency_ms": deque(maxlen=10_000), "start": time.monotonic()}
 
     def _publish_diagnostics(self) -> None:
         """Counts and rates over the last window; totals since start. STALE while not commanding."""
         window, self.window = self.window, self._new_window()
         seconds = max(time.monotonic() - window["start"], 1e-6)
-        for key in self.totals:
+        for key in COUNTERS:
             self.totals[key] += window[key]
         latency = np.array(window["latency_ms"]) if window["latency_ms"] else np.zeros(1)
         status = DiagnosticStatus(name=f"{self.get_name()}: inference", hardware_id=str(self.p["device"]))
@@ -420,7 +420,7 @@ class SteeringNode(LifecycleNode):
         else:
             status.level, status.message = DiagnosticStatus.OK, "ok" if enabled else "ok, commands paused"
         values = {
-            **{k: window[k] for k in self.totals},
+            **{k: window[k] for k in COUNTERS},
             "input_hz": f"{window['frames_in'] / seconds:.2f}",
             "output_hz": f"{window['frames_out'] / seconds:.2f}",
             "latency_p50_ms": f"{np.percentile(latency, 50):.2f}",
