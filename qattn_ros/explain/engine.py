@@ -72,6 +72,55 @@ def read_results(path: Path) -> list[dict]:
     return [rows[k] for k in sorted(rows)]
 
 
+def evaluate_group(
+    predictor: SteeringPredictor,
+    x: torch.Tensor,
+    maps: torch.Tensor,
+    ids: np.ndarray,
+    targets: np.ndarray,
+    masks: np.ndarray | None,
+    settings: EvalSettings,
+) -> list[dict]:
+    """Per-frame results for normalized frames `x` explained by `maps` (B, H, W); ids seed the tie-breaks.
+
+    Offline evaluation passes the maps a saliency method computes; the replay evaluator the maps
+    the steering node published. Call inside `exact_float32()`.
+    """
+    predict = predictor.steering
+    prediction = predict(x).cpu().numpy()
+    deletion = curves(predict, x, maps, ids, "deletion", settings.steps, settings.substrate,
+                      settings.batch_size, settings.seed).cpu().numpy()  # fmt: skip
+    insertion = (
+        curves(predict, x, maps, ids, "insertion", settings.steps, "blur", settings.batch_size,
+               settings.seed).cpu().numpy()
+        if settings.insertion else None
+    )  # fmt: skip
+    scores = relevance_scores(maps, np.asarray(masks)) if masks is not None else None
+    rows = []
+    for row, frame in enumerate(ids):
+        record = {
+            "frame": int(frame),
+            "prediction": float(prediction[row]),
+            "target": float(targets[row]),
+            "deletion": deletion[row].round(7).tolist(),
+            "deletion_auc": float(auc(deletion[row])),
+        }
+        if insertion is not None:
+            record["insertion"] = insertion[row].round(7).tolist()
+            record["insertion_auc"] = float(auc(insertion[row]))
+        if scores is not None:
+            record["mask_mass"], record["mask_mass_ratio"] = float(scores[0][row]), float(scores[1][row])
+            record["pointing_hit"] = bool(scores[2][row])
+        rows.append(record)
+    return rows
+
+
+def append_rows(handle, rows: list[dict]) -> None:
+    """One JSON object per line, flushed: what is written survives a crash after it."""
+    handle.write("".join(json.dumps(row) + "\n" for row in rows))
+    handle.flush()
+
+
 def evaluate_method(
     predictor: SteeringPredictor,
     method: str,
@@ -86,7 +135,6 @@ def evaluate_method(
     drop_torn_tail(out_file)
     todo = np.array(sorted(set(range(len(frames))) - done_frames(out_file)), dtype=np.int64)
     model = predictor.model.eval().to(memory_format=torch.channels_last)  # faster convolutions for the batches
-    predict = predictor.steering
     groups = [todo[i : i + settings.frames_per_group] for i in range(0, len(todo), settings.frames_per_group)]
     if max_groups is not None:
         groups = groups[:max_groups]
@@ -95,29 +143,6 @@ def evaluate_method(
         for ids in bar:
             x = predictor.normalize(frames.images[ids])
             maps = saliency(method, model, x, ids, settings.seed)
-            prediction = predict(x).cpu().numpy()
-            deletion = curves(predict, x, maps, ids, "deletion", settings.steps, settings.substrate,
-                              settings.batch_size, settings.seed).cpu().numpy()  # fmt: skip
-            insertion = (
-                curves(predict, x, maps, ids, "insertion", settings.steps, "blur", settings.batch_size,
-                       settings.seed).cpu().numpy()
-                if settings.insertion else None
-            )  # fmt: skip
-            scores = relevance_scores(maps, np.asarray(frames.masks[ids])) if frames.masks is not None else None
-            for row, frame in enumerate(ids):
-                record = {
-                    "frame": int(frame),
-                    "prediction": float(prediction[row]),
-                    "target": float(frames.targets[frame]),
-                    "deletion": deletion[row].round(7).tolist(),
-                    "deletion_auc": float(auc(deletion[row])),
-                }
-                if insertion is not None:
-                    record["insertion"] = insertion[row].round(7).tolist()
-                    record["insertion_auc"] = float(auc(insertion[row]))
-                if scores is not None:
-                    record["mask_mass"], record["mask_mass_ratio"] = float(scores[0][row]), float(scores[1][row])
-                    record["pointing_hit"] = bool(scores[2][row])
-                handle.write(json.dumps(record) + "\n")
-            handle.flush()
+            masks = frames.masks[ids] if frames.masks is not None else None
+            append_rows(handle, evaluate_group(predictor, x, maps, ids, frames.targets[ids], masks, settings))
     return out_file

@@ -39,7 +39,12 @@ def attention_map(model: SteeringNet, x: torch.Tensor) -> torch.Tensor:
         raise SaliencyError(f"attention: the {model.config.variant} model has no attention")
     with torch.no_grad():
         alpha = model(x).attention
-    return F.interpolate(alpha.unsqueeze(1), size=x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
+    return upsample_attention(alpha, tuple(x.shape[-2:]))
+
+
+def upsample_attention(alpha: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, h, w) attention over encoder positions -> (B, H, W) over the input pixels, bilinearly."""
+    return F.interpolate(alpha.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
 
 
 def visual_backprop(model: SteeringNet, x: torch.Tensor) -> torch.Tensor:
