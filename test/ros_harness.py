@@ -18,8 +18,7 @@ from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Float32
+from sensor_msgs.msg import CompressedImage, Image, JointState
 
 ROOT = Path(__file__).resolve().parents[1]
 # Shared memory + TCP for large samples in this process and in every node it starts: over the default
@@ -60,8 +59,9 @@ class Harness:
         self.compressed = self.node.create_publisher(CompressedImage, "image/compressed", qos)
         self.received: dict[str, list] = defaultdict(list)
         for topic, kind, qos in (
-            ("cmd_vel", TwistStamped, 50), ("steering_angle", Float32, 50), ("attention/overlay", Image, BEST_EFFORT),
-            ("attention/map", Image, BEST_EFFORT), ("/diagnostics", DiagnosticArray, 10),
+            ("cmd_vel", TwistStamped, 50), ("steering_angle", JointState, 50),
+            ("attention/overlay", Image, BEST_EFFORT), ("attention/map", Image, BEST_EFFORT),
+            ("/diagnostics", DiagnosticArray, 10),
         ):  # fmt: skip
             self.node.create_subscription(kind, topic, lambda m, t=topic: self.received[t].append(m), qos)
         self.set_params = self.node.create_client(SetParameters, "/qattn_steering/set_parameters")
@@ -95,7 +95,8 @@ class Harness:
                 if all(self.by_stamp(t, msg.header.stamp) for t in wait_for):
                     self.spin(0.2)
                     return {
-                        t: self.by_stamp(t, msg.header.stamp) for t in ("cmd_vel", "attention/overlay", "attention/map")
+                        t: self.by_stamp(t, msg.header.stamp)
+                        for t in ("cmd_vel", "steering_angle", "attention/overlay", "attention/map")
                     }
         return None
 

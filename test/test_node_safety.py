@@ -18,6 +18,7 @@ from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros.dds_domain import claim_domain_id
+from qattn_ros.ros.messages import steering_value
 
 NODE = "qattn_ros.ros.steering_node"
 
@@ -226,7 +227,7 @@ def test_twist_commands_and_a_recurrent_state_reset_when_stamps_jump(ros, tmp_pa
     twists = []
     harness.node.create_subscription(Twist, "plain_cmd_vel", twists.append, 10)
     offline = SteeringPredictor(checkpoint, "cpu")
-    first, second = offline.predict(frame).steering, offline.predict(frame).steering
+    first, second = offline.predict(frame).wheel_angle, offline.predict(frame).wheel_angle
     process = start_process(NODE, {"checkpoint": checkpoint, "cmd_vel_type": "twist", "reliability": "reliable",
                                    "device": "cpu"}, domain, remaps={"cmd_vel": "plain_cmd_vel"})  # fmt: skip
     try:
@@ -246,7 +247,7 @@ def test_twist_commands_and_a_recurrent_state_reset_when_stamps_jump(ros, tmp_pa
             while len(harness.received["steering_angle"]) == before and time.monotonic() < end:
                 rclpy.spin_once(harness.node, timeout_sec=0.02)
             assert len(harness.received["steering_angle"]) > before, "no output"
-            values.append(harness.received["steering_angle"][-1].data)
+            values.append(steering_value(harness.received["steering_angle"][-1]))
         assert values == pytest.approx([first, second, first], abs=1e-5)
         harness.spin(0.3)
         assert twists[-1].linear.x == pytest.approx(2.0), "plain Twist commands"

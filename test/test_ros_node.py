@@ -27,9 +27,11 @@ from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
 from qattn_ros.predictor import SteeringPredictor
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros.dds_domain import claim_domain_id
+from qattn_ros.ros.messages import steering_value
 from qattn_ros.ros.steering_node import DEFAULTS
 
 NODE = "qattn_ros.ros.steering_node"
+OUTPUTS = ("cmd_vel", "steering_angle", "attention/overlay", "attention/map")
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +69,17 @@ def _expected(checkpoint, rgb):
     return SteeringPredictor(checkpoint, "cpu").predict(rgb)
 
 
-def _check_outputs(outputs, checkpoint, rgb, harness, steering_before: int) -> None:
-    """This frame's outputs equal the offline prediction; `steering_before`: steering messages before it was sent."""
+def _check_outputs(outputs, checkpoint, rgb) -> None:
+    """This frame's outputs equal the offline prediction."""
     assert outputs is not None, "no output arrived"
     cmd = outputs["cmd_vel"][0]
     assert cmd.header.frame_id == "base_link"
     expected = _expected(checkpoint, rgb)
     speed = cmd.twist.linear.x
     assert cmd.twist.angular.z == pytest.approx(speed * math.tan(expected.wheel_angle) / 2.85, abs=1e-5)
-    # steering_angle carries no stamp: the node publishes it with this frame's command, after the ones
-    # of earlier frames, so the last one received by now is this frame's
-    new = harness.received["steering_angle"][steering_before:]
-    assert new and new[-1].data == pytest.approx(expected.steering, abs=1e-5)
+    steering = outputs["steering_angle"][0]  # stamped with this frame's header
+    assert steering.header.frame_id == "camera"
+    assert steering_value(steering) == pytest.approx(expected.wheel_angle, abs=1e-5)
     over = outputs["attention/overlay"][0]  # a frame re-sent before the first answer may answer twice
     assert (over.encoding, over.height, over.width) == ("bgr8", rgb.shape[0], rgb.shape[1])
     assert over.header.frame_id == "camera"
@@ -102,16 +103,14 @@ def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, r
             msg = raw_message(rgb, encoding)
             gray = np.frombuffer(raw_message(rgb, "mono8").data, np.uint8).reshape(rgb.shape[:2])
             seen = np.repeat(gray[..., None], 3, axis=2) if encoding == "mono8" else rgb
-            before = len(harness.received["steering_angle"])
-            outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
-            _check_outputs(outputs, checkpoint, seen, harness, before)
+            outputs = harness.send(msg, wait_for=OUTPUTS)
+            _check_outputs(outputs, checkpoint, seen)
             assert outputs["cmd_vel"][0].twist.linear.x == pytest.approx(2.0)
         # the camera size changes and changes back: the node's reused overlay buffer follows it
         for rgb in (np.ascontiguousarray(np.repeat(np.repeat(frames[1], 2, axis=0), 2, axis=1)), frames[2]):
             msg = raw_message(rgb, "rgb8")
-            before = len(harness.received["steering_angle"])
-            outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
-            _check_outputs(outputs, checkpoint, rgb, harness, before)
+            outputs = harness.send(msg, wait_for=OUTPUTS)
+            _check_outputs(outputs, checkpoint, rgb)
 
         # runtime parameters take effect while frames stream; bad values are refused
         assert harness.set_parameter("cruise_speed", 5.0)
@@ -163,9 +162,8 @@ def test_compressed_node_jpeg_png_and_corrupt(checkpoint, ros, frames) -> None:
         for fmt in ("jpeg", "png"):
             msg = compressed_message(frames[3], fmt)
             decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            before = len(harness.received["steering_angle"])
-            outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
-            _check_outputs(outputs, checkpoint, decoded, harness, before)
+            outputs = harness.send(msg, wait_for=OUTPUTS)
+            _check_outputs(outputs, checkpoint, decoded)
         corrupt = compressed_message(frames[3], "jpeg")
         corrupt.data = b"\xff\xd8\xff\xe0 definitely not a jpeg" * 10
         assert harness.send_bad(corrupt)
@@ -282,14 +280,12 @@ def test_pilotnet_and_recurrent_checkpoints_through_the_node(ros, frames, tmp_pa
     steering = []
     try:
         for rgb in (frames[0], frames[0], frames[1]):
-            before = len(harness.received["steering_angle"])
-            outputs = harness.send(raw_message(rgb, "rgb8"))
+            outputs = harness.send(raw_message(rgb, "rgb8"), wait_for=("cmd_vel", "steering_angle"))
             assert outputs is not None, "no output arrived"
             for _ in outputs["cmd_vel"]:  # each time the node processed this frame, its state moved on
                 expected = offline.predict(rgb)
-            assert harness.received["steering_angle"][-1].data == pytest.approx(expected.steering, abs=1e-5)
-            assert len(harness.received["steering_angle"]) > before
-            steering.append(expected.steering)
+            assert steering_value(outputs["steering_angle"][-1]) == pytest.approx(expected.wheel_angle, abs=1e-5)
+            steering.append(expected.wheel_angle)
             if config.variant == "pilotnet":
                 assert outputs["attention/map"] == [] and outputs["attention/overlay"] == []
     finally:
@@ -319,9 +315,8 @@ def test_padded_rows_and_16_bit_encodings(checkpoint, ros, frames) -> None:
     process = start_process(NODE, {"checkpoint": checkpoint, "reliability": "reliable", "device": "cpu"}, domain)
     try:
         for msg, seen in cases:
-            before = len(harness.received["steering_angle"])
-            outputs = harness.send(msg, wait_for=("cmd_vel", "attention/overlay", "attention/map"))
-            _check_outputs(outputs, checkpoint, seen, harness, before)
+            outputs = harness.send(msg, wait_for=OUTPUTS)
+            _check_outputs(outputs, checkpoint, seen)
     finally:
         stop_process(process)
 

@@ -1,4 +1,4 @@
-"""Image messages in and out: validate, decode with rosbags-image, fill outgoing fields.
+"""Image and steering messages in and out: validate, decode with rosbags-image, fill outgoing fields.
 
 Incoming frames are checked before decoding (encoding, size, step, data length, a pixel
 limit) so that a bad frame becomes one clear `BadFrame` error instead of a crash or a
@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image as PilImage
+from sensor_msgs.msg import JointState
 
 from ..data.images import message_to_rgb
 from ..errors import DataError
@@ -85,3 +86,21 @@ def fill_image(msg, header, array: np.ndarray, encoding: str):
     buffer.frombytes(np.ascontiguousarray(array).view(np.uint8).data)  # one copy, into the field type
     msg.data = buffer
     return msg
+
+
+STEERING_JOINT = "front_wheel"
+
+
+def steering_message(header, wheel_angle: float) -> JointState:
+    """A stamped front-wheel angle (rad, positive left): sensor_msgs/JointState, one joint.
+
+    JointState is the standard stamped message for a named angle in rad: it carries the input
+    frame's header (so a prediction can be paired with its frame and its ground truth), and
+    RViz, Foxglove and PlotJuggler plot it without custom types. Float32 has no header;
+    ackermann_msgs is not everywhere.
+    """
+    return JointState(header=header, name=[STEERING_JOINT], position=[float(wheel_angle)])
+
+
+def steering_value(msg: JointState) -> float:
+    return float(msg.position[list(msg.name).index(STEERING_JOINT)])

@@ -19,8 +19,9 @@ best effort, keep last 1 by default. The subscription keeps only the newest fram
 thread runs the model on it, so services answer while frames stream, and a frame replaced
 before the worker took it counts as dropped. Publishes, each with the input header
 (commands with frame_id = base_frame): cmd_vel (TwistStamped, or Twist), steering_angle
-(Float32, checkpoint unit), drive (AckermannDriveStamped, where ackermann_msgs is
-installed), attention/overlay (bgr8, camera size), attention/map (32FC1), /diagnostics.
+(JointState `front_wheel`: the predicted front-wheel angle, rad, before clamping), drive
+(AckermannDriveStamped, where ackermann_msgs is installed), attention/overlay (bgr8, camera
+size), attention/map (32FC1), /diagnostics.
 """
 
 from __future__ import annotations
@@ -45,8 +46,7 @@ from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Float32
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import SetBool
 
 from ..device import pick_device
@@ -55,7 +55,7 @@ from ..explain.overlay import COLORMAPS, overlay
 from ..predictor import SteeringPredictor
 from ..units import DEFAULT_VEHICLE, yaw_rate
 from .heap import keep_heap
-from .messages import BadFrame, compressed_to_rgb, fill_image, image_to_rgb
+from .messages import BadFrame, compressed_to_rgb, fill_image, image_to_rgb, steering_message
 
 try:
     from ackermann_msgs.msg import AckermannDriveStamped
@@ -177,7 +177,7 @@ class SteeringNode(LifecycleNode):
         command_type = TwistStamped if p["cmd_vel_type"] == "twist_stamped" else Twist
         self.publishers_ = {
             "cmd_vel": self.create_publisher(command_type, "cmd_vel", 10),
-            "steering_angle": self.create_publisher(Float32, "steering_angle", 10),
+            "steering_angle": self.create_publisher(JointState, "steering_angle", 10),
             "overlay": self.create_publisher(Image, "attention/overlay", image_qos),
             "map": self.create_publisher(Image, "attention/map", image_qos),
         }
@@ -366,7 +366,7 @@ class SteeringNode(LifecycleNode):
             if self.enabled:
                 speed = float(self.p["cruise_speed"]) if finite else 0.0
                 self._publish_command(msg.header, speed, angle)
-            self.publishers_["steering_angle"].publish(Float32(data=float(prediction.steering)))
+            self.publishers_["steering_angle"].publish(steering_message(msg.header, prediction.wheel_angle))
         if prediction.attention is None or not finite:
             return
         self.publishers_["map"].publish(
