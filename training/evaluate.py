@@ -19,13 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from matplotlib.figure import Figure
 
 from qattn_ros.data.sources import open_source
 from qattn_ros.errors import CheckpointError, ConfigError, DataError
 from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results
-from qattn_ros.explain.overlay import overlay
-from qattn_ros.explain.report import write_report
+from qattn_ros.explain.report import plot_overlays, write_report
 from qattn_ros.explain.saliency import METHODS, SaliencyError, saliency
 from qattn_ros.predictor import Frames, SteeringPredictor
 
@@ -54,23 +52,16 @@ def overlay_grid(models: list[Evaluated], methods: list[str], out: Path, count: 
     table = np.array([[runs[m][f] for m in runs] for f in common])
     spread = (table.max(axis=1) - table.min(axis=1)) / np.maximum(table.mean(axis=1), 1e-12)
     picks = [common[i] for i in np.argsort(-spread)[:count]]
-    fig = Figure(figsize=(2.6 * (1 + len(columns)), 1.6 * len(picks)))
-    axes = fig.subplots(len(picks), 1 + len(columns), squeeze=False)
-    for row, frame in enumerate(picks):
-        axes[row, 0].imshow(first.predictor.preprocessing.to_rgb(first.frames.images[frame]))
-        axes[row, 0].set_title(f"frame {frame}", fontsize=7)
-        for col, (model, method) in enumerate(columns, start=1):
+    rows = []
+    for frame in picks:
+        panels = []
+        for model, method in columns:
             x = model.predictor.normalize(model.frames.images[frame : frame + 1])
-            heat = saliency(method, model.predictor.model, x, np.array([frame]))[0]
-            rgb = model.predictor.preprocessing.to_rgb(model.frames.images[frame])
-            axes[row, col].imshow(overlay(rgb, heat.cpu().numpy(), alpha=0.7))
+            heat = saliency(method, model.predictor.model, x, np.array([frame]))[0].cpu().numpy()
             auc = scores[model.name, method].get(frame, float("nan"))
-            axes[row, col].set_title(f"{model.name}/{method}\ndel AUC {auc:.4f}", fontsize=7)
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "overlays.png", dpi=90)
-    return out / "overlays.png"
+            panels.append((f"{model.name}/{method}\ndel AUC {auc:.4f}", heat))
+        rows.append((f"frame {frame}", first.predictor.preprocessing.to_rgb(first.frames.images[frame]), panels))
+    return plot_overlays(rows, out / "overlays.png")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

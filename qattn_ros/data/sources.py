@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from importlib import import_module
+from pathlib import Path
 
 from ..errors import DataError
 from .record import Source
@@ -26,10 +27,33 @@ KINDS = {
 }
 
 
+def spec_for_path(path: str | Path) -> dict:
+    """The source a path holds, told by its layout: a ROS 1 bag (Udacity Challenge 2 topics), a ROS 2
+    bag folder (metadata.yaml; the layout `training/make_data.py` writes), an udacity-driving-reader
+    folder (interpolated.csv), the Challenge 2 test layout (CH2_final_evaluation.csv + center/) or a
+    simulator log (driving_log.csv)."""
+    path = Path(path)
+    if path.suffix == ".bag":
+        return {"kind": "udacity_bag", "paths": [str(path)]}
+    if (path / "metadata.yaml").is_file():
+        return {"kind": "ros2_bag", "path": str(path), "camera_topic": "/camera/image_raw/compressed",
+                "steering_topic": "/steering"}  # fmt: skip
+    if (path / "interpolated.csv").is_file():
+        return {"kind": "udacity_folder", "path": str(path)}
+    if (path / "CH2_final_evaluation.csv").is_file():
+        return {"kind": "ch2_test", "labels": str(path / "CH2_final_evaluation.csv"), "images": str(path / "center")}
+    if path.suffix == ".csv" or (path / "driving_log.csv").is_file():
+        return {"kind": "simlog", "path": str(path)}
+    raise DataError(
+        f"{path}: not a recognised dataset (a .bag, a ROS 2 bag folder, an interpolated.csv or "
+        "CH2_final_evaluation.csv folder, or a driving_log.csv); pass a mapping {kind: ..., ...} instead"
+    )
+
+
 def open_source(spec: dict | str) -> Source:
-    """`spec` is a mapping with `kind` and the reader's arguments, or a path to a simulator log."""
-    if isinstance(spec, str):
-        spec = {"kind": "simlog", "path": spec}
+    """`spec` is a mapping with `kind` and the reader's arguments, or a path (see `spec_for_path`)."""
+    if isinstance(spec, str | Path):
+        spec = spec_for_path(spec)
     spec = dict(spec)
     kind = spec.pop("kind", None)
     if kind not in KINDS:

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from ..metrics import steering_errors
 from .engine import read_results
+from .overlay import overlay
 
 BASELINE = ("kim_canny", "attention")
 RESAMPLES = 2000
@@ -132,6 +133,24 @@ def plot_curves(results: dict, out: Path) -> Path:
         ax.set_ylabel("|y(x_k) - y(x_0)|")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    return out
+
+
+def plot_overlays(rows: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray]]]], out: Path) -> Path:
+    """One row per frame: (title, RGB image, [(panel title, saliency map at the image's size), ...])."""
+    columns = 1 + max(len(panels) for _, _, panels in rows)
+    fig = Figure(figsize=(2.6 * columns, 1.6 * len(rows)))
+    axes = fig.subplots(len(rows), columns, squeeze=False)
+    for row, (title, rgb, panels) in enumerate(rows):
+        axes[row, 0].imshow(rgb)
+        axes[row, 0].set_title(title, fontsize=7)
+        for col, (label, heat) in enumerate(panels, start=1):
+            axes[row, col].imshow(overlay(rgb, heat, alpha=0.7))
+            axes[row, col].set_title(label, fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     return out

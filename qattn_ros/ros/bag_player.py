@@ -1,0 +1,237 @@
+"""qattn_bag_player: play a recorded drive into the graph, with its ground truth and its clock.
+
+  ros2 run qattn_ros bag_player --ros-args -p source:=HMB_1.bag -p mode:=lockstep
+
+`source` is any dataset the readers open: a Udacity Challenge 2 ROS 1 bag, a ROS 2 bag folder
+(sqlite3 or mcap), the Challenge 2 test layout, an udacity-driving-reader folder or a simulator
+log, as a path or a YAML mapping {kind: ..., ...} (`bag_camera_topic` / `bag_steering_topic`
+name a ROS 2 bag's topics). `ros2 bag play` needs a ROS install and plays no ROS 1 bag.
+
+Publishes, each with the recorded header stamp: `image` (sensor_msgs/Image rgb8, as decoded by
+the readers that training used), `ground_truth/steering_angle` (sensor_msgs/JointState
+`front_wheel`: the recorded steering as a front-wheel angle, rad, positive left), `/clock`
+(the frame's stamp, for nodes with use_sim_time) and `replay/status` (std_msgs/String, JSON,
+latched: the first frame's index in the source, frames to play, state).
+
+mode `lockstep`: the next frame goes out when `replay/ack` (std_msgs/Header, from the
+evaluator) has answered for the last one: nothing is dropped, every run gives the same result
+on any machine. mode `realtime`: frames go out at the recorded pace times `rate`; whatever the
+consumers miss is theirs to count. `start` and `duration` (s of recording) select a stretch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+
+import rclpy
+import yaml
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header, String
+from tqdm import tqdm
+
+from ..data.record import Record
+from ..data.sources import open_source, spec_for_path
+from ..errors import ConfigError, DataError
+from ..units import DEFAULT_VEHICLE, VehicleGeometry, to_wheel_angle
+from .messages import fill_image, steering_message
+
+DEFAULTS = {
+    "source": "",
+    "bag_camera_topic": "",
+    "bag_steering_topic": "",
+    "mode": "lockstep",
+    "rate": 1.0,
+    "start": 0.0,
+    "duration": 0.0,
+    "frame_id": "camera",
+    "subscribers": 2,
+    "answer_timeout": 20.0,
+    "steering_ratio": DEFAULT_VEHICLE.steering_ratio,
+    "wheelbase": DEFAULT_VEHICLE.wheelbase,
+    "progress": True,
+}
+MODES = ("lockstep", "realtime")
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class PlayerError(RuntimeError):
+    """The replay cannot go on; the message says why."""
+
+
+def source_spec(source: str, camera_topic: str = "", steering_topic: str = "") -> dict:
+    """A `source` parameter (path or YAML mapping) -> reader spec, with topic overrides for ROS 2 bags."""
+    if not source:
+        raise ConfigError("parameter 'source' is empty: pass source:=<bag, bag folder or dataset folder>")
+    spec = yaml.safe_load(source) if source.strip().startswith("{") else spec_for_path(source)
+    if not isinstance(spec, dict):
+        raise ConfigError(f"source {source!r}: expected a path or a mapping {{kind: ..., ...}}")
+    if spec.get("kind") == "ros2_bag":
+        spec["camera_topic"] = camera_topic or spec.get("camera_topic")
+        spec["steering_topic"] = steering_topic or spec.get("steering_topic")
+    return spec
+
+
+def stamp_msg(stamp_ns: int):
+    header = Header()
+    header.stamp.sec, header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return header.stamp
+
+
+class BagPlayer(Node):
+    def __init__(self) -> None:
+        super().__init__("qattn_bag_player")
+        self.p = {name: self.declare_parameter(name, value).value for name, value in DEFAULTS.items()}
+        p = self.p
+        if p["mode"] not in MODES:
+            raise ConfigError(f"parameter mode={p['mode']!r}: expected one of {', '.join(MODES)}")
+        if not p["rate"] > 0 or p["start"] < 0 or p["duration"] < 0 or not p["answer_timeout"] > 0:
+            raise ConfigError("parameters rate and answer_timeout must be > 0, start and duration >= 0")
+        self.vehicle = VehicleGeometry(p["steering_ratio"], p["wheelbase"])
+        self.source = open_source(source_spec(p["source"], p["bag_camera_topic"], p["bag_steering_topic"]))
+        self.pub_image = self.create_publisher(Image, "image", RELIABLE)
+        self.pub_truth = self.create_publisher(type(steering_message(Header(), 0.0)), "ground_truth/steering_angle",
+                                               RELIABLE)  # fmt: skip
+        self.pub_clock = self.create_publisher(Clock, "/clock", RELIABLE)
+        self.pub_status = self.create_publisher(String, "replay/status", LATCHED)
+        self.answered: set[tuple[int, int]] = set()
+        self.create_subscription(Header, "replay/ack", self._on_ack, RELIABLE)
+        self.status = {"state": "starting", "source": p["source"], "mode": p["mode"], "first_index": 0,
+                       "frames": 0, "played": 0, "reason": ""}  # fmt: skip
+
+    def _on_ack(self, msg: Header) -> None:
+        self.answered.add((msg.stamp.sec, msg.stamp.nanosec))
+
+    def publish_status(self, **changes) -> None:
+        self.status.update(changes)
+        self.pub_status.publish(String(data=json.dumps(self.status)))
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            rclpy.spin_once(self, timeout_sec=max(0.0, min(0.01, end - time.monotonic())))
+            if time.monotonic() >= end:
+                return
+
+    def wait_for_consumers(self) -> None:
+        """Lockstep needs the evaluator's answers and every subscriber connected before the first frame."""
+        want = self.p["subscribers"]
+        end = time.monotonic() + self.p["answer_timeout"]
+        while time.monotonic() < end:
+            have = self.count_subscribers(self.pub_image.topic_name)
+            if have >= want and self.count_publishers("replay/ack") > 0:
+                self.spin_for(0.3)  # let the latched status reach them
+                return
+            self.spin_for(0.05)
+        raise PlayerError(
+            f"nobody answers: {self.pub_image.topic_name} has {have} subscriber(s), {want} wanted (the steering node "
+            f"and the evaluator), and replay/ack has {self.count_publishers('replay/ack')} publisher(s) after "
+            f"{self.p['answer_timeout']} s; are qattn_steering and the replay evaluator running?"
+        )
+
+    def selected(self) -> Iterator[tuple[int, Record]]:
+        """(index in the source, record) of the frames between start and start + duration."""
+        first_stamp = None
+        for index, record in enumerate(self.source):
+            first_stamp = record.stamp_ns if first_stamp is None else first_stamp
+            offset = (record.stamp_ns - first_stamp) / 1e9
+            if offset < self.p["start"]:
+                continue
+            if self.p["duration"] and offset > self.p["start"] + self.p["duration"]:
+                return
+            yield index, record
+
+    def play(self) -> int:
+        """Play the selection; the number of frames played. A read error ends the replay, saying where."""
+        p = self.p
+        frames = self.selected()
+        self.publish_status(state="waiting", frames=len(self.source))
+        if p["mode"] == "lockstep":
+            self.wait_for_consumers()
+        bar = tqdm(total=len(self.source), desc="replay", unit="frame", disable=not p["progress"])
+        played, first_stamp, started = 0, None, time.monotonic()
+        try:
+            while True:
+                try:
+                    item = next(frames, None)
+                except DataError as error:
+                    raise PlayerError(f"{p['source']}: {error}") from None
+                except Exception as error:  # rosbags raises several types for a cut-off or damaged file
+                    raise PlayerError(f"{p['source']}: reading stopped at frame {played} "
+                                      f"({type(error).__name__}: {error})") from None  # fmt: skip
+                if item is None:
+                    break
+                index, record = item
+                if played == 0:
+                    first_stamp = record.stamp_ns
+                    bar.total = len(self.source) - index  # the camera messages left: an upper bound
+                    self.publish_status(state="playing", first_index=index, frames=bar.total)
+                if p["mode"] == "realtime":
+                    due = started + (record.stamp_ns - first_stamp) / 1e9 / p["rate"]
+                    self.spin_for(max(0.0, due - time.monotonic()))
+                self.publish_frame(record)
+                if p["mode"] == "lockstep":
+                    self.wait_for_answer(record.stamp_ns, played)
+                played += 1
+                bar.update()
+                self.status["played"] = played
+        except PlayerError as error:
+            self.publish_status(state="failed", played=played, reason=str(error))
+            raise
+        finally:
+            bar.close()
+        self.publish_status(state="done", played=played, frames=played)
+        return played
+
+    def publish_frame(self, record: Record) -> None:
+        stamp = stamp_msg(record.stamp_ns)
+        header = Header(stamp=stamp, frame_id=self.p["frame_id"])
+        source = self.source
+        truth = to_wheel_angle(record.steering, source.steering_unit, source.positive_is_left, self.vehicle)
+        self.pub_clock.publish(Clock(clock=stamp))
+        self.pub_truth.publish(steering_message(header, truth))
+        self.pub_image.publish(fill_image(Image(), header, record.image, "rgb8"))
+
+    def wait_for_answer(self, stamp_ns: int, played: int) -> None:
+        key = divmod(int(stamp_ns), 1_000_000_000)
+        end = time.monotonic() + self.p["answer_timeout"]
+        while key not in self.answered:
+            if time.monotonic() > end:
+                raise PlayerError(
+                    f"frame {played} (stamp {key[0]}.{key[1]:09d}) was not answered within {self.p['answer_timeout']} "
+                    "s: the evaluator got no steering_angle / attention/map for it; is qattn_steering running "
+                    "and active?"
+                )
+            rclpy.spin_once(self, timeout_sec=0.005)
+        self.answered.discard(key)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = BagPlayer()
+        played = node.play()
+        node.get_logger().info(f"replay done: {played} frames")
+        node.spin_for(0.5)  # let the last messages and the status leave
+        return 0
+    except (ConfigError, DataError, PlayerError) as error:
+        if node is not None:
+            node.spin_for(0.5)
+        print(f"qattn_bag_player: {error}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 130
+    finally:
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

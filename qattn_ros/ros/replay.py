@@ -1,0 +1,96 @@
+"""qattn_replay: replay a recorded drive through qattn_steering and evaluate what it publishes.
+
+  qattn_replay data_out/synthetic_bag/test.bag --checkpoint runs/quant_sign/best.safetensors --out reports/replay
+
+Starts the graph of `launch/replay_eval.launch.py` as processes — the bag player, the steering
+node (use_sim_time) and the replay evaluator — on the current ROS_DOMAIN_ID, and shuts it
+down when the evaluator has written the report. Ctrl-C stops all three; the evaluator keeps
+what it evaluated and says where it stopped, and the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+# (executable, module, node name) of the graph, as the launch file starts them
+PLAYER = ("bag_player", "qattn_ros.ros.bag_player", "qattn_bag_player")
+STEERING = ("steering_node", "qattn_ros.ros.steering_node", "qattn_steering")
+EVALUATOR = ("replay_evaluator", "qattn_ros.ros.replay_evaluator", "qattn_replay_evaluator")
+
+
+def graph(args: argparse.Namespace) -> list[tuple[tuple[str, str, str], dict]]:
+    """Each node with its parameters: the launch file passes the same names."""
+    return [
+        (PLAYER, {"source": args.source, "mode": args.mode, "rate": args.rate, "start": args.start,
+                  "duration": args.duration, "answer_timeout": args.answer_timeout,
+                  "bag_camera_topic": args.bag_camera_topic, "bag_steering_topic": args.bag_steering_topic}),
+        (STEERING, {"checkpoint": args.checkpoint, "device": args.device, "use_sim_time": True,
+                    "reliability": "reliable", "camera_timeout": 10.0}),
+        (EVALUATOR, {"checkpoint": args.checkpoint, "out": args.out, "device": args.device, "every": args.every,
+                     "steps": args.steps, "record": not args.no_record, "use_sim_time": True}),
+    ]  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="bag, ROS 2 bag folder, dataset folder, or a YAML mapping {kind: ..., ...}")
+    parser.add_argument("--checkpoint", required=True, help="<name>.safetensors (its .json beside it)")
+    parser.add_argument("--out", required=True, help="report folder (rerun to resume)")
+    parser.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep")
+    parser.add_argument("--rate", type=float, default=1.0, help="real time: playback speed factor")
+    parser.add_argument("--every", type=int, default=1, help="evaluate one frame in N (all still go through)")
+    parser.add_argument("--start", type=float, default=0.0, help="s into the recording")
+    parser.add_argument("--duration", type=float, default=0.0, help="s of recording to play (0: to the end)")
+    parser.add_argument("--steps", type=int, default=50, help="deletion / insertion steps")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--answer-timeout", type=float, default=20.0, help="s to wait for the graph's answer")
+    parser.add_argument("--bag-camera-topic", default="", help="a ROS 2 bag's camera topic")
+    parser.add_argument("--bag-steering-topic", default="", help="a ROS 2 bag's steering topic")
+    parser.add_argument("--no-record", action="store_true", help="do not record the outputs to mcap")
+    return parser.parse_args(argv)
+
+
+def ros_args(params: dict) -> list[str]:
+    command = ["--ros-args"]
+    for key, value in params.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        command += ["-p", f"{key}:={text if text != '' else repr('')}"]
+    return command
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # shared memory for camera-sized frames
+    processes = {}
+    for (executable, module, _), params in graph(args):
+        processes[executable] = subprocess.Popen([sys.executable, "-m", module, *ros_args(params)], env=env)
+    evaluator = processes[EVALUATOR[0]]
+    try:
+        while evaluator.poll() is None:
+            if any(p.poll() not in (None, 0) for name, p in processes.items() if name == STEERING[0]):
+                print("qattn_replay: qattn_steering exited early (see its message above)", file=sys.stderr)
+                evaluator.send_signal(signal.SIGINT)
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+    for process in processes.values():  # the evaluator is done: the rest of the graph goes
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes.values():
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return evaluator.returncode if evaluator.returncode is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
