@@ -53,6 +53,7 @@ DEFAULTS = {
     "frame_id": "camera",
     "subscribers": 2,
     "answer_timeout": 20.0,
+    "startup_timeout": 60.0,
     "steering_ratio": DEFAULT_VEHICLE.steering_ratio,
     "wheelbase": DEFAULT_VEHICLE.wheelbase,
     "progress": True,
@@ -92,8 +93,8 @@ class BagPlayer(Node):
         p = self.p
         if p["mode"] not in MODES:
             raise ConfigError(f"parameter mode={p['mode']!r}: expected one of {', '.join(MODES)}")
-        if not p["rate"] > 0 or p["start"] < 0 or p["duration"] < 0 or not p["answer_timeout"] > 0:
-            raise ConfigError("parameters rate and answer_timeout must be > 0, start and duration >= 0")
+        if min(p["rate"], p["answer_timeout"], p["startup_timeout"]) <= 0 or min(p["start"], p["duration"]) < 0:
+            raise ConfigError("parameters rate, answer_timeout, startup_timeout must be > 0; start, duration >= 0")
         self.vehicle = VehicleGeometry(p["steering_ratio"], p["wheelbase"])
         self.source = open_source(source_spec(p["source"], p["bag_camera_topic"], p["bag_steering_topic"]))
         self.pub_image = self.create_publisher(Image, "image", RELIABLE)
@@ -123,7 +124,7 @@ class BagPlayer(Node):
     def wait_for_consumers(self) -> None:
         """Lockstep needs the evaluator's answers and every subscriber connected before the first frame."""
         want = self.p["subscribers"]
-        end = time.monotonic() + self.p["answer_timeout"]
+        end = time.monotonic() + self.p["startup_timeout"]
         while time.monotonic() < end:
             have = self.count_subscribers(self.pub_image.topic_name)
             if have >= want and self.count_publishers("replay/ack") > 0:
@@ -133,7 +134,7 @@ class BagPlayer(Node):
         raise PlayerError(
             f"nobody answers: {self.pub_image.topic_name} has {have} subscriber(s), {want} wanted (the steering node "
             f"and the evaluator), and replay/ack has {self.count_publishers('replay/ack')} publisher(s) after "
-            f"{self.p['answer_timeout']} s; are qattn_steering and the replay evaluator running?"
+            f"{self.p['startup_timeout']} s; are qattn_steering and the replay evaluator running?"
         )
 
     def selected(self) -> Iterator[tuple[int, Record]]:
@@ -153,11 +154,11 @@ class BagPlayer(Node):
         p = self.p
         frames = self.selected()
         self.publish_status(state="waiting", frames=len(self.source))
-        if p["mode"] == "lockstep":
-            self.wait_for_consumers()
         bar = tqdm(total=len(self.source), desc="replay", unit="frame", disable=not p["progress"])
         played, first_stamp, started = 0, None, time.monotonic()
         try:
+            if p["mode"] == "lockstep":
+                self.wait_for_consumers()
             while True:
                 try:
                     item = next(frames, None)
@@ -178,7 +179,7 @@ class BagPlayer(Node):
                     self.spin_for(max(0.0, due - time.monotonic()))
                 self.publish_frame(record)
                 if p["mode"] == "lockstep":
-                    self.wait_for_answer(record.stamp_ns, played)
+                    self.wait_for_answer(record, played)
                 played += 1
                 bar.update()
                 self.status["played"] = played
@@ -199,10 +200,16 @@ class BagPlayer(Node):
         self.pub_truth.publish(steering_message(header, truth))
         self.pub_image.publish(fill_image(Image(), header, record.image, "rgb8"))
 
-    def wait_for_answer(self, stamp_ns: int, played: int) -> None:
-        key = divmod(int(stamp_ns), 1_000_000_000)
+    def wait_for_answer(self, record: Record, played: int) -> None:
+        """Until the evaluator answers; the frame is sent again each second (a subscriber that matched late
+        missed it; the evaluator ignores repeats of what it has)."""
+        key = divmod(int(record.stamp_ns), 1_000_000_000)
         end = time.monotonic() + self.p["answer_timeout"]
+        again = time.monotonic() + 1.0
         while key not in self.answered:
+            if time.monotonic() > again:
+                self.publish_frame(record)
+                again = time.monotonic() + 1.0
             if time.monotonic() > end:
                 raise PlayerError(
                     f"frame {played} (stamp {key[0]}.{key[1]:09d}) was not answered within {self.p['answer_timeout']} "

@@ -28,11 +28,12 @@ def graph(args: argparse.Namespace) -> list[tuple[tuple[str, str, str], dict]]:
     return [
         (PLAYER, {"source": args.source, "mode": args.mode, "rate": args.rate, "start": args.start,
                   "duration": args.duration, "answer_timeout": args.answer_timeout,
+                  "startup_timeout": args.startup_timeout,
                   "bag_camera_topic": args.bag_camera_topic, "bag_steering_topic": args.bag_steering_topic}),
         (STEERING, {"checkpoint": args.checkpoint, "device": args.device, "use_sim_time": True,
                     "reliability": "reliable", "camera_timeout": 10.0}),
         (EVALUATOR, {"checkpoint": args.checkpoint, "out": args.out, "device": args.device, "every": args.every,
-                     "steps": args.steps, "record": not args.no_record, "use_sim_time": True}),
+                     "steps": args.steps, "record": not args.no_record}),
     ]  # fmt: skip
 
 
@@ -49,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=50, help="deletion / insertion steps")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--answer-timeout", type=float, default=20.0, help="s to wait for the graph's answer")
+    parser.add_argument("--startup-timeout", type=float, default=60.0, help="s to wait for the graph to come up")
     parser.add_argument("--bag-camera-topic", default="", help="a ROS 2 bag's camera topic")
     parser.add_argument("--bag-steering-topic", default="", help="a ROS 2 bag's steering topic")
     parser.add_argument("--no-record", action="store_true", help="do not record the outputs to mcap")

@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,7 @@ import numpy as np
 import rclpy
 import torch
 from geometry_msgs.msg import TwistStamped
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -142,6 +143,7 @@ class ReplayEvaluator(Node):
         self.done = {m: done_frames(path) for m, path in self.files.items()}
         self.counts = Counts()
         self.pending: dict[tuple[int, int], Pending] = {}
+        self.matched: OrderedDict[tuple[int, int], None] = OrderedDict()  # recent stamps, to ignore repeats
         self.backlog: deque[Pending] = deque()  # matched, waiting for the worker
         self.unacked: deque[Header] = deque()  # answers held back while the backlog is full
         self.lock = threading.Condition()
@@ -160,7 +162,7 @@ class ReplayEvaluator(Node):
         self.create_subscription(Image, "attention/overlay", self._on_overlay, BEST_EFFORT, raw=True)
         self.create_subscription(TwistStamped, "cmd_vel", self._on_command, RELIABLE, raw=True)
         self.create_subscription(String, "replay/status", self._on_status, LATCHED)
-        self.create_timer(0.25, self._sweep)
+        self.create_timer(0.25, self._sweep, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.worker = threading.Thread(target=self._work, name="replay_evaluation", daemon=True)
         self.worker.start()
         self.get_logger().info(f"evaluating {p['checkpoint']} ({', '.join(self.methods)}) into {self.folder}")
@@ -187,16 +189,24 @@ class ReplayEvaluator(Node):
             self.writer.write(self.connections[topic], stamp.sec * 1_000_000_000 + stamp.nanosec, raw)
 
     # -- subscriptions: pair by stamp, never block ------------------------------------------
-    def _entry(self, stamp) -> Pending:
+    def _entry(self, stamp) -> Pending | None:
+        """The pending pair of a stamp; None once that stamp is matched (a re-sent frame, its outputs again)."""
         key = stamp_key(stamp)
+        if key in self.matched:
+            return None
         if key not in self.pending:
             self.pending[key] = Pending(wall=time.monotonic())
         return self.pending[key]
 
     def _on_image(self, raw: bytes) -> None:
         msg = deserialize_message(raw, Image)
-        self._record("image", raw, msg.header.stamp)
         entry = self._entry(msg.header.stamp)
+        if entry is None:  # the player sent it again: it missed the answer
+            self.pub_ack.publish(Header(stamp=msg.header.stamp))
+            return
+        if entry.image is not None:
+            return
+        self._record("image", raw, msg.header.stamp)
         entry.image, entry.arrival = msg, self.counts.received
         self.counts.received += 1
         self._check(msg.header)
@@ -207,20 +217,26 @@ class ReplayEvaluator(Node):
         if msg.encoding != "32FC1" or len(msg.data) != 4 * msg.height * msg.width:
             self.counts.bad += 1
             return
-        self._entry(msg.header.stamp).map = np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width)
-        self._check(msg.header)
+        entry = self._entry(msg.header.stamp)
+        if entry is not None and entry.map is None:
+            entry.map = np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width)
+            self._check(msg.header)
 
     def _on_steering(self, raw: bytes) -> None:
         msg = deserialize_message(raw, JointState)
         self._record("steering_angle", raw, msg.header.stamp)
-        self._entry(msg.header.stamp).steering = steering_value(msg)
-        self._check(msg.header)
+        entry = self._entry(msg.header.stamp)
+        if entry is not None and entry.steering is None:
+            entry.steering = steering_value(msg)
+            self._check(msg.header)
 
     def _on_truth(self, raw: bytes) -> None:
         msg = deserialize_message(raw, JointState)
         self._record("ground_truth/steering_angle", raw, msg.header.stamp)
-        self._entry(msg.header.stamp).truth = steering_value(msg)
-        self._check(msg.header)
+        entry = self._entry(msg.header.stamp)
+        if entry is not None and entry.truth is None:
+            entry.truth = steering_value(msg)
+            self._check(msg.header)
 
     def _on_overlay(self, raw: bytes) -> None:
         self._record("attention/overlay", raw, deserialize_message(raw, Image).header.stamp)
@@ -240,6 +256,9 @@ class ReplayEvaluator(Node):
         if entry.missing(self.needs_map):
             return
         del self.pending[key]
+        self.matched[key] = None
+        if len(self.matched) > 10 * self.p["queue"]:
+            self.matched.popitem(last=False)
         self.counts.matched += 1
         with self.lock:
             if len(self.backlog) >= self.p["queue"] and self.player.get("mode") == "realtime":

@@ -40,6 +40,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
@@ -147,8 +148,9 @@ class SteeringNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="qattn_inference", daemon=True)
         self._worker.start()
         self.create_service(SetBool, "~/enable", self._on_enable)
-        self.create_timer(min(0.05, self.p["camera_timeout"] / 4), self._watchdog)
-        self.create_timer(self.p["diagnostics_period"], self._publish_diagnostics)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)  # with use_sim_time too: a stopped /clock must not stop them
+        self.create_timer(min(0.05, self.p["camera_timeout"] / 4), self._watchdog, clock=steady)
+        self.create_timer(self.p["diagnostics_period"], self._publish_diagnostics, clock=steady)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -460,7 +462,8 @@ def main(args: list[str] | None = None) -> int:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 raise StartupError(node.configure_error)
             node.trigger_activate()
-        rclpy.spin(node)
+        while rclpy.ok():
+            rclpy.spin_once(node, timeout_sec=0.1)  # returns to Python often enough to take a signal
     except StartupError as error:
         print(f"qattn_steering: {error}", file=sys.stderr)
         node.close()
