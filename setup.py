@@ -28,6 +28,9 @@ setup(
         "console_scripts": [
             "steering_node = qattn_ros.ros.steering_node:main",
             "camera_publisher = qattn_ros.ros.camera_publisher:main",
+            "bag_player = qattn_ros.ros.bag_player:main",
+            "replay_evaluator = qattn_ros.ros.replay_evaluator:main",
+            "qattn_replay = qattn_ros.ros.replay:main",
         ],
     },
 )

@@ -60,7 +60,7 @@ DEFAULTS = {
 }
 MODES = ("lockstep", "realtime")
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # a busy reader catches up
 
 
 class PlayerError(RuntimeError):
@@ -105,7 +105,7 @@ class BagPlayer(Node):
         self.answered: set[tuple[int, int]] = set()
         self.create_subscription(Header, "replay/ack", self._on_ack, RELIABLE)
         self.status = {"state": "starting", "source": p["source"], "mode": p["mode"], "first_index": 0,
-                       "frames": 0, "played": 0, "reason": ""}  # fmt: skip
+                       "frames": 0, "played": 0, "resent": 0, "reason": ""}  # fmt: skip
 
     def _on_ack(self, msg: Header) -> None:
         self.answered.add((msg.stamp.sec, msg.stamp.nanosec))
@@ -122,20 +122,24 @@ class BagPlayer(Node):
                 return
 
     def wait_for_consumers(self) -> None:
-        """Lockstep needs the evaluator's answers and every subscriber connected before the first frame."""
+        """Playing starts when the evaluator says it hears every input (an answer with stamp 0) and the
+        camera topic has its subscribers: a frame sent before would be lost to whoever was not there yet."""
         want = self.p["subscribers"]
         end = time.monotonic() + self.p["startup_timeout"]
         while time.monotonic() < end:
             have = self.count_subscribers(self.pub_image.topic_name)
-            if have >= want and self.count_publishers("replay/ack") > 0:
-                self.spin_for(0.3)  # let the latched status reach them
+            if have >= want and (0, 0) in self.answered:
+                self.spin_for(0.3)  # both ends of every connection matched
                 return
             self.spin_for(0.05)
-        raise PlayerError(
-            f"nobody answers: {self.pub_image.topic_name} has {have} subscriber(s), {want} wanted (the steering node "
-            f"and the evaluator), and replay/ack has {self.count_publishers('replay/ack')} publisher(s) after "
-            f"{self.p['startup_timeout']} s; are qattn_steering and the replay evaluator running?"
-        )
+        problems = [f"{self.pub_image.topic_name} has {have} of {want} subscribers (steering node, evaluator)"]
+        if not self.count_publishers("steering_angle"):
+            problems.append("no publisher on steering_angle: is qattn_steering running and active?")
+        if not self.count_publishers("replay/ack"):
+            problems.append("nothing publishes replay/ack: is the replay evaluator running?")
+        elif (0, 0) not in self.answered:
+            problems.append("the evaluator does not hear all of its inputs yet")
+        raise PlayerError(f"the graph is not up after {self.p['startup_timeout']} s: {'; '.join(problems)}")
 
     def selected(self) -> Iterator[tuple[int, Record]]:
         """(index in the source, record) of the frames between start and start + duration."""
@@ -157,8 +161,8 @@ class BagPlayer(Node):
         bar = tqdm(total=len(self.source), desc="replay", unit="frame", disable=not p["progress"])
         played, first_stamp, started = 0, None, time.monotonic()
         try:
-            if p["mode"] == "lockstep":
-                self.wait_for_consumers()
+            self.wait_for_consumers()
+            started = time.monotonic()
             while True:
                 try:
                     item = next(frames, None)
@@ -201,15 +205,16 @@ class BagPlayer(Node):
         self.pub_image.publish(fill_image(Image(), header, record.image, "rgb8"))
 
     def wait_for_answer(self, record: Record, played: int) -> None:
-        """Until the evaluator answers; the frame is sent again each second (a subscriber that matched late
-        missed it; the evaluator ignores repeats of what it has)."""
+        """Until the evaluator answers. The frame is sent again after a quarter of the timeout: a lost sample
+        must not stall the replay (the evaluator ignores repeats of what it has)."""
         key = divmod(int(record.stamp_ns), 1_000_000_000)
         end = time.monotonic() + self.p["answer_timeout"]
-        again = time.monotonic() + 1.0
+        again = time.monotonic() + self.p["answer_timeout"] / 4
         while key not in self.answered:
             if time.monotonic() > again:
                 self.publish_frame(record)
-                again = time.monotonic() + 1.0
+                self.status["resent"] += 1
+                again = time.monotonic() + self.p["answer_timeout"] / 4
             if time.monotonic() > end:
                 raise PlayerError(
                     f"frame {played} (stamp {key[0]}.{key[1]:09d}) was not answered within {self.p['answer_timeout']} "

@@ -78,7 +78,9 @@ RECORDED = {  # topic (relative, remappable) -> message type, as the recording n
     "attention/overlay": "sensor_msgs/msg/Image",
     "cmd_vel": "geometry_msgs/msg/TwistStamped",
 }
-BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+INTERRUPTED = "interrupted"
+BEST_EFFORT = QoSProfile(depth=200, reliability=ReliabilityPolicy.BEST_EFFORT)
+INPUTS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)  # a burst must not overflow the queues
 
 
 @dataclass
@@ -143,7 +145,7 @@ class ReplayEvaluator(Node):
         self.done = {m: done_frames(path) for m, path in self.files.items()}
         self.counts = Counts()
         self.pending: dict[tuple[int, int], Pending] = {}
-        self.matched: OrderedDict[tuple[int, int], None] = OrderedDict()  # recent stamps, to ignore repeats
+        self.closed: OrderedDict[tuple[int, int], None] = OrderedDict()  # recent stamps, to ignore repeats
         self.backlog: deque[Pending] = deque()  # matched, waiting for the worker
         self.unacked: deque[Header] = deque()  # answers held back while the backlog is full
         self.lock = threading.Condition()
@@ -152,17 +154,19 @@ class ReplayEvaluator(Node):
         self.last_evaluated: dict = {}
         self.showcase: list[tuple[float, int, np.ndarray, np.ndarray, float, float]] = []
         self.started = time.monotonic()
+        self.heard_all_since: float | None = None
+        self.player_seen = time.monotonic()
         self.writer, self.connections = self._open_recording() if p["record"] else (None, {})
         self.pub_ack = self.create_publisher(Header, "replay/ack", RELIABLE)
-        self.create_subscription(Image, "image", self._on_image, QoSProfile(depth=200,
-                                 reliability=ReliabilityPolicy.RELIABLE), raw=True)  # fmt: skip
+        self.create_subscription(Image, "image", self._on_image, INPUTS, raw=True)
         self.create_subscription(Image, "attention/map", self._on_map, BEST_EFFORT, raw=True)
-        self.create_subscription(JointState, "steering_angle", self._on_steering, RELIABLE, raw=True)
-        self.create_subscription(JointState, "ground_truth/steering_angle", self._on_truth, RELIABLE, raw=True)
+        self.create_subscription(JointState, "steering_angle", self._on_steering, INPUTS, raw=True)
+        self.create_subscription(JointState, "ground_truth/steering_angle", self._on_truth, INPUTS, raw=True)
         self.create_subscription(Image, "attention/overlay", self._on_overlay, BEST_EFFORT, raw=True)
-        self.create_subscription(TwistStamped, "cmd_vel", self._on_command, RELIABLE, raw=True)
+        self.create_subscription(TwistStamped, "cmd_vel", self._on_command, INPUTS, raw=True)
         self.create_subscription(String, "replay/status", self._on_status, LATCHED)
         self.create_timer(0.25, self._sweep, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.create_timer(0.1, self._announce, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.worker = threading.Thread(target=self._work, name="replay_evaluation", daemon=True)
         self.worker.start()
         self.get_logger().info(f"evaluating {p['checkpoint']} ({', '.join(self.methods)}) into {self.folder}")
@@ -192,7 +196,7 @@ class ReplayEvaluator(Node):
     def _entry(self, stamp) -> Pending | None:
         """The pending pair of a stamp; None once that stamp is matched (a re-sent frame, its outputs again)."""
         key = stamp_key(stamp)
-        if key in self.matched:
+        if key in self.closed:
             return None
         if key not in self.pending:
             self.pending[key] = Pending(wall=time.monotonic())
@@ -256,9 +260,7 @@ class ReplayEvaluator(Node):
         if entry.missing(self.needs_map):
             return
         del self.pending[key]
-        self.matched[key] = None
-        if len(self.matched) > 10 * self.p["queue"]:
-            self.matched.popitem(last=False)
+        self._close(key)
         self.counts.matched += 1
         with self.lock:
             if len(self.backlog) >= self.p["queue"] and self.player.get("mode") == "realtime":
@@ -271,6 +273,25 @@ class ReplayEvaluator(Node):
                 self.unacked.append(Header(stamp=header.stamp))
             self.lock.notify_all()
 
+    def _announce(self) -> None:
+        """Until the first frame: an answer with stamp 0 once every input has had a publisher for 0.5 s (the
+        publishers' side of each connection matches a moment after this side), meaning ready."""
+        if self.counts.received:
+            return
+        inputs = ["image", "ground_truth/steering_angle", "steering_angle"] + ["attention/map"] * self.needs_map
+        if not all(self.count_publishers(topic) for topic in inputs):
+            self.heard_all_since = None
+        elif self.heard_all_since is None:
+            self.heard_all_since = time.monotonic()
+        elif time.monotonic() - self.heard_all_since > 0.5:
+            self.pub_ack.publish(Header())
+
+    def _close(self, key) -> None:
+        """A stamp matched or given up: what still comes for it is ignored (counted once)."""
+        self.closed[key] = None
+        if len(self.closed) > 10_000:
+            self.closed.popitem(last=False)
+
     def _sweep(self) -> None:
         """Frames whose outputs did not come in time are unmatched (counted by what was missing)."""
         now = time.monotonic()
@@ -280,6 +301,7 @@ class ReplayEvaluator(Node):
 
     def _unmatched(self, key) -> None:
         entry = self.pending.pop(key)
+        self._close(key)
         self.counts.unmatched += 1
         for part in entry.missing(self.needs_map):
             self.counts.missing[part] = self.counts.missing.get(part, 0) + 1
@@ -289,6 +311,8 @@ class ReplayEvaluator(Node):
         with self.lock:
             while not self.backlog and not self.stopping:
                 self.lock.wait(timeout=0.1)
+            if self.stopping == INTERRUPTED:
+                return []  # Ctrl-C: the group under way finishes, the backlog waits for a rerun
             group = [self.backlog.popleft() for _ in range(min(self.p["group"], len(self.backlog)))]
             while self.unacked and len(self.backlog) < self.p["queue"]:
                 self.pub_ack.publish(self.unacked.popleft())
@@ -387,6 +411,12 @@ class ReplayEvaluator(Node):
         with self.lock:
             return not self.backlog
 
+    def player_gone(self) -> bool:
+        """No publisher on replay/status for 2 s after there was one."""
+        if self.count_publishers("replay/status"):
+            self.player_seen = time.monotonic()
+        return time.monotonic() - self.player_seen > 2.0
+
     def stop(self, why: str) -> None:
         with self.lock:
             self.stopping = why
@@ -458,12 +488,12 @@ def main(args: list[str] | None = None) -> int:
     try:
         while rclpy.ok() and not node.finished():
             rclpy.spin_once(node, timeout_sec=0.05)
-            if node.player.get("state") in ("done", "failed") and not node.backlog:
-                node._sweep()  # the player is through: what is still unmatched stays so after match_timeout
+            if node.player and node.player.get("state") not in ("done", "failed") and node.player_gone():
+                node.player.update(state="failed", reason="the bag player exited without finishing")
         complete = node.player.get("state") == "done"
         why = "bag done" if complete else f"player failed: {node.player.get('reason', '')}"
     except (KeyboardInterrupt, ExternalShutdownException):
-        why = "interrupted"
+        why = INTERRUPTED
     node.stop(why)
     node.write(complete)
     where = node.last_evaluated.get("frame", "none")

@@ -1,0 +1,233 @@
+"""Replay: bag player -> steering node -> replay evaluator, each in its own process over real rclpy."""
+
+import ast
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ros_harness import ROOT
+from rosbags.highlevel import AnyReader
+
+from qattn_ros.data.synthetic import RoadGenerator
+from qattn_ros.data.writers import write_udacity_bag
+from qattn_ros.model import ModelConfig, SteeringNet
+from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
+from qattn_ros.preprocess import Preprocessing
+from qattn_ros.ros import replay
+from qattn_ros.ros.dds_domain import claim_domain_id
+
+FRAMES = 40
+RECORDED_TOPICS = {"/image", "/steering_angle", "/ground_truth/steering_angle", "/attention/map",
+                   "/attention/overlay", "/cmd_vel"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def env() -> dict:
+    return {**os.environ, "ROS_DOMAIN_ID": str(claim_domain_id()), "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    model = SteeringNet(ModelConfig(variant="quant_sign")).eval()
+    model.calibrate(torch.randn(8, 3, 80, 160))
+    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="steering_wheel_rad",
+                          positive_is_left=True)  # fmt: skip
+    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model", model, info))
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict[str, str]:
+    """A Udacity-layout ROS 1 bag and a ROS 2 mcap bag written by training/make_data.py."""
+    folder = tmp_path_factory.mktemp("bags")
+    ros1 = write_udacity_bag(folder / "HMB_1.bag", RoadGenerator(160, 320, seed=11), FRAMES)
+    subprocess.run([sys.executable, str(ROOT / "training" / "make_data.py"), "--format", "ros2_bag", "--train", "0",
+                    "--val", "0", "--test", str(FRAMES), "--out", str(folder / "made")], check=True,
+                   capture_output=True)  # fmt: skip
+    return {"ros1": str(ros1), "ros2_mcap": str(folder / "made" / "test")}
+
+
+def _replay(source: str, checkpoint: str, out: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "qattn_ros.ros.replay", source, "--checkpoint", checkpoint, "--out", str(out),
+               "--device", "cpu", "--steps", "10", *extra]  # fmt: skip
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _rows(path: Path) -> dict[int, dict]:
+    return {row["frame"]: row for row in map(json.loads, path.read_text().splitlines())}
+
+
+@pytest.mark.parametrize("kind", ["ros1", "ros2_mcap"])
+def test_lockstep_replay_evaluates_every_frame_as_offline_evaluation(kind, sources, checkpoint, env, tmp_path) -> None:
+    result = _replay(sources[kind], checkpoint, tmp_path / "replay", env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    offline = subprocess.run(
+        [sys.executable, str(ROOT / "training" / "evaluate.py"), "--checkpoint", f"node={checkpoint}", "--data",
+         sources[kind], "--methods", "attention,random", "--steps", "10", "--out", str(tmp_path / "offline"),
+         "--device", "cpu", "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True)  # fmt: skip
+    assert offline.returncode == 0, offline.stderr[-3000:]
+    for method in ("attention", "random"):
+        online, reference = (_rows(tmp_path / f / "node" / f"{method}.jsonl") for f in ("replay", "offline"))
+        assert sorted(online) == sorted(reference) == list(range(FRAMES)), "every frame of the bag, once"
+        # Equal but for float rounding: the evaluator groups 16 frames, evaluate.py 64, and a forward in another
+        # batch may round a steering output (~0.1) one float32 step (~1.5e-8) apart: at most that much per AUC.
+        for frame, row in reference.items():
+            for key in ("deletion_auc", "insertion_auc", "prediction"):
+                assert online[frame][key] == pytest.approx(row[key], rel=1e-6, abs=2e-8), (method, frame, key)
+            assert online[frame]["target"] == pytest.approx(row["target"], rel=1e-6)
+            assert online[frame]["published_wheel_angle"] == pytest.approx(row["prediction"] / 14.8, abs=1e-6)
+    attention = np.array([r["deletion_auc"] for r in _rows(tmp_path / "replay/node/attention.jsonl").values()])
+    assert attention.std() > 0, "the frames explain differently: a constant would pass by accident"
+    summary = json.loads((tmp_path / "replay" / "replay.json").read_text())
+    counts = summary["counts"]
+    assert summary["complete"] and counts["received"] == counts["matched"] == counts["evaluated"] == FRAMES
+    assert counts["unmatched"] == counts["steering_mismatch"] == 0
+    results = json.loads((tmp_path / "replay" / "results.json").read_text())
+    assert results["models"]["node"]["methods"]["attention"]["frames"] == FRAMES
+    for name in ("table.md", "curves.png", "overlays.png"):
+        assert (tmp_path / "replay" / name).stat().st_size > 0, name
+    assert "## Replay (complete)" in (tmp_path / "replay" / "table.md").read_text()
+    with AnyReader([Path(summary["recording"])]) as reader:
+        counted = {c.topic: c.msgcount for c in reader.connections}
+        resent = summary["player"]["resent"]  # a frame unanswered for answer_timeout / 4 goes again (rare)
+        assert set(counted) == RECORDED_TOPICS and counted["/image"] == FRAMES, counted
+        assert all(FRAMES <= n <= FRAMES + resent for n in counted.values()), (counted, resent)
+        first = next(reader.messages(connections=[c for c in reader.connections if c.topic == "/attention/map"]))
+        assert reader.deserialize(first[2], first[0].msgtype).encoding == "32FC1"
+
+
+def test_interrupted_replay_keeps_its_work_and_a_rerun_resumes(sources, checkpoint, env, tmp_path) -> None:
+    out = tmp_path / "replay"
+    command = [sys.executable, "-m", "qattn_ros.ros.replay", sources["ros1"], "--checkpoint", checkpoint, "--out",
+               str(out), "--device", "cpu", "--steps", "50"]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = out / "node" / "attention.jsonl"
+    end = time.monotonic() + 180
+    while not (results.is_file() and results.read_text().count("\n") >= 16) and time.monotonic() < end:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "interrupted; the report holds what was evaluated" in stderr and "rerun to resume" in stderr
+    summary = json.loads((out / "replay.json").read_text())
+    kept = _rows(results)
+    assert not summary["complete"] and summary["stopped"] == "interrupted"
+    assert 16 <= len(kept) < FRAMES and summary["last_evaluated"]["frame"] == max(kept)
+    assert "## Replay (incomplete: interrupted)" in (out / "table.md").read_text()
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    lines = results.read_text().splitlines()
+    assert len(lines) == FRAMES and sorted(_rows(results)) == list(range(FRAMES)), "each frame once"
+    assert all(_rows(results)[frame] == row for frame, row in kept.items()), "the first run's rows stay"
+    summary = json.loads((out / "replay.json").read_text())
+    assert summary["complete"] and summary["counts"]["resumed"] == len(kept)
+    assert summary["counts"]["evaluated"] == FRAMES - len(kept)
+    assert len(list((out / "recording").glob("run_*"))) == 2, "each run records beside the earlier one"
+
+
+def test_realtime_replay_accounts_for_every_frame(sources, checkpoint, env, tmp_path) -> None:
+    result = _replay(sources["ros2_mcap"], checkpoint, tmp_path / "rt", env, "--mode", "realtime", "--every", "4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = json.loads((tmp_path / "rt" / "replay.json").read_text())["counts"]
+    assert counts["received"] <= FRAMES and counts["matched"] + counts["unmatched"] == FRAMES, "each frame once"
+    assert counts["evaluated"] + counts["not_selected"] + counts["skipped_busy"] == counts["matched"]
+    assert counts["evaluated"] >= 1 and counts["not_selected"] >= counts["evaluated"]
+    evaluated = _rows(tmp_path / "rt" / "node" / "attention.jsonl")
+    assert all(frame % 4 == 0 for frame in evaluated)
+
+
+def test_a_node_that_is_not_running_times_out_and_says_so(sources, checkpoint, env, tmp_path) -> None:
+    player = subprocess.Popen([sys.executable, "-m", "qattn_ros.ros.bag_player", "--ros-args", "-p",
+                               f"source:={sources['ros1']}", "-p", "subscribers:=1", "-p", "startup_timeout:=5.0",
+                               "-p", "progress:=false"], env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    evaluator = subprocess.Popen([sys.executable, "-m", "qattn_ros.ros.replay_evaluator", "--ros-args", "-p",
+                                  f"checkpoint:={checkpoint}", "-p", f"out:={tmp_path / 'out'}", "-p", "device:=cpu"],
+                                 env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    _, player_err = player.communicate(timeout=120)
+    _, evaluator_err = evaluator.communicate(timeout=60)
+    assert player.returncode == 1 and evaluator.returncode == 1
+    assert "Traceback" not in player_err + evaluator_err
+    last = player_err.strip().splitlines()[-1]
+    assert "the graph is not up after 5.0 s" in last and "no publisher on steering_angle" in last, last
+    assert "is qattn_steering running" in last and "replay evaluator" not in last, "the evaluator was there"
+    summary = json.loads((tmp_path / "out" / "replay.json").read_text())
+    assert not summary["complete"] and summary["stopped"].startswith("player failed: the graph is not up")
+    assert summary["counts"]["received"] == 0
+
+
+def test_bad_bags_are_refused_naming_the_problem(sources, tmp_path, env) -> None:
+    cut = tmp_path / "cut.bag"
+    data = Path(sources["ros1"]).read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    cases = [
+        ({"source": str(cut)}, ["cut.bag: cannot read bag", "reindex"]),
+        ({"source": sources["ros2_mcap"], "bag_camera_topic": "/front/image"},
+         ["no topic /front/image", "the bag has: /camera/image_raw/compressed, /steering"]),
+        ({"source": str(tmp_path / "nowhere.bag")}, ["bag not found", "nowhere.bag"]),
+        ({"source": sources["ros1"], "mode": "fast"}, ["mode='fast'", "lockstep, realtime"]),
+    ]  # fmt: skip
+    for params, needles in cases:
+        command = [sys.executable, "-m", "qattn_ros.ros.bag_player", "--ros-args"]
+        for key, value in params.items():
+            command += ["-p", f"{key}:={value}"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("qattn_bag_player: ") and all(n in last for n in needles), last
+
+
+def test_launch_file_starts_the_graph_qattn_replay_starts() -> None:
+    """Without `launch` installed: the same executables, node names and parameters as qattn_replay."""
+    source = (ROOT / "launch" / "replay_eval.launch.py").read_text()
+    calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)]
+    nodes = {}
+    for call in calls:
+        keywords = {kw.arg: kw.value for kw in call.keywords}
+        if "executable" in keywords and keywords["executable"].value != "rviz2":
+            params = [d for d in ast.walk(keywords["parameters"]) if isinstance(d, ast.Dict)]
+            nodes[keywords["executable"].value] = (keywords["name"].value, {k.value for k in params[0].keys})
+    args = replay.parse_args(["bag", "--checkpoint", "c", "--out", "o"])
+    expected = {executable: (name, set(params)) for (executable, _, name), params in replay.graph(args)}
+    assert nodes == expected
+    setup = (ROOT / "setup.py").read_text()
+    for executable, module, _ in (replay.PLAYER, replay.STEERING, replay.EVALUATOR):
+        assert f"{executable} = {module}:main" in setup
+    arguments = set(re.findall(r'DeclareLaunchArgument\("(\w+)"', source))
+    used = set(re.findall(r'arg\("(\w+)"\)', source))
+    assert used == arguments, "every argument is used and every use is declared"
+    assert "OnProcessExit" in source and "target_action=evaluator" in source, "the graph ends with the evaluator"
+
+
+def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, tmp_path) -> None:
+    """The evaluator checks each published steering against its own model's prediction for that frame."""
+    torch.manual_seed(1)
+    other = SteeringNet(ModelConfig(variant="quant_sign")).eval()
+    other.calibrate(torch.randn(8, 3, 80, 160))
+    info = CheckpointInfo(model=other.config, preprocessing=Preprocessing(), steering_unit="steering_wheel_rad",
+                          positive_is_left=True)  # fmt: skip
+    other_path = str(save_checkpoint(tmp_path / "other", other, info))
+    graph = [("bag_player", {"source": sources["ros1"], "progress": False}),
+             ("steering_node", {"checkpoint": other_path, "device": "cpu", "reliability": "reliable"}),
+             ("replay_evaluator", {"checkpoint": checkpoint, "out": str(tmp_path / "out"), "device": "cpu",
+                                   "steps": 2, "floor": False, "record": False})]  # fmt: skip
+    processes = [subprocess.Popen([sys.executable, "-m", f"qattn_ros.ros.{module}", *replay.ros_args(params)],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for module, params in graph]  # fmt: skip
+    try:
+        assert processes[2].wait(timeout=180) == 0, processes[2].stderr.read()[-2000:]
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+    counts = json.loads((tmp_path / "out" / "replay.json").read_text())["counts"]
+    assert counts["evaluated"] == counts["steering_mismatch"] == FRAMES and counts["max_steering_diff"] > 1e-3
+    assert "40 over 1e-05" in (tmp_path / "out" / "table.md").read_text()
