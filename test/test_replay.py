@@ -23,6 +23,7 @@ from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros import replay
 from qattn_ros.ros.dds_domain import claim_domain_id
+from qattn_ros.ros.graph import ros_args
 
 FRAMES = 40
 RECORDED_TOPICS = {"/image", "/steering_angle", "/ground_truth/steering_angle", "/attention/map",
@@ -219,7 +220,7 @@ def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, t
              ("steering_node", {"checkpoint": other_path, "device": "cpu", "reliability": "reliable"}),
              ("replay_evaluator", {"checkpoint": checkpoint, "out": str(tmp_path / "out"), "device": "cpu",
                                    "steps": 2, "floor": False, "record": False})]  # fmt: skip
-    processes = [subprocess.Popen([sys.executable, "-m", f"qattn_ros.ros.{module}", *replay.ros_args(params)],
+    processes = [subprocess.Popen([sys.executable, "-m", f"qattn_ros.ros.{module}", *ros_args(params)],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                  for module, params in graph]  # fmt: skip
     try:

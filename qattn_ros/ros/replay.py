@@ -11,11 +11,9 @@ what it evaluated and says where it stopped, and the same command resumes.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
-import time
+
+from .graph import run_graph
 
 # (executable, module, node name) of the graph, as the launch file starts them
 PLAYER = ("bag_player", "qattn_ros.ros.bag_player", "qattn_bag_player")
@@ -57,41 +55,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def ros_args(params: dict) -> list[str]:
-    command = ["--ros-args"]
-    for key, value in params.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        command += ["-p", f"{key}:={text if text != '' else repr('')}"]
-    return command
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # shared memory for camera-sized frames
-    processes = {}
-    for (executable, module, _), params in graph(args):
-        processes[executable] = subprocess.Popen([sys.executable, "-m", module, *ros_args(params)], env=env)
-    evaluator = processes[EVALUATOR[0]]
-    try:
-        while evaluator.poll() is None:
-            if any(p.poll() not in (None, 0) for name, p in processes.items() if name == STEERING[0]):
-                print("qattn_replay: qattn_steering exited early (see its message above)", file=sys.stderr)
-                evaluator.send_signal(signal.SIGINT)
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-    for process in processes.values():  # the evaluator is done: the rest of the graph goes
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for process in processes.values():
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return evaluator.returncode if evaluator.returncode is not None else 1
+    nodes = [(module, params) for (_, module, _), params in graph(args)]
+    return run_graph(nodes, EVALUATOR[1], "qattn_replay")
 
 
 if __name__ == "__main__":

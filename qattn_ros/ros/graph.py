@@ -1,0 +1,50 @@
+"""Start a graph of nodes as processes (what a launch file does, for machines without `launch`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def ros_args(params: dict) -> list[str]:
+    """`--ros-args -p name:=value ...` for a parameter dict (booleans lower case, '' quoted)."""
+    command = ["--ros-args"]
+    for key, value in params.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        command += ["-p", f"{key}:={text if text != '' else repr('')}"]
+    return command
+
+
+def run_graph(nodes: list[tuple[str, dict]], main: str, name: str) -> int:
+    """Start `nodes` ([(module, params)]); when `main` exits, or on Ctrl-C, stop the rest. `main`'s exit code.
+
+    Children get SIGINT (their stop path: the steering node's last zero-speed command, the
+    evaluator's report), then SIGKILL after 30 s.
+    """
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # shared memory for camera-sized frames
+    processes = {module: subprocess.Popen([sys.executable, "-m", module, *ros_args(params)], env=env)
+                 for module, params in nodes}  # fmt: skip
+    leader = processes[main]
+    try:
+        while leader.poll() is None:
+            for module, process in processes.items():
+                if module != main and process.poll() not in (None, 0):
+                    print(f"{name}: {module} exited early (see its message above)", file=sys.stderr)
+                    leader.send_signal(signal.SIGINT)
+                    break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes.values():
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return leader.returncode if leader.returncode is not None else 1

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Closed-loop driving: a checkpoint steers the simulated car on held-out roads; autonomy measured.
+
+  python training/closed_loop.py --checkpoint quant_sign=runs/demo/quant_sign/best \
+      --checkpoint kim_canny=runs/demo/kim_canny/best --km 2 --out reports/closed_loop
+
+Each checkpoint drives the same held-out tracks (seeds never used for anything else) at
+`--speed`; the camera is rendered from the car's pose every 1/`--rate` s, the prediction is
+the front-wheel angle the node would command. Autonomy = 1 - interventions x 6 s / elapsed
+(NVIDIA's PilotNet measure); an intervention puts the car back on the centre line. Writes
+table.md, results.json, track.png (the road and the driven paths), offset.png and, per
+checkpoint, drive_<name>.gif (camera | attention overlay). `--pursuit` adds the ground-truth
+pure-pursuit driver as a reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from qattn_ros.errors import CheckpointError, ConfigError
+from qattn_ros.explain.overlay import overlay, to_camera
+from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.sim.drive import drive
+from qattn_ros.sim.report import plot_offset, plot_track, write_gif, write_summary
+from qattn_ros.sim.track import HELD_OUT_SEEDS, Track, generate_track
+from qattn_ros.sim.world import RoadSim, SimConfig
+
+GIF_STEPS = 160  # the first 8 s at 20 Hz, every second frame
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH", help="repeatable")
+    parser.add_argument("--pursuit", action="store_true", help="also drive the ground-truth pure-pursuit controller")
+    parser.add_argument("--km", type=float, default=2.0, help="km per driver, split over the tracks")
+    parser.add_argument("--tracks", type=int, default=1, help="held-out tracks (seeds 1000, 1001, ...)")
+    parser.add_argument("--speed", type=float, default=15.0, help="m/s")
+    parser.add_argument("--rate", type=float, default=20.0, help="camera Hz = simulation steps per s")
+    parser.add_argument("--height", type=int, default=160)
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--steering-delay", type=float, default=0.1)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default="reports/closed_loop")
+    return parser.parse_args(argv)
+
+
+def gif_frame(frame, prediction, predictor: SteeringPredictor) -> np.ndarray:
+    if prediction.attention is None:
+        return np.concatenate([frame.image, frame.image], axis=1)
+    heat = to_camera(prediction.attention, *frame.image.shape[:2], predictor.preprocessing)
+    return np.concatenate([frame.image, overlay(frame.image, heat, alpha=0.6)], axis=1)
+
+
+def drive_checkpoint(name: str, path: str, tracks: list[Track], config: SimConfig, args, out: Path) -> list[RoadSim]:
+    predictor = SteeringPredictor(path, args.device)
+    gif: list[np.ndarray] = []
+    sims = []
+    for track in tracks:
+        predictor.reset()
+        sim = RoadSim(track, config)
+        last = {}
+
+        def steer(frame, predictor=predictor, last=last) -> float:
+            last["prediction"] = predictor.predict(frame.image)
+            return last["prediction"].wheel_angle
+
+        def keep(frame, angle, sim=sim, last=last, first=track is tracks[0]) -> None:
+            if first and sim.steps < GIF_STEPS and sim.steps % 2 == 0:
+                gif.append(gif_frame(frame, last["prediction"], predictor))
+
+        sims.append(drive(sim, steer, args.speed, on_frame=keep))
+    write_gif(gif, out / f"drive_{name}.gif", config.rate / 2)
+    return sims
+
+
+def merged(sims: list[RoadSim]) -> dict:
+    """One summary over several tracks: counts and distances add, means weigh by steps."""
+    parts = [s.log.summary() for s in sims]
+    steps = np.array([p["steps"] for p in parts], float)
+    elapsed = sum(p["elapsed_s"] for p in parts)
+    interventions = sum(p["interventions"] for p in parts)
+    total = {"km": sum(p["km"] for p in parts), "interventions": interventions, "elapsed_s": elapsed,
+             "autonomy": max(0.0, 1 - interventions * 6.0 / elapsed), "steps": int(steps.sum()),
+             "max_abs_offset_m": max(p["max_abs_offset_m"] for p in parts)}  # fmt: skip
+    for key in ("mean_abs_offset_m", "mean_abs_heading_rad", "steering_jerk_rms"):
+        total[key] = float(np.average([p[key] for p in parts], weights=steps))
+    total["clamped"] = sum(s.counts["clamped"] for s in sims)
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if not args.checkpoint and not args.pursuit:
+            raise ConfigError("nothing to drive: pass --checkpoint NAME=PATH and/or --pursuit")
+        config = SimConfig(rate=args.rate, height=args.height, width=args.width, steering_delay=args.steering_delay)
+        tracks = [generate_track(seed, 1000 * args.km / args.tracks) for seed in HELD_OUT_SEEDS[: args.tracks]]
+        runs: dict[str, list[RoadSim]] = {}
+        if args.pursuit:
+            sims = [RoadSim(track, config) for track in tracks]
+            runs["pursuit"] = [drive(sim, lambda frame, sim=sim: sim.pursuit_steering(), args.speed) for sim in sims]
+        for entry in args.checkpoint:
+            name, _, path = entry.partition("=")
+            if not path:
+                raise ConfigError(f"--checkpoint {entry!r}: expected NAME=PATH")
+            runs[name] = drive_checkpoint(name, path, tracks, config, args, out)
+    except (ConfigError, CheckpointError) as error:
+        print(f"closed_loop: {error}", file=sys.stderr)
+        return 1
+    summaries = {name: merged(sims) for name, sims in runs.items()}
+    meta = {"tracks": [t.seed for t in tracks], "km_per_driver": args.km, "speed": args.speed, "rate": args.rate,
+            "camera": f"{args.width}x{args.height}", "steering_delay": args.steering_delay,
+            "intervention_offset_m": config.intervention_offset}  # fmt: skip
+    table = write_summary(summaries, out, meta)
+    plot_track({name: sims[0] for name, sims in runs.items()}, out / "track.png")
+    plot_offset({name: sims[0] for name, sims in runs.items()}, out / "offset.png")
+    print(table)
+    print(f"report: {out}/table.md, results.json, track.png, offset.png, drive_<name>.gif")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
