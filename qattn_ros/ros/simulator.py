@@ -1,0 +1,295 @@
+"""qattn_simulator: a road the steering node can drive, in closed loop.
+
+  ros2 run qattn_ros simulator --ros-args -p track_seed:=1000 -p length_km:=2.0
+
+Renders the synthetic road from the car's pose (`qattn_ros.sim`), publishes it as the camera,
+and moves the car with the commands it receives: `cmd_vel` (geometry_msgs/TwistStamped;
+front-wheel angle = atan(wheelbase * angular.z / linear.x)) or `drive`
+(ackermann_msgs/AckermannDriveStamped, where installed).
+
+Publishes, stamped with the simulation time: `image` (rgb8) or `image/compressed` (jpeg),
+`/clock`, `ground_truth/steering_angle` (sensor_msgs/JointState `front_wheel`: what pure
+pursuit on the visible road would command, the training label), `sim/pose`
+(geometry_msgs/PoseStamped in `odom`), `sim/lane` (geometry_msgs/Vector3Stamped: x = lateral
+offset m left of the lane centre, y = heading error rad, z = road curvature 1/m), and TF
+`odom -> base_link` where tf2_msgs is installed (`/tf`).
+
+mode `lockstep`: the next step is taken when the command for the last frame (same stamp) has
+come: deterministic on any machine. mode `realtime`: steps at `rate` Hz with the newest
+command; one that arrives after its frame's period is counted late. Either way, no command
+for `command_timeout` s stops the car (said once, counted) until commands return. NaN or
+infinite commands brake; out-of-range ones are clamped; both are counted. At the end of the
+track, after `duration` s of simulated time or on Ctrl-C, it writes the closed-loop report to
+`report` (if set) and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped, TwistStamped, Vector3Stamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header, String
+
+from ..errors import ConfigError
+from ..sim.report import plot_offset, plot_track, write_summary
+from ..sim.track import generate_track
+from ..sim.world import RoadSim, SimConfig
+from .messages import fill_image, steering_message
+
+try:
+    from ackermann_msgs.msg import AckermannDriveStamped
+except ImportError:  # optional: not on PyPI
+    AckermannDriveStamped = None
+try:
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+except ImportError:  # tf2_msgs comes with a ROS install, not with the PyPI wheels
+    TFMessage = None
+
+DEFAULTS = {
+    "track_seed": 1000,
+    "length_km": 2.0,
+    "duration": 0.0,
+    "mode": "lockstep",
+    "rate": 20.0,
+    "width": 320,
+    "height": 160,
+    "transport": "raw",
+    "lane_width": 3.6,
+    "intervention_offset": 1.0,
+    "wheelbase": SimConfig.wheelbase,
+    "max_steering": SimConfig.max_steering,
+    "max_speed": SimConfig.max_speed,
+    "steering_delay": SimConfig.steering_delay,
+    "command_timeout": 1.0,
+    "startup_timeout": 60.0,
+    "frame_id": "camera",
+    "odom_frame": "odom",
+    "base_frame": "base_link",
+    "report": "",
+}
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def wheel_angle(twist, wheelbase: float, previous: float) -> float:
+    """Front-wheel angle of a Twist (bicycle model); at zero speed the yaw rate says nothing: keep `previous`."""
+    speed, yaw_rate = twist.linear.x, twist.angular.z
+    if not (math.isfinite(speed) and math.isfinite(yaw_rate)):
+        return math.nan
+    if abs(speed) < 1e-6:
+        return previous
+    return math.atan(wheelbase * yaw_rate / speed)
+
+
+class Simulator(Node):
+    def __init__(self) -> None:
+        super().__init__("qattn_simulator")
+        p = {name: self.declare_parameter(name, value).value for name, value in DEFAULTS.items()}
+        self.p = p
+        if p["mode"] not in ("lockstep", "realtime") or p["transport"] not in ("raw", "compressed"):
+            raise ConfigError(f"parameters mode={p['mode']!r} (lockstep | realtime), transport={p['transport']!r} "
+                              "(raw | compressed)")  # fmt: skip
+        if not 0 < p["length_km"] <= 1000 or p["command_timeout"] <= 0 or p["duration"] < 0:
+            raise ConfigError("parameters length_km must be in (0, 1000], command_timeout > 0, duration >= 0")
+        config = SimConfig(rate=p["rate"], height=p["height"], width=p["width"], lane_width=p["lane_width"],
+                           intervention_offset=p["intervention_offset"], wheelbase=p["wheelbase"],
+                           max_steering=p["max_steering"], max_speed=p["max_speed"],
+                           steering_delay=p["steering_delay"])  # fmt: skip
+        self.sim = RoadSim(generate_track(p["track_seed"], 1000 * p["length_km"]), config)
+        compressed = p["transport"] == "compressed"
+        self.pub_image = self.create_publisher(CompressedImage if compressed else Image,
+                                               "image/compressed" if compressed else "image", RELIABLE)  # fmt: skip
+        self.pub_clock = self.create_publisher(Clock, "/clock", RELIABLE)
+        self.pub_truth = self.create_publisher(type(steering_message(Header(), 0.0)), "ground_truth/steering_angle",
+                                               RELIABLE)  # fmt: skip
+        self.pub_pose = self.create_publisher(PoseStamped, "sim/pose", RELIABLE)
+        self.pub_lane = self.create_publisher(Vector3Stamped, "sim/lane", RELIABLE)
+        self.pub_status = self.create_publisher(String, "sim/status", LATCHED)
+        self.pub_tf = self.create_publisher(TFMessage, "/tf", RELIABLE) if TFMessage is not None else None
+        self.create_subscription(TwistStamped, "cmd_vel", self._on_twist, RELIABLE)
+        if AckermannDriveStamped is not None:
+            self.create_subscription(AckermannDriveStamped, "drive", self._on_drive, RELIABLE)
+        self.command: tuple[tuple[int, int], float, float] | None = None  # (stamp, speed, wheel angle)
+        self.last_command_wall = time.monotonic()
+        self.counts = {"command_timeouts": 0, "late_commands": 0, "stopped_steps": 0}
+        self.stopped = False
+        self.started = time.monotonic()
+
+    # -- commands -----------------------------------------------------------------------------
+    def _on_twist(self, msg: TwistStamped) -> None:
+        previous = self.command[2] if self.command else 0.0
+        angle = wheel_angle(msg.twist, self.p["wheelbase"], previous)
+        self.command = ((msg.header.stamp.sec, msg.header.stamp.nanosec), msg.twist.linear.x, angle)
+        self.last_command_wall = time.monotonic()
+
+    def _on_drive(self, msg) -> None:
+        self.command = ((msg.header.stamp.sec, msg.header.stamp.nanosec), msg.drive.speed, msg.drive.steering_angle)
+        self.last_command_wall = time.monotonic()
+
+    # -- one step ---------------------------------------------------------------------------
+    def stamp(self) -> Header:
+        header = Header(frame_id=self.p["frame_id"])
+        header.stamp.sec, header.stamp.nanosec = divmod(round(self.sim.time * 1e9), 1_000_000_000)
+        return header
+
+    def publish_frame(self) -> tuple[int, int]:
+        sim, header = self.sim, self.stamp()
+        frame = sim.frame()
+        self.pub_clock.publish(Clock(clock=header.stamp))
+        self.pub_truth.publish(steering_message(header, frame.steering))
+        x, y, yaw = sim.track.pose(sim.s, sim.n, sim.theta)
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = header.stamp, self.p["odom_frame"]
+        pose.pose.position.x, pose.pose.position.y = x, y
+        pose.pose.orientation.z, pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+        self.pub_pose.publish(pose)
+        lane = Vector3Stamped(header=header)
+        lane.vector.x, lane.vector.y, lane.vector.z = sim.n, sim.theta, float(sim.track.curvature_at(sim.s))
+        self.pub_lane.publish(lane)
+        if self.pub_tf is not None:
+            tf = TransformStamped()
+            tf.header.stamp, tf.header.frame_id, tf.child_frame_id = header.stamp, self.p["odom_frame"], \
+                self.p["base_frame"]  # fmt: skip
+            tf.transform.translation.x, tf.transform.translation.y = x, y
+            tf.transform.rotation = pose.pose.orientation
+            self.pub_tf.publish(TFMessage(transforms=[tf]))
+        if self.p["transport"] == "compressed":
+            msg = CompressedImage(header=header, format="jpeg")
+            msg.data = cv2.imencode(".jpg", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))[1].tobytes()
+        else:
+            msg = fill_image(Image(), header, frame.image, "rgb8")
+        self.pub_image.publish(msg)
+        return header.stamp.sec, header.stamp.nanosec
+
+    def wait_for_command(self, stamp: tuple[int, int]) -> None:
+        """Lockstep: until the command for this frame comes, or command_timeout (wall) s pass."""
+        end = time.monotonic() + self.p["command_timeout"]
+        while rclpy.ok() and time.monotonic() < end:
+            if self.command is not None and self.command[0] == stamp:
+                return
+            rclpy.spin_once(self, timeout_sec=0.002)
+
+    def advance(self, stamp: tuple[int, int]) -> None:
+        """Step with the newest command; none for command_timeout s: the car stops (said once)."""
+        fresh = self.command is not None and time.monotonic() - self.last_command_wall <= self.p["command_timeout"]
+        if self.p["mode"] == "lockstep":
+            fresh = fresh and self.command[0] == stamp
+        elif self.command is not None and self.command[0] != stamp:
+            self.counts["late_commands"] += 1
+        if not fresh:
+            self.counts["stopped_steps"] += 1
+            if not self.stopped:
+                self.stopped = True
+                self.counts["command_timeouts"] += 1
+                self.get_logger().error(f"no command for {self.p['command_timeout']} s: car stopped")
+            self.sim.step(0.0, self.sim.delta)
+            return
+        if self.stopped:
+            self.stopped = False
+            self.get_logger().info("commands again: driving")
+        _, speed, angle = self.command
+        self.sim.step(speed, angle)
+
+    def wait_for_driver(self) -> None:
+        """The camera needs a subscriber and cmd_vel a publisher before the first frame."""
+        end = time.monotonic() + self.p["startup_timeout"]
+        while rclpy.ok() and time.monotonic() < end:
+            if self.count_subscribers(self.pub_image.topic_name) and self.count_publishers("cmd_vel"):
+                return rclpy.spin_once(self, timeout_sec=0.5)
+            rclpy.spin_once(self, timeout_sec=0.05)
+        raise ConfigError(f"no driver after {self.p['startup_timeout']} s: nobody subscribes to "
+                          f"{self.pub_image.topic_name} and publishes cmd_vel; is qattn_steering running?")  # fmt: skip
+
+    def run(self) -> None:
+        self.wait_for_driver()
+        self.publish_status("driving")
+        period, due = 1.0 / self.p["rate"], time.monotonic()
+        self.started = time.monotonic()
+        while not self.finished() and rclpy.ok():
+            stamp = self.publish_frame()
+            if self.p["mode"] == "lockstep":
+                self.wait_for_command(stamp)
+            else:
+                due += period
+                while time.monotonic() < due:
+                    rclpy.spin_once(self, timeout_sec=max(0.0, due - time.monotonic()))
+            self.advance(stamp)
+            if self.sim.steps % round(self.p["rate"]) == 0:
+                self.publish_status("driving")
+
+    def finished(self) -> bool:
+        """The end of the track, or `duration` s of simulated time (when set)."""
+        return self.sim.done or (self.p["duration"] > 0 and self.sim.time >= self.p["duration"] - 1e-9)
+
+    def summary(self) -> dict:
+        wall = time.monotonic() - self.started
+        return {**self.sim.log.summary(), **self.sim.counts, **self.counts,
+                "steps_per_s": self.sim.steps / wall if wall > 0 else 0.0}  # fmt: skip
+
+    def publish_status(self, state: str) -> None:
+        self.pub_status.publish(String(data=json.dumps({"state": state, **self.summary()})))
+
+    def write_report(self, complete: bool) -> None:
+        if not self.p["report"]:
+            return
+        out = Path(self.p["report"])
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {**self.summary(), "complete": complete}
+        meta = {"track_seed": self.p["track_seed"], "mode": self.p["mode"], "rate": self.p["rate"],
+                "camera": f"{self.p['width']}x{self.p['height']}"}  # fmt: skip
+        write_summary({"node": summary}, out, meta)
+        plot_track({"node": self.sim}, out / "track.png")
+        plot_offset({"node": self.sim}, out / "offset.png")
+        log = self.sim.log
+        columns = np.column_stack([log.time, log.distance, log.offset, log.heading, log.steering, log.x, log.y])
+        np.savetxt(out / "drive.csv", columns, delimiter=",", header="time,distance,offset,heading,steering,x,y",
+                   comments="", fmt="%.9g")  # fmt: skip
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    node = None
+    try:
+        node = Simulator()
+        node.run()
+        complete = node.finished()
+    except ConfigError as error:
+        print(f"qattn_simulator: {error}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        complete = False
+    node.publish_status("done" if complete else "interrupted")
+    node.write_report(complete)
+    s = node.summary()
+    node.get_logger().info(f"{'track done' if complete else 'interrupted'}: {s['km']:.2f} km, autonomy "
+                           f"{100 * s['autonomy']:.1f} %, {s['interventions']} interventions, "
+                           f"{s['steps_per_s']:.1f} steps/s")  # fmt: skip
+    time.sleep(0.3)  # let the last status leave
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

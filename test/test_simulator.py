@@ -1,0 +1,163 @@
+"""The closed-loop simulator: headless physics and metrics, and the simulator node driven over real rclpy."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from geometry_msgs.msg import TwistStamped
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, JointState
+
+from qattn_ros.errors import ConfigError
+from qattn_ros.ros.dds_domain import claim_domain_id
+from qattn_ros.ros.graph import ros_args
+from qattn_ros.ros.messages import steering_value
+from qattn_ros.sim.metrics import DriveLog
+from qattn_ros.sim.track import HELD_OUT_SEEDS, TRAINING_SEEDS, Track, generate_track
+from qattn_ros.sim.world import RoadSim, SimConfig
+
+SPEED, WHEELBASE = 15.0, 2.85
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+# -- headless ------------------------------------------------------------------------------------
+def test_tracks_are_seeded_curvy_and_held_out() -> None:
+    assert not set(TRAINING_SEEDS) & set(HELD_OUT_SEEDS)
+    track = generate_track(HELD_OUT_SEEDS[0], 2000)
+    again = generate_track(HELD_OUT_SEEDS[0], 2000)
+    assert np.array_equal(track.lengths, again.lengths) and np.array_equal(track.curvatures, again.curvatures)
+    assert track.length >= 2000 and (track.curvatures > 0).any() and (track.curvatures < 0).any()
+    assert np.abs(track.curvatures).max() <= 1 / 50
+    assert any(a * b < 0 for a, b in zip(track.curvatures, track.curvatures[1:], strict=False)), "an S-bend"
+
+
+def test_bicycle_on_a_circle_matches_the_closed_form() -> None:
+    """On a circle of curvature k, the steady-state wheel angle atan(L k) keeps the car on the centre line."""
+    k = 1 / 60
+    sim = RoadSim(Track(np.array([600.0]), np.array([k])), SimConfig(steering_delay=0.0))
+    sim.theta = 0.0
+    for _ in range(400):
+        sim.step(SPEED, math.atan(WHEELBASE * k))
+    assert abs(sim.n) < 1e-6 and abs(sim.theta) < 1e-6 and not sim.log.interventions
+    assert sim.s == pytest.approx(400 * SPEED / 20, rel=1e-9)
+    x, y, yaw = sim.track.pose(sim.s, 0.0, 0.0)  # on the circle of radius 60 centred at (0, 60)
+    assert math.hypot(x, y - 60) == pytest.approx(60, abs=0.05) and yaw == pytest.approx(sim.s * k, abs=0.01)
+
+
+def test_limits_delay_and_interventions() -> None:
+    sim = RoadSim(Track(np.array([500.0]), np.array([0.0])), SimConfig(steering_delay=0.1, max_steering=0.5))
+    command = sim.step(SPEED, 2.0)
+    assert command.clamped and command.steering == 0.5 and sim.counts["clamped"] == 1
+    sim.step(SPEED, 0.5)
+    assert sim.log.steering == [0.0, 0.0], "0.1 s = 2 steps at 20 Hz: the wheels have not turned yet"
+    sim.step(SPEED, 0.5)
+    assert sim.log.steering[-1] == 0.5
+    command = sim.step(math.nan, 0.1)
+    assert command.invalid and command.speed == 0.0 and sim.counts["invalid"] == 1
+    while not sim.log.interventions:
+        sim.step(SPEED, 0.5)
+    assert sim.n == 0.0 and sim.theta == 0.0, "put back on the centre line"
+
+
+def test_autonomy_is_nvidias_definition() -> None:
+    log = DriveLog(dt=0.05)
+    for i in range(1200):  # 60 s
+        log.add(0.05 * (i + 1), 0.75 * (i + 1), 0.1, 0.0, 0.0, 0.0, 0.0)
+    log.interventions = [(10.0, 7.5), (30.0, 22.5)]
+    assert log.summary()["autonomy"] == pytest.approx(1 - 2 * 6 / 60)
+    assert log.summary()["km"] == pytest.approx(0.9)
+
+
+def test_bad_config_is_refused() -> None:
+    with pytest.raises(ConfigError, match="max_steering=3"):
+        SimConfig(max_steering=3)
+
+
+# -- the node, over real rclpy --------------------------------------------------------------------
+class Driver:
+    """A test-side driver: answers each camera frame with a cmd_vel carrying its stamp."""
+
+    def __init__(self, node, policy) -> None:
+        self.node, self.policy, self.answered = node, policy, 0
+        self.pub = node.create_publisher(TwistStamped, "cmd_vel", RELIABLE)
+        node.create_subscription(JointState, "ground_truth/steering_angle", self._on_truth, RELIABLE)
+
+    def _on_truth(self, msg: JointState) -> None:
+        decision = self.policy(self.answered, steering_value(msg))
+        if decision is None:  # silent
+            return
+        speed, angle = decision
+        command = TwistStamped()
+        command.header = msg.header
+        command.twist.linear.x = speed
+        command.twist.angular.z = speed * math.tan(angle) / WHEELBASE if math.isfinite(angle) else angle
+        self.pub.publish(command)
+        self.answered += 1
+
+
+@pytest.fixture(scope="module")
+def ros():
+    domain = claim_domain_id()
+    rclpy.init(domain_id=domain)
+    yield domain
+    rclpy.shutdown()
+
+
+def _drive(domain: int, policy, tmp_path, name: str, **params) -> tuple[dict, str]:
+    """Run the simulator node in its own process with `policy` driving; (report summary, its output)."""
+    node = rclpy.create_node(f"driver_{name}")
+    Driver(node, policy)
+    # the driver needs a camera subscription for the simulator to start
+    node.create_subscription(Image, "image", lambda m: None, RELIABLE)
+    settings = {"track_seed": HELD_OUT_SEEDS[0], "length_km": 0.4, "report": str(tmp_path / name), **params}
+    process = subprocess.Popen([sys.executable, "-m", "qattn_ros.ros.simulator", *ros_args(settings)],
+                               env={**os.environ, "ROS_DOMAIN_ID": str(domain)},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    end = time.monotonic() + 240
+    while process.poll() is None and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.01)
+    output = process.communicate(timeout=30)[0]
+    node.destroy_node()
+    results = json.loads((tmp_path / name / "results.json").read_text())["drivers"]["node"]
+    return results, output
+
+
+def test_pursuit_on_ground_truth_drives_a_curvy_held_out_road(ros, tmp_path) -> None:
+    first, output = _drive(ros, lambda i, truth: (SPEED, truth), tmp_path, "pursuit")
+    assert first["complete"] and first["km"] >= 0.4, output[-2000:]
+    assert first["autonomy"] == 1.0 and first["interventions"] == 0 and first["max_abs_offset_m"] < 0.8
+    assert first["command_timeouts"] == 0 and first["clamped"] == 0 and first["invalid"] == 0
+    second, _ = _drive(ros, lambda i, truth: (SPEED, truth), tmp_path, "pursuit_again")
+    a, b = ((tmp_path / n / "drive.csv").read_text() for n in ("pursuit", "pursuit_again"))
+    assert a == b, "lockstep: the same seed gives the same trajectory"
+    for name in ("table.md", "track.png", "offset.png"):
+        assert (tmp_path / "pursuit" / name).stat().st_size > 0
+
+
+def test_zero_steering_is_intervened_and_bad_commands_are_counted(ros, tmp_path) -> None:
+    def policy(i: int, truth: float):
+        if i in (5, 6):
+            return SPEED, math.nan
+        if i == 7:
+            return SPEED, math.inf
+        if i in (8, 9):
+            return SPEED, 1.4  # beyond max_steering 0.6
+        return SPEED, 0.0
+
+    summary, output = _drive(ros, policy, tmp_path, "zero")
+    assert summary["complete"] and summary["interventions"] >= 2 and summary["autonomy"] < 0.9, output[-2000:]
+    assert summary["invalid"] == 3 and summary["clamped"] == 2
+
+
+def test_silence_stops_the_car_and_says_so(ros, tmp_path) -> None:
+    summary, output = _drive(ros, lambda i, truth: (SPEED, truth) if i < 20 else None, tmp_path, "silent",
+                             duration=2.0, command_timeout=0.3)  # fmt: skip
+    assert "no command for 0.3 s: car stopped" in output
+    assert summary["command_timeouts"] == 1 and summary["stopped_steps"] == 20 and summary["steps"] == 40
+    assert summary["km"] == pytest.approx(20 * SPEED / 20 / 1000, rel=0.05), "it moved while commanded, then not"
