@@ -31,6 +31,8 @@ setup(
             "bag_player = qattn_ros.ros.bag_player:main",
             "replay_evaluator = qattn_ros.ros.replay_evaluator:main",
             "qattn_replay = qattn_ros.ros.replay:main",
+            "simulator = qattn_ros.ros.simulator:main",
+            "qattn_sim = qattn_ros.ros.sim_drive:main",
         ],
     },
 )

@@ -1,9 +1,7 @@
 """Replay: bag player -> steering node -> replay evaluator, each in its own process over real rclpy."""
 
-import ast
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -13,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ros_harness import ROOT
+from ros_harness import ROOT, launch_arguments, launch_nodes
 from rosbags.highlevel import AnyReader
 
 from qattn_ros.data.synthetic import RoadGenerator
@@ -188,24 +186,16 @@ def test_bad_bags_are_refused_naming_the_problem(sources, tmp_path, env) -> None
 
 def test_launch_file_starts_the_graph_qattn_replay_starts() -> None:
     """Without `launch` installed: the same executables, node names and parameters as qattn_replay."""
-    source = (ROOT / "launch" / "replay_eval.launch.py").read_text()
-    calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)]
-    nodes = {}
-    for call in calls:
-        keywords = {kw.arg: kw.value for kw in call.keywords}
-        if "executable" in keywords and keywords["executable"].value != "rviz2":
-            params = [d for d in ast.walk(keywords["parameters"]) if isinstance(d, ast.Dict)]
-            nodes[keywords["executable"].value] = (keywords["name"].value, {k.value for k in params[0].keys})
+    path = ROOT / "launch" / "replay_eval.launch.py"
     args = replay.parse_args(["bag", "--checkpoint", "c", "--out", "o"])
     expected = {executable: (name, set(params)) for (executable, _, name), params in replay.graph(args)}
-    assert nodes == expected
+    assert launch_nodes(path) == expected
     setup = (ROOT / "setup.py").read_text()
     for executable, module, _ in (replay.PLAYER, replay.STEERING, replay.EVALUATOR):
         assert f"{executable} = {module}:main" in setup
-    arguments = set(re.findall(r'DeclareLaunchArgument\("(\w+)"', source))
-    used = set(re.findall(r'arg\("(\w+)"\)', source))
-    assert used == arguments, "every argument is used and every use is declared"
-    assert "OnProcessExit" in source and "target_action=evaluator" in source, "the graph ends with the evaluator"
+    declared, used = launch_arguments(path)
+    assert declared == used, "every argument is used and every use is declared"
+    assert "target_action=evaluator" in path.read_text(), "the graph ends with the evaluator"
 
 
 def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, tmp_path) -> None:

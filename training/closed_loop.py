@@ -19,17 +19,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from qattn_ros.errors import CheckpointError, ConfigError
-from qattn_ros.explain.overlay import overlay, to_camera
 from qattn_ros.predictor import SteeringPredictor
-from qattn_ros.sim.drive import drive
-from qattn_ros.sim.report import plot_offset, plot_track, write_gif, write_summary
-from qattn_ros.sim.track import HELD_OUT_SEEDS, Track, generate_track
+from qattn_ros.sim.drive import drive, drive_predictor, merged_summary
+from qattn_ros.sim.report import plot_offset, plot_track, write_summary
+from qattn_ros.sim.track import HELD_OUT_SEEDS, generate_track
 from qattn_ros.sim.world import RoadSim, SimConfig
-
-GIF_STEPS = 160  # the first 8 s at 20 Hz, every second frame
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,50 +41,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="reports/closed_loop")
     return parser.parse_args(argv)
-
-
-def gif_frame(frame, prediction, predictor: SteeringPredictor) -> np.ndarray:
-    if prediction.attention is None:
-        return np.concatenate([frame.image, frame.image], axis=1)
-    heat = to_camera(prediction.attention, *frame.image.shape[:2], predictor.preprocessing)
-    return np.concatenate([frame.image, overlay(frame.image, heat, alpha=0.6)], axis=1)
-
-
-def drive_checkpoint(name: str, path: str, tracks: list[Track], config: SimConfig, args, out: Path) -> list[RoadSim]:
-    predictor = SteeringPredictor(path, args.device)
-    gif: list[np.ndarray] = []
-    sims = []
-    for track in tracks:
-        predictor.reset()
-        sim = RoadSim(track, config)
-        last = {}
-
-        def steer(frame, predictor=predictor, last=last) -> float:
-            last["prediction"] = predictor.predict(frame.image)
-            return last["prediction"].wheel_angle
-
-        def keep(frame, angle, sim=sim, last=last, first=track is tracks[0]) -> None:
-            if first and sim.steps < GIF_STEPS and sim.steps % 2 == 0:
-                gif.append(gif_frame(frame, last["prediction"], predictor))
-
-        sims.append(drive(sim, steer, args.speed, on_frame=keep))
-    write_gif(gif, out / f"drive_{name}.gif", config.rate / 2)
-    return sims
-
-
-def merged(sims: list[RoadSim]) -> dict:
-    """One summary over several tracks: counts and distances add, means weigh by steps."""
-    parts = [s.log.summary() for s in sims]
-    steps = np.array([p["steps"] for p in parts], float)
-    elapsed = sum(p["elapsed_s"] for p in parts)
-    interventions = sum(p["interventions"] for p in parts)
-    total = {"km": sum(p["km"] for p in parts), "interventions": interventions, "elapsed_s": elapsed,
-             "autonomy": max(0.0, 1 - interventions * 6.0 / elapsed), "steps": int(steps.sum()),
-             "max_abs_offset_m": max(p["max_abs_offset_m"] for p in parts)}  # fmt: skip
-    for key in ("mean_abs_offset_m", "mean_abs_heading_rad", "steering_jerk_rms"):
-        total[key] = float(np.average([p[key] for p in parts], weights=steps))
-    total["clamped"] = sum(s.counts["clamped"] for s in sims)
-    return total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,11 +60,12 @@ def main(argv: list[str] | None = None) -> int:
             name, _, path = entry.partition("=")
             if not path:
                 raise ConfigError(f"--checkpoint {entry!r}: expected NAME=PATH")
-            runs[name] = drive_checkpoint(name, path, tracks, config, args, out)
+            predictor = SteeringPredictor(path, args.device)
+            runs[name] = drive_predictor(predictor, tracks, config, args.speed, str(out / f"drive_{name}.gif"))
     except (ConfigError, CheckpointError) as error:
         print(f"closed_loop: {error}", file=sys.stderr)
         return 1
-    summaries = {name: merged(sims) for name, sims in runs.items()}
+    summaries = {name: merged_summary(sims) for name, sims in runs.items()}
     meta = {"tracks": [t.seed for t in tracks], "km_per_driver": args.km, "speed": args.speed, "rate": args.rate,
             "camera": f"{args.width}x{args.height}", "steering_delay": args.steering_delay,
             "intervention_offset_m": config.intervention_offset}  # fmt: skip
