@@ -52,6 +52,17 @@ def test_bicycle_on_a_circle_matches_the_closed_form() -> None:
     assert math.hypot(x, y - 60) == pytest.approx(60, abs=0.05) and yaw == pytest.approx(sim.s * k, abs=0.01)
 
 
+def test_the_driven_path_in_odom_stays_on_the_road() -> None:
+    """Poses (for TF, RViz and the track plot) are the Frenet state mapped onto the centre line."""
+    sim = RoadSim(generate_track(HELD_OUT_SEEDS[0], 2000))
+    while not sim.done:
+        sim.step(SPEED, sim.pursuit_steering())
+    _, cx, cy, _ = sim.track.line
+    path = np.column_stack([sim.log.x, sim.log.y])[::10]
+    nearest = np.sqrt(((path[:, None, 0] - cx) ** 2 + (path[:, None, 1] - cy) ** 2).min(axis=1))
+    assert np.abs(nearest - np.abs(sim.log.offset[::10])).max() < 0.2
+
+
 def test_limits_delay_and_interventions() -> None:
     sim = RoadSim(Track(np.array([500.0]), np.array([0.0])), SimConfig(steering_delay=0.1, max_steering=0.5))
     command = sim.step(SPEED, 2.0)

@@ -17,7 +17,7 @@ def plot_track(sims: dict[str, RoadSim], out: Path) -> Path:
     fig = Figure(figsize=(7, 7))
     ax = fig.subplots()
     first = next(iter(sims.values()))
-    _, x, y, _ = first.track.centre_line(1.0)
+    _, x, y, _ = first.track.line
     ax.plot(x, y, color="0.7", lw=6, label="road")
     for name, sim in sims.items():
         (line,) = ax.plot(sim.log.x, sim.log.y, lw=1, label=f"{name} ({len(sim.log.interventions)} interventions)")

@@ -37,21 +37,29 @@ class Track:
         """Mean curvature over [s, s + ahead]: the one curvature the renderer draws the road ahead with."""
         return float(self.curvature_at(s + np.linspace(0.0, ahead, samples)).mean())
 
+    def heading_at(self, s: np.ndarray) -> np.ndarray:
+        """Road yaw at arc length s (rad, 0 at the start): the exact integral of the piecewise-constant curvature."""
+        starts = np.concatenate([[0.0], np.cumsum(self.lengths)[:-1]])
+        yaw_at_start = np.concatenate([[0.0], np.cumsum(self.lengths * self.curvatures)[:-1]])
+        index = np.clip(np.searchsorted(starts, s, side="right") - 1, 0, len(starts) - 1)
+        return yaw_at_start[index] + self.curvatures[index] * (s - starts[index])
+
     def centre_line(self, step: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(s, x, y, yaw) of the centre line in the odom frame (starts at the origin facing +x)."""
         s = np.arange(0.0, self.length + step, step)
-        yaw = np.concatenate([[0.0], np.cumsum(self.curvature_at(s[:-1] + step / 2) * step)])
-        x = np.concatenate([[0.0], np.cumsum(np.cos(yaw[:-1] + np.diff(yaw) / 2) * step)])
-        y = np.concatenate([[0.0], np.cumsum(np.sin(yaw[:-1] + np.diff(yaw) / 2) * step)])
-        return s, x, y, yaw
+        middle = self.heading_at(s[:-1] + step / 2)  # midpoint rule on the exact heading
+        x = np.concatenate([[0.0], np.cumsum(np.cos(middle) * step)])
+        y = np.concatenate([[0.0], np.cumsum(np.sin(middle) * step)])
+        return s, x, y, self.heading_at(s)
 
     @cached_property
-    def _line(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return self.centre_line(0.5)
+    def line(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The centre line every 0.25 m: what poses and plots use."""
+        return self.centre_line(0.25)
 
     def pose(self, s: float, lateral_left: float, heading_error: float) -> tuple[float, float, float]:
         """(x, y, yaw) in odom of a vehicle `lateral_left` m left of the centre at s, `heading_error` rad left."""
-        cs, x, y, yaw = self._line
+        cs, x, y, yaw = self.line
         i = int(np.clip(np.searchsorted(cs, s), 0, len(cs) - 1))
         return (float(x[i] - lateral_left * np.sin(yaw[i])), float(y[i] + lateral_left * np.cos(yaw[i])),
                 float(yaw[i] + heading_error))  # fmt: skip
