@@ -82,6 +82,7 @@ DEFAULTS = {
     "base_frame": "base_link",
     "report": "",
 }
+CLOCK_START_S = 1.0
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -144,7 +145,9 @@ class Simulator(Node):
     # -- one step ---------------------------------------------------------------------------
     def stamp(self) -> Header:
         header = Header(frame_id=self.p["frame_id"])
-        header.stamp.sec, header.stamp.nanosec = divmod(round(self.sim.time * 1e9), 1_000_000_000)
+        # the clock starts at CLOCK_START_S: a stop a driver's watchdog sends before the first /clock is
+        # stamped 0 and must not pass for the answer to the first frame
+        header.stamp.sec, header.stamp.nanosec = divmod(round((self.sim.time + CLOCK_START_S) * 1e9), 1_000_000_000)
         return header
 
     def publish_frame(self) -> tuple[int, int]:

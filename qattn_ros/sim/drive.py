@@ -34,7 +34,7 @@ def drive(
             on_frame(frame, angle)
         sim.step(speed, angle)
         bar.update(round(sim.s) - bar.n)
-        bar.set_postfix(interventions=len(sim.log.interventions), offset=f"{np.abs(sim.n):.2f}")
+        bar.set_postfix(interventions=len(sim.log.interventions), offset=f"{np.abs(sim.n):.2f}", refresh=False)
     bar.close()
     return sim
 
