@@ -36,7 +36,7 @@ def test_colcon_build_installs_the_ros_layout_and_the_node_runs(tmp_path) -> Non
         assert (share / "launch" / launch_file.name).is_file(), launch_file.name
     for config in ("steering_node.yaml", "attention.rviz", "models/quant_sign.yaml", "train/synthetic.yaml"):
         assert (share / "config" / config).is_file(), config
-    executables = {"steering_node", "camera_publisher"}
+    executables = {"steering_node", "camera_publisher", "bag_player", "replay_evaluator", "simulator"}
     assert executables <= {p.name for p in (install / "lib" / "qattn_ros").iterdir()}
 
     site = next((install / "lib").glob("python3*/site-packages"))
