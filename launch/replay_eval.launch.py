@@ -36,6 +36,7 @@ def generate_launch_description() -> LaunchDescription:
                 "device": arg("device"),
                 "every": ParameterValue(arg("every"), value_type=int),
                 "steps": ParameterValue(arg("steps"), value_type=int),
+            "group": ParameterValue(arg("group"), value_type=int),
                 "record": ParameterValue(arg("record"), value_type=bool),
             }
         ],
@@ -50,6 +51,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("duration", default_value="0.0", description="s to play (0: to the end)"),
         DeclareLaunchArgument("every", default_value="1", description="evaluate one frame in N"),
         DeclareLaunchArgument("steps", default_value="50", description="deletion / insertion steps"),
+        DeclareLaunchArgument("group", default_value="32", description="frames evaluated (and saved) together"),
         DeclareLaunchArgument("record", default_value="true", description="record camera + outputs to mcap"),
         DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda | cuda:N"),
         DeclareLaunchArgument("answer_timeout", default_value="20.0", description="s to wait for each answer"),

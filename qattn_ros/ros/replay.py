@@ -31,7 +31,7 @@ def graph(args: argparse.Namespace) -> list[tuple[tuple[str, str, str], dict]]:
         (STEERING, {"checkpoint": args.checkpoint, "device": args.device, "use_sim_time": True,
                     "reliability": "reliable", "camera_timeout": 10.0}),
         (EVALUATOR, {"checkpoint": args.checkpoint, "out": args.out, "device": args.device, "every": args.every,
-                     "steps": args.steps, "record": not args.no_record}),
+                     "steps": args.steps, "group": args.group, "record": not args.no_record}),
     ]  # fmt: skip
 
 
@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--start", type=float, default=0.0, help="s into the recording")
     parser.add_argument("--duration", type=float, default=0.0, help="s of recording to play (0: to the end)")
     parser.add_argument("--steps", type=int, default=50, help="deletion / insertion steps")
+    parser.add_argument("--group", type=int, default=32, help="frames evaluated (and saved) together")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--answer-timeout", type=float, default=20.0, help="s to wait for the graph's answer")
     parser.add_argument("--startup-timeout", type=float, default=60.0, help="s to wait for the graph to come up")

@@ -139,6 +139,9 @@ class ReplayEvaluator(Node):
         self.folder = Path(p["out"]) / p["name"]
         self.folder.mkdir(parents=True, exist_ok=True)
         self.methods = (["attention"] if self.needs_map else []) + (["random"] if p["floor"] else [])
+        if not self.methods:
+            raise ConfigError(f"{p['checkpoint']}: the model publishes no attention and floor is false: nothing to "
+                              "evaluate")  # fmt: skip
         self.files = {m: self.folder / f"{m}.jsonl" for m in self.methods}
         for path in self.files.values():
             drop_torn_tail(path)
@@ -160,9 +163,14 @@ class ReplayEvaluator(Node):
         self.writer, self.connections = self._open_recording() if p["record"] else (None, {})
         self.pub_ack = self.create_publisher(Header, "replay/ack", RELIABLE)
         self.create_subscription(Image, "image", self._on_image, INPUTS, raw=True)
-        self.create_subscription(Image, "attention/map", self._on_map, BEST_EFFORT, raw=True)
-        self.create_subscription(JointState, "steering_angle", self._on_steering, INPUTS, raw=True)
-        self.create_subscription(JointState, "ground_truth/steering_angle", self._on_truth, INPUTS, raw=True)
+        outputs = (  # topic, type, part of the pair, how it is read, QoS
+            ("attention/map", Image, "map", self._read_map, BEST_EFFORT),
+            ("steering_angle", JointState, "steering", steering_value, INPUTS),
+            ("ground_truth/steering_angle", JointState, "truth", steering_value, INPUTS),
+        )
+        for topic, kind, part, read, qos in outputs:
+            self.create_subscription(kind, topic, lambda raw, k=kind, t=topic, p=part, r=read:
+                                     self._on_output(raw, k, t, p, r), qos, raw=True)  # fmt: skip
         self.create_subscription(Image, "attention/overlay", self._on_overlay, BEST_EFFORT, raw=True)
         self.create_subscription(TwistStamped, "cmd_vel", self._on_command, INPUTS, raw=True)
         self.create_subscription(String, "replay/status", self._on_status, LATCHED)
@@ -218,32 +226,25 @@ class ReplayEvaluator(Node):
         self.counts.received += 1
         self._check(msg.header)
 
-    def _on_map(self, raw: bytes) -> None:
-        msg = deserialize_message(raw, Image)
-        self._record("attention/map", raw, msg.header.stamp)
-        if msg.encoding != "32FC1" or len(msg.data) != 4 * msg.height * msg.width:
+    def _on_output(self, raw: bytes, kind: type, topic: str, part: str, read) -> None:
+        """Record a message; the first one for a pending stamp fills `part` with read(msg) (None: a bad one)."""
+        msg = deserialize_message(raw, kind)
+        self._record(topic, raw, msg.header.stamp)
+        entry = self._entry(msg.header.stamp)
+        if entry is None or getattr(entry, part) is not None:
+            return
+        value = read(msg)
+        if value is None:
             self.counts.bad += 1
             return
-        entry = self._entry(msg.header.stamp)
-        if entry is not None and entry.map is None:
-            entry.map = np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width)
-            self._check(msg.header)
+        setattr(entry, part, value)
+        self._check(msg.header)
 
-    def _on_steering(self, raw: bytes) -> None:
-        msg = deserialize_message(raw, JointState)
-        self._record("steering_angle", raw, msg.header.stamp)
-        entry = self._entry(msg.header.stamp)
-        if entry is not None and entry.steering is None:
-            entry.steering = steering_value(msg)
-            self._check(msg.header)
-
-    def _on_truth(self, raw: bytes) -> None:
-        msg = deserialize_message(raw, JointState)
-        self._record("ground_truth/steering_angle", raw, msg.header.stamp)
-        entry = self._entry(msg.header.stamp)
-        if entry is not None and entry.truth is None:
-            entry.truth = steering_value(msg)
-            self._check(msg.header)
+    @staticmethod
+    def _read_map(msg: Image) -> np.ndarray | None:
+        if msg.encoding != "32FC1" or len(msg.data) != 4 * msg.height * msg.width:
+            return None
+        return np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width)
 
     def _on_overlay(self, raw: bytes) -> None:
         self._record("attention/overlay", raw, deserialize_message(raw, Image).header.stamp)
