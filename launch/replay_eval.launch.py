@@ -36,7 +36,7 @@ def generate_launch_description() -> LaunchDescription:
                 "device": arg("device"),
                 "every": ParameterValue(arg("every"), value_type=int),
                 "steps": ParameterValue(arg("steps"), value_type=int),
-            "group": ParameterValue(arg("group"), value_type=int),
+                "group": ParameterValue(arg("group"), value_type=int),
                 "record": ParameterValue(arg("record"), value_type=bool),
             }
         ],
