@@ -170,9 +170,9 @@ def test_zero_steering_is_intervened_and_bad_commands_are_counted(ros, tmp_path)
 
 def test_silence_stops_the_car_and_says_so(ros, tmp_path) -> None:
     summary, output = _drive(ros, lambda i, truth: (SPEED, truth) if i < 20 else None, tmp_path, "silent",
-                             duration=2.0, command_timeout=0.3)  # fmt: skip
-    assert "no command for 0.3 s: car stopped" in output
-    assert summary["command_timeouts"] == 1 and summary["stopped_steps"] == 20 and summary["steps"] == 40
+                             duration=1.5, command_timeout=1.0)  # fmt: skip
+    assert "no command for 1.0 s: car stopped" in output
+    assert summary["command_timeouts"] == 1 and summary["stopped_steps"] == 10 and summary["steps"] == 30
     assert summary["km"] == pytest.approx(20 * SPEED / 20 / 1000, rel=0.05), "it moved while commanded, then not"
 
 

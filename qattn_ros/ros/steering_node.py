@@ -41,6 +41,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
@@ -230,8 +231,11 @@ class SteeringNode(LifecycleNode):
         with self.lock:
             was_commanding = self.active
             self.active = False
-            if "cmd_vel" in self.publishers_:
+            command = self.publishers_.get("cmd_vel")
+            if command is not None:
                 self._publish_stop(None)
+        if command is not None:  # before anything is torn down: the stop must reach every reliable subscriber
+            command.wait_for_all_acked(Duration(seconds=1.0))
         if self.subscription is not None:
             self.destroy_subscription(self.subscription)
             self.subscription = None
