@@ -7,7 +7,8 @@ from qattn_ros.data.bags import BagSource, interpolate, ros2_bag, udacity_bag
 from qattn_ros.data.cache import build_cache
 from qattn_ros.data.frames import FrameSet
 from qattn_ros.data.simlog import SimLogSource, write_simlog
-from qattn_ros.data.sources import open_source
+from qattn_ros.data.sources import open_source, spec_for_path
+from qattn_ros.data.splits import write_splits
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.data.udacity_folder import UdacityFolderSource
 from qattn_ros.data.writers import (
@@ -279,3 +280,21 @@ def test_cache_of_another_config_is_rebuilt_and_the_old_entry_kept(tmp_path, gen
     (tmp_path / "sim" / "driving_log.csv").write_text((tmp_path / "sim" / "driving_log.csv").read_text() + "\n")
     build_cache(SimLogSource(tmp_path / "sim"), Preprocessing(color="yuv"), tmp_path / "cache", False)
     assert len(list((tmp_path / "cache").iterdir())) == 3, "a changed source gets a new entry"
+
+
+@pytest.mark.parametrize("fmt, kind", [("udacity_bag", "udacity_bag"), ("ros2_bag", "ros2_bag"),
+                                       ("udacity_folder", "udacity_folder"), ("ch2_test", "ch2_test"),
+                                       ("simlog", "simlog")])  # fmt: skip
+def test_a_path_opens_as_the_layout_it_holds(tmp_path, fmt, kind) -> None:
+    """What the bag player's `source:=<path>` relies on: each written layout is recognised by its files."""
+    write_splits(tmp_path, {"test": 3}, height=48, width=64, fmt=fmt)
+    path = tmp_path / ("test.bag" if fmt == "udacity_bag" else "test")
+    assert spec_for_path(path)["kind"] == kind
+    records = list(open_source(str(path)))
+    assert len(records) == 3 and records[0].image.shape == (48, 64, 3)
+
+
+def test_a_path_of_no_known_layout_is_refused(tmp_path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(DataError, match="not a recognised dataset"):
+        spec_for_path(tmp_path)
