@@ -226,3 +226,29 @@ def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, t
     counts = json.loads((tmp_path / "out" / "replay.json").read_text())["counts"]
     assert counts["evaluated"] == counts["steering_mismatch"] == FRAMES and counts["max_steering_diff"] > 1e-3
     assert "40 over 1e-05" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_no_node_outlives_a_killed_launcher(sources, checkpoint, env, tmp_path) -> None:
+    """qattn_replay SIGKILLed (no chance to clean up): its nodes get SIGTERM from the kernel and exit."""
+    process = subprocess.Popen([sys.executable, "-m", "qattn_ros.ros.replay", sources["ros1"], "--checkpoint",
+                                checkpoint, "--out", str(tmp_path / "out"), "--device", "cpu", "--steps", "50"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(3)
+    children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
+                                                   text=True).stdout.split()]  # fmt: skip
+    assert len(children) == 3
+    process.kill()
+    process.wait()
+    end = time.monotonic() + 30
+    alive = children
+    while alive and time.monotonic() < end:
+        time.sleep(0.2)
+        alive = [pid for pid in children if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    assert not alive, f"still running: {alive}"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return "Z"

@@ -104,7 +104,7 @@ class BagPlayer(Node):
         self.pub_status = self.create_publisher(String, "replay/status", LATCHED)
         self.answered: set[tuple[int, int]] = set()
         self.create_subscription(Header, "replay/ack", self._on_ack, RELIABLE)
-        self.status = {"state": "starting", "source": p["source"], "mode": p["mode"], "first_index": 0,
+        self.status = {"state": "starting", "source": p["source"], "mode": p["mode"],
                        "frames": 0, "played": 0, "resent": 0, "reason": ""}  # fmt: skip
 
     def _on_ack(self, msg: Header) -> None:

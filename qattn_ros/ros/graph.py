@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -18,6 +19,15 @@ def ros_args(params: dict) -> list[str]:
     return command
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this child when the launcher dies (even by SIGKILL), so no node outlives its graph;
+    the steering node takes SIGTERM as its cue for a last zero-speed command."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux / not glibc: Ctrl-C still reaches the whole process group
+        pass
+
+
 def run_graph(nodes: list[tuple[str, dict]], main: str, name: str) -> int:
     """Start `nodes` ([(module, params)]); when `main` exits, or on Ctrl-C, stop the rest. `main`'s exit code.
 
@@ -26,7 +36,8 @@ def run_graph(nodes: list[tuple[str, dict]], main: str, name: str) -> int:
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # shared memory for camera-sized frames
-    processes = {module: subprocess.Popen([sys.executable, "-m", module, *ros_args(params)], env=env)
+    processes = {module: subprocess.Popen([sys.executable, "-m", module, *ros_args(params)], env=env,
+                                          preexec_fn=_die_with_parent)
                  for module, params in nodes}  # fmt: skip
     leader = processes[main]
     try:

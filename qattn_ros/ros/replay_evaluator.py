@@ -320,7 +320,7 @@ class ReplayEvaluator(Node):
             group = [self.backlog.popleft() for _ in range(min(self.p["group"], len(self.backlog)))]
             while self.unacked and len(self.backlog) < self.p["queue"]:
                 self.pub_ack.publish(self.unacked.popleft())
-            while group and "first_index" not in self.player:
+            while group and "first_index" not in self.player and not self.stopping and self.has_player():
                 self.lock.wait(timeout=0.1)  # the frame index needs the player's first index
             return group
 
@@ -338,7 +338,7 @@ class ReplayEvaluator(Node):
                 self.get_logger().error(f"evaluation failed: {type(error).__name__}: {error}")
 
     def _evaluate(self, entries: list[Pending]) -> None:
-        first = int(self.player["first_index"])
+        first = int(self.player.get("first_index", 0))
         chosen = []
         for entry in entries:
             index = first + entry.arrival
@@ -414,6 +414,10 @@ class ReplayEvaluator(Node):
             return False
         with self.lock:
             return not self.backlog
+
+    def has_player(self) -> bool:
+        """Our bag player is in the graph (without it, e.g. under `ros2 bag play`, frames count from 0)."""
+        return self.count_publishers("replay/status") > 0
 
     def player_gone(self) -> bool:
         """No publisher on replay/status for 2 s after there was one."""
