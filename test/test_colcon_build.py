@@ -64,3 +64,25 @@ def test_colcon_build_installs_the_ros_layout_and_the_node_runs(tmp_path) -> Non
     rest, _ = node.communicate(timeout=30)
     log = "".join(output) + rest
     assert "active: commanding from /image" in log and node.returncode == 0, log
+
+
+def test_package_xml_declares_every_ros_package_the_code_imports() -> None:
+    """rosdep installs what package.xml names: a message package imported but not declared breaks a ROS install."""
+    import ast
+    import re
+
+    declared = set(re.findall(r"<exec_depend>([\w-]+)</exec_depend>", (ROOT / "package.xml").read_text()))
+    imported = set()
+    for path in [*(ROOT / "qattn_ros").rglob("*.py"), *(ROOT / "launch").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            )
+            imported |= {n.split(".")[0] for n in names}
+    ros = {
+        n for n in imported if n in ("rclpy", "launch", "launch_ros") or re.fullmatch(r"\w+_(msgs|srvs|interfaces)", n)
+    }
+    assert ros >= {"rclpy", "sensor_msgs", "rosgraph_msgs", "launch_ros"}
+    assert ros <= declared, ros - declared
