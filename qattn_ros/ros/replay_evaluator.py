@@ -271,11 +271,12 @@ class ReplayEvaluator(Node):
                 self.counts.skipped_busy += 1
                 return
             self.backlog.append(entry)
-            if len(self.backlog) <= self.p["queue"]:
-                self.pub_ack.publish(Header(stamp=header.stamp))
-            else:
+            answer_now = len(self.backlog) <= self.p["queue"]
+            if not answer_now:
                 self.unacked.append(Header(stamp=header.stamp))
             self.lock.notify_all()
+        if answer_now:
+            self.pub_ack.publish(Header(stamp=header.stamp))
 
     def _announce(self) -> None:
         """Until the first frame: an answer with stamp 0 once every input has had a publisher for 0.5 s (the
@@ -312,33 +313,44 @@ class ReplayEvaluator(Node):
 
     # -- the worker -------------------------------------------------------------------------
     def _take(self) -> list[Pending]:
+        """The next group from the backlog, and the answers it frees. No ROS call is made holding the lock:
+        the executor's callbacks need it."""
         with self.lock:
             while not self.backlog and not self.stopping:
                 self.lock.wait(timeout=0.1)
             if self.stopping == INTERRUPTED:
                 return []  # Ctrl-C: the group under way finishes, the backlog waits for a rerun
             group = [self.backlog.popleft() for _ in range(min(self.p["group"], len(self.backlog)))]
-            while self.unacked and len(self.backlog) < self.p["queue"]:
-                self.pub_ack.publish(self.unacked.popleft())
-            while group and "first_index" not in self.player and not self.stopping and self.has_player():
-                self.lock.wait(timeout=0.1)  # the frame index needs the player's first index
-            return group
+            freed = []
+            while self.unacked and len(self.backlog) + len(freed) < self.p["queue"]:
+                freed.append(self.unacked.popleft())
+        for header in freed:
+            self.pub_ack.publish(header)
+        return group
+
+    def _first_index(self) -> int:
+        """The source index of the first frame played: the player says it once it plays (without our player,
+        e.g. under `ros2 bag play`, frames count from 0)."""
+        while "first_index" not in self.player and not self.stopping and self.has_player():
+            time.sleep(0.05)
+        return int(self.player.get("first_index", 0))
 
     def _work(self) -> None:
         while True:
-            group = self._take()
-            if not group:
-                if self.stopping:
-                    return
-                continue
+            group: list[Pending] = []
             try:
+                group = self._take()
+                if not group:
+                    if self.stopping:
+                        return
+                    continue
                 self._evaluate(group)
             except Exception as error:  # one bad group must not end the evaluation
                 self.counts.bad += len(group)
                 self.get_logger().error(f"evaluation failed: {type(error).__name__}: {error}")
 
     def _evaluate(self, entries: list[Pending]) -> None:
-        first = int(self.player.get("first_index", 0))
+        first = self._first_index()
         chosen = []
         for entry in entries:
             index = first + entry.arrival
