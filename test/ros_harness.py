@@ -20,6 +20,8 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
+from qattn_ros.ros.graph import ros_args
+
 ROOT = Path(__file__).resolve().parents[1]
 # Shared memory + TCP for large samples in this process and in every node it starts: over the default
 # UDP transport best-effort 640x480 (and the bad-input test's 8K) frames lose fragments under load.
@@ -29,9 +31,7 @@ BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 def start_process(module: str, params: dict, domain: int, remaps: dict | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", module, "--ros-args"]
-    for key, value in params.items():
-        command += ["-p", f"{key}:={value if value != '' else repr('')}"]
+    command = [sys.executable, "-m", module, *ros_args(params)]
     for old, new in (remaps or {}).items():
         command += ["-r", f"{old}:={new}"]
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}

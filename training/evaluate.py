@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from qattn_ros.data.sources import open_source
+from qattn_ros.data.sources import open_source, spec_from_text
 from qattn_ros.errors import CheckpointError, ConfigError, DataError
 from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results
 from qattn_ros.explain.report import plot_overlays, write_report
@@ -97,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"--methods: unknown {', '.join(unknown)}; expected {', '.join(METHODS)}")
-        spec = yaml.safe_load(args.data) if args.data.strip().startswith("{") else args.data
-        source = open_source(spec)
+        source = open_source(spec_from_text(args.data))
         for entry in args.checkpoint:
             name, _, path = entry.partition("=")
             if not path:

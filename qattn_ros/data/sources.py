@@ -13,6 +13,8 @@ from __future__ import annotations
 from importlib import import_module
 from pathlib import Path
 
+import yaml
+
 from ..errors import DataError
 from .record import Source
 
@@ -48,6 +50,14 @@ def spec_for_path(path: str | Path) -> dict:
         f"{path}: not a recognised dataset (a .bag, a ROS 2 bag folder, an interpolated.csv or "
         "CH2_final_evaluation.csv folder, or a driving_log.csv); pass a mapping {kind: ..., ...} instead"
     )
+
+
+def spec_from_text(text: str) -> dict:
+    """A data source as given on a command line or a parameter: a YAML mapping {kind: ...} or a path."""
+    spec = yaml.safe_load(text) if text.strip().startswith("{") else spec_for_path(text)
+    if not isinstance(spec, dict):
+        raise DataError(f"data source {text!r}: expected a path or a mapping {{kind: ..., ...}}")
+    return spec
 
 
 def open_source(spec: dict | str) -> Source:

@@ -27,19 +27,19 @@ import time
 from collections.abc import Iterator
 
 import rclpy
-import yaml
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 from tqdm import tqdm
 
 from ..data.record import Record
-from ..data.sources import open_source, spec_for_path
+from ..data.sources import open_source, spec_from_text
 from ..errors import ConfigError, DataError
 from ..units import DEFAULT_VEHICLE, VehicleGeometry, to_wheel_angle
+from .conventions import LATCHED, stamp_from_ns
 from .messages import fill_image, steering_message
 
 DEFAULTS = {
@@ -59,7 +59,6 @@ DEFAULTS = {
     "progress": True,
 }
 MODES = ("lockstep", "realtime")
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # a busy reader catches up
 
 
@@ -71,19 +70,11 @@ def source_spec(source: str, camera_topic: str = "", steering_topic: str = "") -
     """A `source` parameter (path or YAML mapping) -> reader spec, with topic overrides for ROS 2 bags."""
     if not source:
         raise ConfigError("parameter 'source' is empty: pass source:=<bag, bag folder or dataset folder>")
-    spec = yaml.safe_load(source) if source.strip().startswith("{") else spec_for_path(source)
-    if not isinstance(spec, dict):
-        raise ConfigError(f"source {source!r}: expected a path or a mapping {{kind: ..., ...}}")
+    spec = spec_from_text(source)
     if spec.get("kind") == "ros2_bag":
         spec["camera_topic"] = camera_topic or spec.get("camera_topic")
         spec["steering_topic"] = steering_topic or spec.get("steering_topic")
     return spec
-
-
-def stamp_msg(stamp_ns: int):
-    header = Header()
-    header.stamp.sec, header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    return header.stamp
 
 
 class BagPlayer(Node):
@@ -196,7 +187,7 @@ class BagPlayer(Node):
         return played
 
     def publish_frame(self, record: Record) -> None:
-        stamp = stamp_msg(record.stamp_ns)
+        stamp = stamp_from_ns(record.stamp_ns)
         header = Header(stamp=stamp, frame_id=self.p["frame_id"])
         source = self.source
         truth = to_wheel_angle(record.steering, source.steering_unit, source.positive_is_left, self.vehicle)

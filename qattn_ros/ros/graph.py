@@ -9,6 +9,9 @@ import subprocess
 import sys
 import time
 
+# (executable, module, node name): the steering node as every graph starts it
+STEERING = ("steering_node", "qattn_ros.ros.steering_node", "qattn_steering")
+
 
 def ros_args(params: dict) -> list[str]:
     """`--ros-args -p name:=value ...` for a parameter dict (booleans lower case, '' quoted)."""

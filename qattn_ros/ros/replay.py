@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .graph import run_graph
+from .graph import STEERING, run_graph
 
 # (executable, module, node name) of the graph, as the launch file starts them
 PLAYER = ("bag_player", "qattn_ros.ros.bag_player", "qattn_bag_player")
-STEERING = ("steering_node", "qattn_ros.ros.steering_node", "qattn_steering")
 EVALUATOR = ("replay_evaluator", "qattn_ros.ros.replay_evaluator", "qattn_replay_evaluator")
 
 

@@ -22,7 +22,6 @@ within `match_timeout` s are counted as unmatched, by what was missing.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 import time
@@ -39,7 +38,6 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
 
@@ -49,7 +47,8 @@ from ..explain.report import plot_overlays, write_report
 from ..explain.saliency import saliency, upsample_attention
 from ..predictor import SteeringPredictor, exact_float32
 from ..units import from_wheel_angle
-from .bag_player import LATCHED, RELIABLE
+from .bag_player import RELIABLE
+from .conventions import LATCHED, init_keeping_signals
 from .messages import BadFrame, image_to_rgb, steering_value
 
 DEFAULTS = {
@@ -160,6 +159,7 @@ class ReplayEvaluator(Node):
         self.heard_all_since: float | None = None
         self.player_seen = time.monotonic()
         self.first_frame_at: float | None = None
+        self.recording: Path | None = None  # this run's bag folder
         self.writer, self.connections = self._open_recording() if p["record"] else (None, {})
         self.pub_ack = self.create_publisher(Header, "replay/ack", RELIABLE)
         self.create_subscription(Image, "image", self._on_image, INPUTS, raw=True)
@@ -189,7 +189,8 @@ class ReplayEvaluator(Node):
         runs = Path(self.p["out"]) / "recording"
         runs.mkdir(parents=True, exist_ok=True)
         number = 1 + max((int(d.name.split("_")[-1]) for d in runs.glob("run_*") if d.name[4:].isdigit()), default=0)
-        writer = Writer(runs / f"run_{number}", version=9, storage_plugin=StoragePlugin.MCAP)
+        self.recording = runs / f"run_{number}"
+        writer = Writer(self.recording, version=9, storage_plugin=StoragePlugin.MCAP)
         writer.open()
         connections = {
             topic: writer.add_connection(self.resolve_topic_name(topic), kind, typestore=store)
@@ -471,7 +472,7 @@ class ReplayEvaluator(Node):
             "elapsed_s": round(elapsed, 3),
             "first_frame_to_report_s": round(replay_s, 3),  # the graph's throughput: frames / this
             "evaluated_fps": round(self.counts.evaluated / max(replay_s, 1e-9), 3),
-            "recording": str(self.writer_path) if self.p["record"] else None,
+            "recording": str(self.recording) if self.recording else None,
         }
         (out / "replay.json").write_text(json.dumps(summary, indent=2))
         lines = [f"\n## Replay ({'complete' if complete else 'incomplete: ' + self.stopping})\n",
@@ -487,19 +488,9 @@ class ReplayEvaluator(Node):
             handle.write("\n".join(lines) + "\n")
         return results
 
-    @property
-    def writer_path(self) -> Path | None:
-        runs = sorted((Path(self.p["out"]) / "recording").glob("run_*"), key=lambda d: int(d.name[4:]))
-        return runs[-1] if runs else None
-
-
-def _raise_keyboard_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    init_keeping_signals(args)
     try:
         node = ReplayEvaluator()
     except (ConfigError, CheckpointError) as error:

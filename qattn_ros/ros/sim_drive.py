@@ -13,11 +13,10 @@ import argparse
 import sys
 
 from ..sim.track import HELD_OUT_SEEDS
-from .graph import run_graph
+from .graph import STEERING, run_graph
 
 # (executable, module, node name), as the launch file starts them
 SIMULATOR = ("simulator", "qattn_ros.ros.simulator", "qattn_simulator")
-STEERING = ("steering_node", "qattn_ros.ros.steering_node", "qattn_steering")
 
 
 def graph(args: argparse.Namespace) -> list[tuple[tuple[str, str, str], dict]]:

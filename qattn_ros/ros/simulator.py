@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import sys
 import time
 from pathlib import Path
@@ -38,8 +37,7 @@ import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped, Vector3Stamped
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
@@ -48,6 +46,7 @@ from ..errors import ConfigError
 from ..sim.report import plot_offset, plot_track, write_summary
 from ..sim.track import generate_track
 from ..sim.world import RoadSim, SimConfig
+from .conventions import LATCHED, init_keeping_signals, stamp_from_ns
 from .messages import fill_image, steering_message
 
 try:
@@ -84,7 +83,6 @@ DEFAULTS = {
 }
 CLOCK_START_S = 1.0
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def wheel_angle(twist, wheelbase: float, previous: float) -> float:
@@ -144,11 +142,9 @@ class Simulator(Node):
 
     # -- one step ---------------------------------------------------------------------------
     def stamp(self) -> Header:
-        header = Header(frame_id=self.p["frame_id"])
         # the clock starts at CLOCK_START_S: a stop a driver's watchdog sends before the first /clock is
         # stamped 0 and must not pass for the answer to the first frame
-        header.stamp.sec, header.stamp.nanosec = divmod(round((self.sim.time + CLOCK_START_S) * 1e9), 1_000_000_000)
-        return header
+        return Header(frame_id=self.p["frame_id"], stamp=stamp_from_ns(round((self.sim.time + CLOCK_START_S) * 1e9)))
 
     def publish_frame(self) -> tuple[int, int]:
         sim, header = self.sim, self.stamp()
@@ -264,13 +260,8 @@ class Simulator(Node):
                    comments="", fmt="%.9g")  # fmt: skip
 
 
-def _raise_keyboard_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    init_keeping_signals(args)
     node = None
     try:
         node = Simulator()

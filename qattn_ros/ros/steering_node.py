@@ -26,7 +26,6 @@ size), attention/map (32FC1), /diagnostics.
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
@@ -47,7 +46,6 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import SetBool
 
@@ -56,6 +54,7 @@ from ..errors import CheckpointError, ConfigError
 from ..explain.overlay import COLORMAPS, overlay
 from ..predictor import SteeringPredictor
 from ..units import DEFAULT_VEHICLE, yaw_rate
+from .conventions import init_keeping_signals
 from .heap import keep_heap
 from .messages import BadFrame, compressed_to_rgb, fill_image, image_to_rgb, steering_message
 
@@ -447,14 +446,8 @@ class SteeringNode(LifecycleNode):
         self.destroy_node()
 
 
-def _raise_keyboard_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(args: list[str] | None = None) -> int:
-    # rclpy's own handlers would shut the context down before the node could send its last stop
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # ros2 launch escalates SIGINT -> SIGTERM
+    init_keeping_signals(args)  # the context stays up for the last zero-speed command
     try:
         node = SteeringNode()
     except (StartupError, rclpy_implementation.RCLError) as error:

@@ -10,7 +10,7 @@ from tqdm import tqdm
 from ..data.synthetic import SyntheticFrame
 from ..explain.overlay import overlay, to_camera
 from ..predictor import Prediction, SteeringPredictor
-from .metrics import INTERVENTION_PENALTY_S
+from .metrics import autonomy
 from .report import write_gif
 from .track import Track
 from .world import RoadSim, SimConfig
@@ -79,7 +79,7 @@ def merged_summary(sims: list[RoadSim]) -> dict:
     elapsed = sum(p["elapsed_s"] for p in parts)
     interventions = sum(p["interventions"] for p in parts)
     total = {"km": sum(p["km"] for p in parts), "interventions": interventions, "elapsed_s": elapsed,
-             "autonomy": max(0.0, 1 - interventions * INTERVENTION_PENALTY_S / elapsed) if elapsed else 0.0,
+             "autonomy": autonomy(interventions, elapsed),
              "steps": int(steps.sum()), "max_abs_offset_m": max(p["max_abs_offset_m"] for p in parts),
              "clamped": sum(s.counts["clamped"] for s in sims)}  # fmt: skip
     for key in ("mean_abs_offset_m", "mean_abs_heading_rad", "steering_jerk_rms"):

@@ -9,6 +9,11 @@ import numpy as np
 INTERVENTION_PENALTY_S = 6.0  # Bojarski et al. 2016: each intervention costs 6 s of human driving
 
 
+def autonomy(interventions: int, elapsed_s: float) -> float:
+    """1 - interventions x 6 s / elapsed, at least 0 (0 for no time driven)."""
+    return max(0.0, 1.0 - interventions * INTERVENTION_PENALTY_S / elapsed_s) if elapsed_s > 0 else 0.0
+
+
 @dataclass
 class DriveLog:
     """One row per simulator step, plus where the car was put back on the centre line."""
@@ -35,9 +40,8 @@ class DriveLog:
         steering = np.asarray(self.steering)
         # steering jerk: RMS second difference of the applied angle, rad/s^2 (how restless the wheel is)
         jerk = float(np.sqrt(np.mean((np.diff(steering, 2) / self.dt**2) ** 2))) if len(steering) > 2 else 0.0
-        autonomy = 1.0 - len(self.interventions) * INTERVENTION_PENALTY_S / elapsed if elapsed > 0 else 0.0
         return {
-            "autonomy": max(0.0, autonomy),
+            "autonomy": autonomy(len(self.interventions), elapsed),
             "interventions": len(self.interventions),
             "km": (self.distance[-1] if self.distance else 0.0) / 1000.0,
             "elapsed_s": elapsed,

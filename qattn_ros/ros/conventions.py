@@ -1,0 +1,32 @@
+"""What the package's nodes share: how they take signals, the latched QoS, stamps from nanoseconds."""
+
+from __future__ import annotations
+
+import signal
+
+import rclpy
+from builtin_interfaces.msg import Time
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+
+# the last message on a topic, kept for whoever subscribes later (status topics)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def init_keeping_signals(args: list[str] | None) -> None:
+    """rclpy.init with SIGINT and SIGTERM (ros2 launch escalates to it) raised as KeyboardInterrupt in Python.
+
+    rclpy's own handlers would shut the context down before a node could send its last message (the steering
+    node's zero-speed command, the evaluator's and the simulator's reports).
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
+def stamp_from_ns(stamp_ns: int) -> Time:
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
