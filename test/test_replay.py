@@ -214,15 +214,22 @@ def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, t
              ("steering_node", {"checkpoint": other_path, "device": "cpu", "reliability": "reliable"}),
              ("replay_evaluator", {"checkpoint": checkpoint, "out": str(tmp_path / "out"), "device": "cpu",
                                    "steps": 2, "floor": False, "record": False})]  # fmt: skip
-    processes = [subprocess.Popen([sys.executable, "-m", f"qattn_ros.ros.{module}", *ros_args(params)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                 for module, params in graph]  # fmt: skip
+    logs = [tmp_path / f"{module}.log" for module, _ in graph]
+    processes = [subprocess.Popen([sys.executable, "-m", f"qattn_ros.ros.{module}", *ros_args(params)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=log.open("w"))
+                 for (module, params), log in zip(graph, logs, strict=True)]  # fmt: skip
     try:
-        assert processes[2].wait(timeout=180) == 0, processes[2].stderr.read()[-2000:]
+        returncode = processes[2].wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        returncode = "still running after 180 s"
+        for process in processes:
+            process.send_signal(signal.SIGUSR1)  # every thread's stack into its log: where it was stuck
+        time.sleep(1)
     finally:
         for process in processes:
             process.send_signal(signal.SIGINT)
-            process.communicate(timeout=30)
+            process.wait(timeout=30)
+    assert returncode == 0, "\n".join(f"--- {log.name}\n{log.read_text()[-2000:]}" for log in logs)
     counts = json.loads((tmp_path / "out" / "replay.json").read_text())["counts"]
     assert counts["evaluated"] == counts["steering_mismatch"] == FRAMES and counts["max_steering_diff"] > 1e-3
     assert "40 over 1e-05" in (tmp_path / "out" / "table.md").read_text()

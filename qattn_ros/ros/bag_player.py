@@ -39,7 +39,7 @@ from ..data.record import Record
 from ..data.sources import open_source, spec_from_text
 from ..errors import ConfigError, DataError
 from ..units import DEFAULT_VEHICLE, VehicleGeometry, to_wheel_angle
-from .conventions import LATCHED, stamp_from_ns
+from .conventions import LATCHED, init_keeping_signals, stamp_from_ns
 from .messages import fill_image, steering_message
 
 DEFAULTS = {
@@ -217,7 +217,7 @@ class BagPlayer(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    init_keeping_signals(args)
     node = None
     try:
         node = BagPlayer()

@@ -26,6 +26,7 @@ from std_msgs.msg import Header
 from ..data.bags import udacity_bag
 from ..data.images import read_rgb
 from ..data.synthetic import RoadGenerator
+from .conventions import init_keeping_signals
 from .messages import fill_image
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm"}
@@ -96,7 +97,7 @@ class CameraPublisher(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    init_keeping_signals(args)
     try:
         node = CameraPublisher()
         rclpy.spin(node)

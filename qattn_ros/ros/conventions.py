@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 
 import rclpy
@@ -21,10 +22,12 @@ def init_keeping_signals(args: list[str] | None) -> None:
     """rclpy.init with SIGINT and SIGTERM (ros2 launch escalates to it) raised as KeyboardInterrupt in Python.
 
     rclpy's own handlers would shut the context down before a node could send its last message (the steering
-    node's zero-speed command, the evaluator's and the simulator's reports).
+    node's zero-speed command, the evaluator's and the simulator's reports). SIGUSR1 prints every thread's
+    stack to stderr (`kill -USR1 <pid>`: where a node that seems stuck is).
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 def stamp_from_ns(stamp_ns: int) -> Time:

@@ -497,6 +497,9 @@ def main(args: list[str] | None = None) -> int:
         print(f"qattn_replay_evaluator: {error}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while loading: nothing evaluated yet
+        rclpy.try_shutdown()
+        return 130
     why, complete = "", False
     try:
         while rclpy.ok() and not node.finished():

@@ -272,6 +272,9 @@ def main(args: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
+        if node is None:  # Ctrl-C while starting: nothing driven yet
+            rclpy.try_shutdown()
+            return 130
         complete = False
     node.publish_status("done" if complete else "interrupted")
     node.write_report(complete)

@@ -454,6 +454,9 @@ def main(args: list[str] | None = None) -> int:
         print(f"qattn_steering: {error}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while loading: nothing commanded yet
+        rclpy.try_shutdown()
+        return 130
     try:
         if node.p["autostart"]:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
