@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,12 +31,20 @@ _STAMPS = itertools.count(1000)
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
-def start_process(module: str, params: dict, domain: int, remaps: dict | None = None) -> subprocess.Popen:
+def as_background_job() -> None:
+    """What a shell does to a command started with `&` (no job control): SIGINT ignored, inherited by exec."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_process(
+    module: str, params: dict, domain: int, remaps: dict | None = None, background: bool = False
+) -> subprocess.Popen:
     command = [sys.executable, "-m", module, *ros_args(params)]
     for old, new in (remaps or {}).items():
         command += ["-r", f"{old}:={new}"]
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=as_background_job if background else None)  # fmt: skip
 
 
 def stop_process(process: subprocess.Popen) -> str:

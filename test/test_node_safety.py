@@ -160,8 +160,9 @@ def test_camera_silence_stops_the_vehicle_and_frames_resume_it(ros, checkpoints,
 
 def test_sigint_sends_a_last_zero_speed_command(ros, checkpoints, frame) -> None:
     harness, domain = ros
+    # started as a shell's background job (SIGINT inherited ignored): the node must still take Ctrl-C
     process = start_process(NODE, {"checkpoint": checkpoints["ok"], "reliability": "reliable", "device": "cpu",
-                                   "camera_timeout": 10.0}, domain)  # fmt: skip
+                                   "camera_timeout": 10.0}, domain, background=True)  # fmt: skip
     assert harness.send(raw_message(frame, "rgb8")) is not None
     before = len(harness.received["cmd_vel"])
     process.send_signal(signal.SIGINT)

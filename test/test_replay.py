@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ros_harness import ROOT, launch_arguments, launch_nodes
+from ros_harness import ROOT, as_background_job, launch_arguments, launch_nodes
 from rosbags.highlevel import AnyReader
 
 from qattn_ros.data.synthetic import RoadGenerator
@@ -107,7 +107,9 @@ def test_interrupted_replay_keeps_its_work_and_a_rerun_resumes(sources, checkpoi
     out = tmp_path / "replay"
     command = [sys.executable, "-m", "qattn_ros.ros.replay", sources["ros1"], "--checkpoint", checkpoint, "--out",
                str(out), "--device", "cpu", "--steps", "50", "--group", "8"]  # fmt: skip
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # started as a shell's background job (SIGINT inherited ignored): every process must take Ctrl-C on its own
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=as_background_job)  # fmt: skip
     results = out / "node" / "attention.jsonl"
     end = time.monotonic() + 180
     while not (results.is_file() and results.read_text().count("\n") >= 8) and time.monotonic() < end:

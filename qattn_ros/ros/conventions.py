@@ -26,6 +26,9 @@ def init_keeping_signals(args: list[str] | None) -> None:
     stack to stderr (`kill -USR1 <pid>`: where a node that seems stuck is).
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    # SIGINT explicitly: a process started in the background by a shell (`... &`, nohup) inherits SIGINT
+    # ignored, and Python then installs no handler of its own; a launcher's SIGINT would go unheard.
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 

@@ -37,6 +37,10 @@ def run_graph(nodes: list[tuple[str, dict]], main: str, name: str) -> int:
     Children get SIGINT (their stop path: the steering node's last zero-speed command, the
     evaluator's report), then SIGKILL after 30 s.
     """
+    # Ctrl-C and a supervisor's SIGTERM stop the graph, even when a shell started us in the background
+    # (SIGINT inherited ignored, so Python would install no handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # shared memory for camera-sized frames
     processes = {module: subprocess.Popen([sys.executable, "-m", module, *ros_args(params)], env=env,
