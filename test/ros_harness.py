@@ -16,6 +16,7 @@ import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
+from processes import output, spawn
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -43,18 +44,18 @@ def start_process(
     for old, new in (remaps or {}).items():
         command += ["-r", f"{old}:={new}"]
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            preexec_fn=as_background_job if background else None)  # fmt: skip
+    return spawn(command, env=env, preexec_fn=as_background_job if background else None)
 
 
 def stop_process(process: subprocess.Popen) -> str:
+    """SIGTERM (SIGKILL after 10 s); the process's whole output."""
     process.terminate()
     try:
-        output, _ = process.communicate(timeout=10)
+        process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
-        output, _ = process.communicate()
-    return output
+        process.wait()
+    return output(process)
 
 
 class Harness:

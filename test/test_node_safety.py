@@ -10,6 +10,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticStatus
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from processes import finish, spawn
 from ros_harness import Harness, raw_message, start_process, stop_process
 from std_srvs.srv import SetBool
 
@@ -85,7 +86,7 @@ def _stops_after(harness: Harness, index: int) -> list:
 )
 def test_bad_parameters_refuse_start_up_naming_the_parameter_and_its_range(checkpoints, params, needle) -> None:
     process = start_process(NODE, {"checkpoint": checkpoints["ok"], **params}, claim_domain_id())
-    output, _ = process.communicate(timeout=60)
+    output = finish(process, 60)
     assert process.returncode == 1, output
     last = output.strip().splitlines()[-1]
     assert last.startswith("qattn_steering: ") and needle in last, last
@@ -260,7 +261,6 @@ def test_the_readme_venv_commands_exchange_frames(ros, checkpoints, tmp_path, fr
     """The two commands the README gives for the venv, as written (paths swapped for test files), drive."""
     import os
     import shlex
-    import subprocess
     import sys
     from pathlib import Path
 
@@ -281,7 +281,7 @@ def test_the_readme_venv_commands_exchange_frames(ros, checkpoints, tmp_path, fr
             line = line.replace("runs/demo/quant_sign/best.safetensors", checkpoints["ok"])
             argv = shlex.split(line.replace("data_out/synthetic/test/IMG", str(tmp_path)))
             argv[0] = str(Path(sys.executable).parent / Path(argv[0]).name)  # this venv's entry point
-            processes.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+            processes.append(spawn(argv, env=env))
 
         def driving() -> list:  # the watchdog's stops come first, until the camera's frames arrive
             return [m for m in harness.received["cmd_vel"][before:] if m.twist.linear.x > 0]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from processes import finish, output, spawn
 from ros_harness import ROOT, as_background_job, launch_arguments, launch_nodes
 from rosbags.highlevel import AnyReader
 
@@ -108,16 +109,15 @@ def test_interrupted_replay_keeps_its_work_and_a_rerun_resumes(sources, checkpoi
     command = [sys.executable, "-m", "qattn_ros.ros.replay", sources["ros1"], "--checkpoint", checkpoint, "--out",
                str(out), "--device", "cpu", "--steps", "50", "--group", "8"]  # fmt: skip
     # started as a shell's background job (SIGINT inherited ignored): every process must take Ctrl-C on its own
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=as_background_job)  # fmt: skip
+    process = spawn(command, env=env, preexec_fn=as_background_job)
     results = out / "node" / "attention.jsonl"
     end = time.monotonic() + 180
     while not (results.is_file() and results.read_text().count("\n") >= 8) and time.monotonic() < end:
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)  # Ctrl-C
-    _, stderr = process.communicate(timeout=60)
+    log = finish(process, 60)
     assert process.returncode != 0
-    assert "interrupted; the report holds what was evaluated" in stderr and "rerun to resume" in stderr
+    assert "interrupted; the report holds what was evaluated" in log and "rerun to resume" in log
     summary = json.loads((out / "replay.json").read_text())
     kept = _rows(results)
     assert not summary["complete"] and summary["stopped"] == "interrupted"
@@ -151,14 +151,12 @@ def test_realtime_replay_of_a_stretch_accounts_for_every_frame(sources, checkpoi
 
 
 def test_a_node_that_is_not_running_times_out_and_says_so(sources, checkpoint, env, tmp_path) -> None:
-    player = subprocess.Popen([sys.executable, "-m", "qattn_ros.ros.bag_player", "--ros-args", "-p",
-                               f"source:={sources['ros1']}", "-p", "subscribers:=1", "-p", "startup_timeout:=5.0",
-                               "-p", "progress:=false"], env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    evaluator = subprocess.Popen([sys.executable, "-m", "qattn_ros.ros.replay_evaluator", "--ros-args", "-p",
-                                  f"checkpoint:={checkpoint}", "-p", f"out:={tmp_path / 'out'}", "-p", "device:=cpu"],
-                                 env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    _, player_err = player.communicate(timeout=120)
-    _, evaluator_err = evaluator.communicate(timeout=60)
+    player_params = {"source": sources["ros1"], "subscribers": 1, "startup_timeout": 5.0, "progress": False}
+    player = spawn([sys.executable, "-m", "qattn_ros.ros.bag_player", *ros_args(player_params)], env=env)
+    evaluator = spawn([sys.executable, "-m", "qattn_ros.ros.replay_evaluator",
+                       *ros_args({"checkpoint": checkpoint, "out": str(tmp_path / "out"), "device": "cpu"})],
+                      env=env)  # fmt: skip
+    player_err, evaluator_err = finish(player, 120), finish(evaluator, 60)
     assert player.returncode == 1 and evaluator.returncode == 1
     assert "Traceback" not in player_err + evaluator_err
     last = player_err.strip().splitlines()[-1]
@@ -216,10 +214,8 @@ def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, t
              ("steering_node", {"checkpoint": other_path, "device": "cpu", "reliability": "reliable"}),
              ("replay_evaluator", {"checkpoint": checkpoint, "out": str(tmp_path / "out"), "device": "cpu",
                                    "steps": 2, "floor": False, "record": False})]  # fmt: skip
-    logs = [tmp_path / f"{module}.log" for module, _ in graph]
-    processes = [subprocess.Popen([sys.executable, "-m", f"qattn_ros.ros.{module}", *ros_args(params)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=log.open("w"))
-                 for (module, params), log in zip(graph, logs, strict=True)]  # fmt: skip
+    processes = [spawn([sys.executable, "-m", f"qattn_ros.ros.{module}", *ros_args(params)], env=env)
+                 for module, params in graph]  # fmt: skip
     try:
         returncode = processes[2].wait(timeout=180)
     except subprocess.TimeoutExpired:
@@ -231,7 +227,7 @@ def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, t
         for process in processes:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=30)
-    assert returncode == 0, "\n".join(f"--- {log.name}\n{log.read_text()[-2000:]}" for log in logs)
+    assert returncode == 0, "\n".join(f"--- {m}\n{output(p)[-2000:]}" for (m, _), p in zip(graph, processes))
     counts = json.loads((tmp_path / "out" / "replay.json").read_text())["counts"]
     assert counts["evaluated"] == counts["steering_mismatch"] == FRAMES and counts["max_steering_diff"] > 1e-3
     assert "40 over 1e-05" in (tmp_path / "out" / "table.md").read_text()

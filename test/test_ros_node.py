@@ -10,6 +10,7 @@ import pytest
 import rclpy
 import torch
 import yaml
+from processes import finish
 from ros_harness import (
     BEST_EFFORT,
     ROOT,
@@ -190,7 +191,7 @@ def test_bad_checkpoint_ends_startup_with_a_clear_last_line(checkpoint, tmp_path
         meta["model"]["variant"] = "pilotnet"
         (tmp_path / "ckpt.json").write_text(json.dumps(meta))
     process = start_process(NODE, {"checkpoint": "" if problem == "empty" else str(target)}, claim_domain_id())
-    output, _ = process.communicate(timeout=60)
+    output = finish(process, 60)
     assert process.returncode == 1
     lines = [line for line in output.strip().splitlines() if line.strip()]
     assert lines[-1].startswith("qattn_steering: ") and "Traceback" not in output, output

@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import rclpy
 from geometry_msgs.msg import TwistStamped
+from processes import finish, spawn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_harness import ROOT, launch_arguments, launch_nodes
 from sensor_msgs.msg import Image, JointState
@@ -129,13 +129,12 @@ def _drive(domain: int, policy, tmp_path, name: str, **params) -> tuple[dict, st
     # the driver needs a camera subscription for the simulator to start
     node.create_subscription(Image, "image", lambda m: None, RELIABLE)
     settings = {"track_seed": HELD_OUT_SEEDS[0], "length_km": 0.4, "report": str(tmp_path / name), **params}
-    process = subprocess.Popen([sys.executable, "-m", "qattn_ros.ros.simulator", *ros_args(settings)],
-                               env={**os.environ, "ROS_DOMAIN_ID": str(domain)},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    process = spawn([sys.executable, "-m", "qattn_ros.ros.simulator", *ros_args(settings)],
+                    env={**os.environ, "ROS_DOMAIN_ID": str(domain)})  # fmt: skip
     end = time.monotonic() + 240
     while process.poll() is None and time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.01)
-    output = process.communicate(timeout=30)[0]
+    output = finish(process, 30)
     node.destroy_node()
     results = json.loads((tmp_path / name / "results.json").read_text())["drivers"]["node"]
     return results, output

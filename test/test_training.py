@@ -9,6 +9,7 @@ import time
 import pytest
 import torch
 from conftest import ROOT, small_train_overrides
+from processes import finish, output, spawn
 
 from qattn_ros.data.simlog import SimLogSource
 from qattn_ros.fit.config import load_train_config
@@ -74,7 +75,7 @@ def _train_process(overrides: list[str]) -> subprocess.Popen:
     command = [sys.executable, str(ROOT / "training" / "train.py"), str(ROOT / "config" / "train" / "synthetic.yaml")]
     for assignment in overrides:
         command += ["--set", assignment]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return spawn(command)
 
 
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_logs, tmp_path) -> None:
@@ -86,7 +87,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_logs, tmp_
         return small_train_overrides(synthetic_logs, out, tmp_path / "cache") + settings
 
     whole = _train_process(overrides(tmp_path / "whole"))
-    assert whole.wait(timeout=600) == 0, whole.stdout.read()[-2000:]
+    assert whole.wait(timeout=600) == 0, output(whole)[-2000:]
     killed = _train_process(overrides(tmp_path / "killed"))
     history = tmp_path / "killed" / "last.json"
     end = time.monotonic() + 600
@@ -99,8 +100,8 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_logs, tmp_
     saved = json.loads(history.read_text())["training"]
     assert saved["epoch"] == 1
     resumed = _train_process(overrides(tmp_path / "killed"))
-    output = resumed.communicate(timeout=600)[0]
-    assert resumed.returncode == 0, output[-2000:]
+    log = finish(resumed, 600)
+    assert resumed.returncode == 0, log[-2000:]
     final = json.loads(history.read_text())["training"]["history"]
     assert final[0] == saved["history"][0], "epoch 1 was not trained again (its timing is the killed run's)"
     for name in ("last", "best"):
