@@ -92,8 +92,18 @@ class Harness:
             if m.header.stamp.sec == stamp.sec and m.header.stamp.nanosec == stamp.nanosec
         ]
 
+    def wait_for_node(self, name: str = "qattn_steering", timeout: float = 90.0) -> None:
+        """Until a node of that name is in the graph: its start-up (imports, a loaded machine) is not
+        charged to the answer timeout of the first frame."""
+        end = time.monotonic() + timeout
+        while name not in self.node.get_node_names():
+            assert time.monotonic() < end, f"no node {name} in the graph after {timeout} s"
+            rclpy.spin_once(self.node, timeout_sec=0.05)
+
     def send(self, msg, timeout: float = 20.0, wait_for: tuple[str, ...] = ("cmd_vel",)) -> dict[str, object] | None:
-        """Publish `msg` (re-sent while nothing comes back: best effort) until outputs with its stamp arrive."""
+        """Publish `msg` (re-sent while nothing comes back: best effort) until outputs with its stamp arrive;
+        None if none came within `timeout` s of the node being in the graph."""
+        self.wait_for_node()
         msg.header.stamp = self.next_stamp()
         publisher = self.compressed if isinstance(msg, CompressedImage) else self.raw
         end = time.monotonic() + timeout
