@@ -199,10 +199,11 @@ def main() -> int:
         return 0
 
     from benchmarks.record import record
+    from qattn_ros.ros.graph import LOCAL_TRANSPORTS
 
-    # Fast DDS's transports for large samples (shared memory + TCP): 640x480 images do not fit
-    # the default UDP path without fragment loss under load.
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    # shared memory, as the package's launchers set it up: 640x480 images do not fit the default UDP path
+    # without fragment loss under load
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", LOCAL_TRANSPORTS)
     tmp = tempfile.TemporaryDirectory()
     checkpoint = args.checkpoint or make_checkpoint(Path(tmp.name))
     relay = measure(["-m", "benchmarks.node_latency", "--role", "relay"], "relay/image", args)

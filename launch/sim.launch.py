@@ -14,7 +14,7 @@ from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandle
 from launch.conditions import IfCondition
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -55,7 +55,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda | cuda:N"),
         DeclareLaunchArgument("report", default_value="reports/sim", description="closed-loop report folder"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with the attention view"),
-        SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"),  # shared memory for camera frames
+        # one machine's graph over shared memory (as qattn_replay / qattn_sim), unless you set another
+        SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS",
+                               EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="SHM")),  # fmt: skip
         simulator,
         LifecycleNode(
             package="qattn_ros",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,9 @@ from qattn_ros.data.simlog import write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
+# The graphs the tests start (in this process and in every node it starts) talk only on this host: another
+# machine's ROS 2 graph on the same domain id must not answer them.
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
 @pytest.fixture(scope="session")

@@ -22,12 +22,11 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
-from qattn_ros.ros.graph import ros_args
+from qattn_ros.ros.graph import LOCAL_TRANSPORTS, ros_args
 
 ROOT = Path(__file__).resolve().parents[1]
-# Shared memory + TCP for large samples in this process and in every node it starts: over the default
-# UDP transport best-effort 640x480 (and the bad-input test's 8K) frames lose fragments under load.
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+# This process and every node it starts talk over shared memory, as the package's launchers set it up
+os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", LOCAL_TRANSPORTS)
 _STAMPS = itertools.count(1000)
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 

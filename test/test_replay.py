@@ -22,7 +22,7 @@ from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros import replay
 from qattn_ros.ros.dds_domain import claim_domain_id
-from qattn_ros.ros.graph import ros_args
+from qattn_ros.ros.graph import LOCAL_TRANSPORTS, ros_args
 
 FRAMES = 40
 RECORDED_TOPICS = {"/image", "/steering_angle", "/ground_truth/steering_angle", "/attention/map",
@@ -31,7 +31,7 @@ RECORDED_TOPICS = {"/image", "/steering_angle", "/ground_truth/steering_angle", 
 
 @pytest.fixture(scope="module")
 def env() -> dict:
-    return {**os.environ, "ROS_DOMAIN_ID": str(claim_domain_id()), "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
+    return {**os.environ, "ROS_DOMAIN_ID": str(claim_domain_id()), "FASTDDS_BUILTIN_TRANSPORTS": LOCAL_TRANSPORTS}
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +200,7 @@ def test_launch_file_starts_the_graph_qattn_replay_starts() -> None:
     declared, used = launch_arguments(path)
     assert declared == used, "every argument is used and every use is declared"
     assert "target_action=evaluator" in path.read_text(), "the graph ends with the evaluator"
+    assert f'default_value="{LOCAL_TRANSPORTS}"' in path.read_text(), "the transports qattn_replay sets"
 
 
 def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, tmp_path) -> None:

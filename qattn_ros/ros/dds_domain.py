@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
 import tempfile
 from pathlib import Path
 
@@ -18,9 +19,10 @@ _held: dict[int, int] = {}  # domain id -> open lock file descriptor, kept open 
 
 
 def claim_domain_id() -> int:
-    """The first free id, starting from one that depends on the pid so that concurrent runs rarely contend."""
+    """The first free id from a random start: concurrent runs rarely contend, and runs in containers (where
+    pids repeat) that share a network rarely pick the same id."""
     folder = Path(tempfile.gettempdir())
-    first = os.getpid() % MAX_DOMAIN_ID
+    first = random.SystemRandom().randrange(MAX_DOMAIN_ID)
     for offset in range(MAX_DOMAIN_ID):
         domain = 1 + (first + offset) % MAX_DOMAIN_ID
         if domain in _held:

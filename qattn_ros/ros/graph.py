@@ -11,6 +11,10 @@ import time
 
 # (executable, module, node name): the steering node as every graph starts it
 STEERING = ("steering_node", "qattn_ros.ros.steering_node", "qattn_steering")
+# Fast DDS transports for a graph on one machine: shared memory only. Over the default UDP path camera-sized
+# best-effort samples lose fragments under load; LARGE_DATA's TCP transport (Fast DDS 3.2) sometimes never
+# delivered a connection's first samples and deadlocked in its destructor when a node exited.
+LOCAL_TRANSPORTS = "SHM"
 
 
 def ros_args(params: dict) -> list[str]:
@@ -42,7 +46,7 @@ def run_graph(nodes: list[tuple[str, dict]], main: str, name: str) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # shared memory for camera-sized frames
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", LOCAL_TRANSPORTS)
     processes = {module: subprocess.Popen([sys.executable, "-m", module, *ros_args(params)], env=env,
                                           preexec_fn=_die_with_parent)
                  for module, params in nodes}  # fmt: skip
