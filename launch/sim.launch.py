@@ -57,7 +57,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with the attention view"),
         # one machine's graph over shared memory (as qattn_replay / qattn_sim), unless you set another
         SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS",
-                               EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="SHM")),  # fmt: skip
+                               EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS",
+                                                   default_value="SHM?max_msg_size=2MB&sockets_size=8MB")),  # fmt: skip
         simulator,
         LifecycleNode(
             package="qattn_ros",

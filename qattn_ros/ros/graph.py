@@ -11,10 +11,12 @@ import time
 
 # (executable, module, node name): the steering node as every graph starts it
 STEERING = ("steering_node", "qattn_ros.ros.steering_node", "qattn_steering")
-# Fast DDS transports for a graph on one machine: shared memory only. Over the default UDP path camera-sized
-# best-effort samples lose fragments under load; LARGE_DATA's TCP transport (Fast DDS 3.2) sometimes never
-# delivered a connection's first samples and deadlocked in its destructor when a node exited.
-LOCAL_TRANSPORTS = "SHM"
+# Fast DDS transports for a graph on one machine: shared memory only, a camera frame in one message (up to
+# 2 MB) in an 8 MB segment per process. Over the default UDP path camera-sized best-effort samples lose
+# fragments under load; with SHM's default 64 KB fragments a reliable 640x480 frame often waited seconds for a
+# repair (replay 5x slower); LARGE_DATA's TCP transport (Fast DDS 3.2) sometimes never delivered a connection's
+# first samples and deadlocked in its destructor when a node exited.
+LOCAL_TRANSPORTS = "SHM?max_msg_size=2MB&sockets_size=8MB"
 
 
 def ros_args(params: dict) -> list[str]:
