@@ -97,7 +97,7 @@ def test_lockstep_replay_evaluates_every_frame_as_offline_evaluation(kind, sourc
     assert "## Replay (complete)" in (tmp_path / "replay" / "table.md").read_text()
     with AnyReader([Path(summary["recording"])]) as reader:
         counted = {c.topic: c.msgcount for c in reader.connections}
-        resent = summary["player"]["resent"]  # a frame unanswered for answer_timeout / 4 goes again (rare)
+        resent = summary["player"]["resent"]  # a frame neither answered nor held for resend_after s goes again
         assert set(counted) == RECORDED_TOPICS and counted["/image"] == FRAMES, counted
         assert all(FRAMES <= n <= FRAMES + resent for n in counted.values()), (counted, resent)
         first = next(reader.messages(connections=[c for c in reader.connections if c.topic == "/attention/map"]))

@@ -15,7 +15,8 @@ latched: the first frame's index in the source, frames to play, state).
 
 mode `lockstep`: the next frame goes out when `replay/ack` (std_msgs/Header, from the
 evaluator) has answered for the last one: nothing is dropped, every run gives the same result
-on any machine. mode `realtime`: frames go out at the recorded pace times `rate`; whatever the
+on any machine. A frame neither answered nor held (`frame_id` "held") within `resend_after` s
+is sent again. mode `realtime`: frames go out at the recorded pace times `rate`; whatever the
 consumers miss is theirs to count. `start` and `duration` (s of recording) select a stretch.
 """
 
@@ -53,6 +54,7 @@ DEFAULTS = {
     "frame_id": "camera",
     "subscribers": 2,
     "answer_timeout": 20.0,
+    "resend_after": 1.0,
     "startup_timeout": 60.0,
     "steering_ratio": DEFAULT_VEHICLE.steering_ratio,
     "wheelbase": DEFAULT_VEHICLE.wheelbase,
@@ -60,6 +62,7 @@ DEFAULTS = {
 }
 MODES = ("lockstep", "realtime")
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # a busy reader catches up
+HELD = "held"  # frame_id of a `replay/ack` that says: the frame is in, its answer waits for room in the queue
 
 
 class PlayerError(RuntimeError):
@@ -84,8 +87,13 @@ class BagPlayer(Node):
         p = self.p
         if p["mode"] not in MODES:
             raise ConfigError(f"parameter mode={p['mode']!r}: expected one of {', '.join(MODES)}")
-        if min(p["rate"], p["answer_timeout"], p["startup_timeout"]) <= 0 or min(p["start"], p["duration"]) < 0:
-            raise ConfigError("parameters rate, answer_timeout, startup_timeout must be > 0; start, duration >= 0")
+        if (
+            min(p["rate"], p["answer_timeout"], p["resend_after"], p["startup_timeout"]) <= 0
+            or min(p["start"], p["duration"]) < 0
+        ):
+            raise ConfigError(
+                "parameters rate, answer_timeout, resend_after, startup_timeout must be > 0; start, duration >= 0"
+            )
         self.vehicle = VehicleGeometry(p["steering_ratio"], p["wheelbase"])
         self.source = open_source(source_spec(p["source"], p["bag_camera_topic"], p["bag_steering_topic"]))
         self.pub_image = self.create_publisher(Image, "image", RELIABLE)
@@ -94,12 +102,13 @@ class BagPlayer(Node):
         self.pub_clock = self.create_publisher(Clock, "/clock", RELIABLE)
         self.pub_status = self.create_publisher(String, "replay/status", LATCHED)
         self.answered: set[tuple[int, int]] = set()
+        self.held: set[tuple[int, int]] = set()  # in at the evaluator, answer held back: no need to send again
         self.create_subscription(Header, "replay/ack", self._on_ack, RELIABLE)
         self.status = {"state": "starting", "source": p["source"], "mode": p["mode"],
                        "frames": 0, "played": 0, "resent": 0, "reason": ""}  # fmt: skip
 
     def _on_ack(self, msg: Header) -> None:
-        self.answered.add((msg.stamp.sec, msg.stamp.nanosec))
+        (self.held if msg.frame_id == HELD else self.answered).add((msg.stamp.sec, msg.stamp.nanosec))
 
     def publish_status(self, **changes) -> None:
         self.status.update(changes)
@@ -196,16 +205,17 @@ class BagPlayer(Node):
         self.pub_image.publish(fill_image(Image(), header, record.image, "rgb8"))
 
     def wait_for_answer(self, record: Record, played: int) -> None:
-        """Until the evaluator answers. The frame is sent again after a quarter of the timeout: a lost sample
-        must not stall the replay (the evaluator ignores repeats of what it has)."""
+        """Until the evaluator answers. A frame neither answered nor held after `resend_after` s is sent again:
+        a sample lost on the way (to the node, or the node's outputs to the evaluator) must not stall the replay;
+        the evaluator ignores repeats of what it has."""
         key = divmod(int(record.stamp_ns), 1_000_000_000)
         end = time.monotonic() + self.p["answer_timeout"]
-        again = time.monotonic() + self.p["answer_timeout"] / 4
+        again = time.monotonic() + self.p["resend_after"]
         while key not in self.answered:
-            if time.monotonic() > again:
+            if time.monotonic() > again and key not in self.held:
                 self.publish_frame(record)
                 self.status["resent"] += 1
-                again = time.monotonic() + self.p["answer_timeout"] / 4
+                again = time.monotonic() + self.p["resend_after"]
             if time.monotonic() > end:
                 raise PlayerError(
                     f"frame {played} (stamp {key[0]}.{key[1]:09d}) was not answered within {self.p['answer_timeout']} "
@@ -214,6 +224,7 @@ class BagPlayer(Node):
                 )
             rclpy.spin_once(self, timeout_sec=0.005)
         self.answered.discard(key)
+        self.held.discard(key)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -15,7 +15,8 @@ of `training/evaluate.py` â€” table.md, results.json, curves.png, overlays.png â
 (mcap; RViz and Foxglove open it).
 
 In lockstep `replay/ack` answers each frame once its outputs are in and there is room in the
-evaluation queue, so the player never outruns the evaluation. Frames whose outputs do not come
+evaluation queue, so the player never outruns the evaluation; while there is no room, an ack with
+frame_id `held` says the frame is in (the player does not send it again). Frames whose outputs do not come
 within `match_timeout` s are counted as unmatched, by what was missing.
 """
 
@@ -47,7 +48,7 @@ from ..explain.report import plot_overlays, write_report
 from ..explain.saliency import saliency, upsample_attention
 from ..predictor import SteeringPredictor, exact_float32
 from ..units import from_wheel_angle
-from .bag_player import RELIABLE
+from .bag_player import HELD, RELIABLE
 from .conventions import LATCHED, init_keeping_signals
 from .messages import BadFrame, image_to_rgb, steering_value
 
@@ -215,8 +216,10 @@ class ReplayEvaluator(Node):
     def _on_image(self, raw: bytes) -> None:
         msg = deserialize_message(raw, Image)
         entry = self._entry(msg.header.stamp)
-        if entry is None:  # the player sent it again: it missed the answer
-            self.pub_ack.publish(Header(stamp=msg.header.stamp))
+        if entry is None:  # the player sent it again: it missed the answer (or that it is held)
+            with self.lock:
+                held = any(stamp_key(h.stamp) == stamp_key(msg.header.stamp) for h in self.unacked)
+            self.pub_ack.publish(Header(stamp=msg.header.stamp, frame_id=HELD if held else ""))
             return
         if entry.image is not None:
             return
@@ -276,8 +279,7 @@ class ReplayEvaluator(Node):
             if not answer_now:
                 self.unacked.append(Header(stamp=header.stamp))
             self.lock.notify_all()
-        if answer_now:
-            self.pub_ack.publish(Header(stamp=header.stamp))
+        self.pub_ack.publish(Header(stamp=header.stamp, frame_id="" if answer_now else HELD))
 
     def _announce(self) -> None:
         """Until the first frame: an answer with stamp 0 once every input has had a publisher for 0.5 s (the
