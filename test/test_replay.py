@@ -177,6 +177,7 @@ def test_bad_bags_are_refused_naming_the_problem(sources, tmp_path, env) -> None
          ["no topic /front/image", "the bag has: /camera/image_raw/compressed, /steering"]),
         ({"source": str(tmp_path / "nowhere.bag")}, ["bag not found", "nowhere.bag"]),
         ({"source": sources["ros1"], "mode": "fast"}, ["mode='fast'", "lockstep, realtime"]),
+        ({"source": sources["ros1"], "resend_after": 0.0}, ["resend_after", "must be > 0"]),
     ]  # fmt: skip
     for params, needles in cases:
         command = [sys.executable, "-m", "qattn_ros.ros.bag_player", "--ros-args"]
