@@ -19,6 +19,7 @@ from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
+from qattn_ros.ros.graph import LOCAL_TRANSPORTS
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -57,8 +58,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with the attention view"),
         # one machine's graph over shared memory (as qattn_replay / qattn_sim), unless you set another
         SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS",
-                               EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS",
-                                                   default_value="SHM?max_msg_size=2MB&sockets_size=8MB")),  # fmt: skip
+                               EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value=LOCAL_TRANSPORTS)),
         simulator,
         LifecycleNode(
             package="qattn_ros",

@@ -14,10 +14,6 @@ from rclpy.signals import SignalHandlerOptions
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def _raise_keyboard_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def init_keeping_signals(args: list[str] | None) -> None:
     """rclpy.init with SIGINT and SIGTERM (ros2 launch escalates to it) raised as KeyboardInterrupt in Python.
 
@@ -28,8 +24,8 @@ def init_keeping_signals(args: list[str] | None) -> None:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     # SIGINT explicitly: a process started in the background by a shell (`... &`, nohup) inherits SIGINT
     # ignored, and Python then installs no handler of its own; a launcher's SIGINT would go unheard.
-    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
