@@ -22,11 +22,12 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
-from qattn_ros.ros.graph import LOCAL_TRANSPORTS, ros_args
+from qattn_ros.ros.dds_transport import apply_transport
+from qattn_ros.ros.graph import ros_args
 
 ROOT = Path(__file__).resolve().parents[1]
-# This process and every node it starts talk over shared memory, as the package's launchers set it up
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", LOCAL_TRANSPORTS)
+# This process and every node it starts use the transport the package's nodes choose for themselves
+apply_transport()
 _STAMPS = itertools.count(1000)
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 

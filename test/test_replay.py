@@ -22,7 +22,7 @@ from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros import replay
 from qattn_ros.ros.dds_domain import claim_domain_id
-from qattn_ros.ros.graph import LOCAL_TRANSPORTS, ros_args
+from qattn_ros.ros.graph import ros_args
 
 FRAMES = 40
 RECORDED_TOPICS = {"/image", "/steering_angle", "/ground_truth/steering_angle", "/attention/map",
@@ -31,7 +31,7 @@ RECORDED_TOPICS = {"/image", "/steering_angle", "/ground_truth/steering_angle", 
 
 @pytest.fixture(scope="module")
 def env() -> dict:
-    return {**os.environ, "ROS_DOMAIN_ID": str(claim_domain_id()), "FASTDDS_BUILTIN_TRANSPORTS": LOCAL_TRANSPORTS}
+    return {**os.environ, "ROS_DOMAIN_ID": str(claim_domain_id())}
 
 
 @pytest.fixture(scope="module")
