@@ -12,11 +12,9 @@ import rclpy
 from geometry_msgs.msg import TwistStamped
 from processes import finish, spawn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_harness import ROOT, launch_arguments, launch_nodes
 from sensor_msgs.msg import Image, JointState
 
 from qattn_ros.errors import ConfigError
-from qattn_ros.ros import sim_drive
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.graph import ros_args
 from qattn_ros.ros.messages import steering_value
@@ -173,17 +171,3 @@ def test_silence_stops_the_car_and_says_so(ros, tmp_path) -> None:
     assert "no command for 1.0 s: car stopped" in output
     assert summary["command_timeouts"] == 1 and summary["stopped_steps"] == 10 and summary["steps"] == 30
     assert summary["km"] == pytest.approx(20 * SPEED / 20 / 1000, rel=0.05), "it moved while commanded, then not"
-
-
-def test_launch_file_starts_the_graph_qattn_sim_starts() -> None:
-    path = ROOT / "launch" / "sim.launch.py"
-    args = sim_drive.parse_args(["--checkpoint", "c"])
-    expected = {executable: (name, set(params)) for (executable, _, name), params in sim_drive.graph(args)}
-    assert launch_nodes(path) == expected
-    setup = (ROOT / "setup.py").read_text()
-    for executable, module, _ in (sim_drive.SIMULATOR, sim_drive.STEERING):
-        assert f"{executable} = {module}:main" in setup
-    declared, used = launch_arguments(path)
-    assert declared == used, "every argument is used and every use is declared"
-    assert "target_action=simulator" in path.read_text(), "the graph ends with the simulator"
-    assert "default_value=LOCAL_TRANSPORTS" in path.read_text(), "the transports qattn_sim sets"

@@ -33,15 +33,26 @@ from ..data.synthetic import RoadGenerator
 from .conventions import init_keeping_signals
 from .messages import fill_image
 
+SYNTHETIC_WIDTH = 320  # px drawn at most; wider frames are scaled up
+SYNTHETIC_LOOP = 200  # distinct synthetic frames (10 s at 20 Hz), then the same again
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm"}
+
+
+def synthetic_frames(width: int, height: int) -> Iterator[np.ndarray]:
+    """Synthetic roads, forever: drawn at most SYNTHETIC_WIDTH wide and scaled up (a 640x480 road drawn whole
+    costs more than a core at 20 Hz), the first SYNTHETIC_LOOP kept and replayed."""
+    scale = min(1.0, SYNTHETIC_WIDTH / width)
+    generator = RoadGenerator(max(round(height * scale), 8), max(round(width * scale), 8), seed=99)
+    drawn = (generator.frame(i).image for i in range(SYNTHETIC_LOOP))
+    for image in itertools.cycle(drawn):  # cycle keeps the drawn frames (small) for the next rounds
+        yield image if scale == 1.0 else cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def frames_from(source: str, width: int, height: int) -> Iterator[np.ndarray]:
     """RGB frames of a source, once through."""
     path = Path(source)
     if source == "synthetic":
-        generator = RoadGenerator(height, width, seed=99)
-        yield from (generator.frame(i).image for i in itertools.count())
+        yield from synthetic_frames(width, height)
     elif path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         if not files:

@@ -91,7 +91,7 @@ def steering_parameters(params_file: Path) -> list[Argument]:
             comments[last] = entry[2].strip()
         elif (more := re.match(r"\s+#\s*(.*)", line)) and last:
             comments[last] += " " + more[1].strip()
-    described = {name: f"{comments.get(name, name)} (the package's params file: {json.dumps(value)})"
+    described = {name: f"{' '.join(comments.get(name, name).split())} (the package's params file: {json.dumps(value)})"
                  for name, value in values.items()}  # fmt: skip
     return [Argument(n, "", described[n], STEERING_NODE, n, type(v).__name__) for n, v in values.items()]
 
@@ -152,7 +152,7 @@ SIM_ARGUMENTS = [
     Argument("checkpoint", None, "path to <name>.safetensors (sidecar <name>.json beside it)"),
     Argument("track_seed", "1000", "held-out tracks: 1000-1999", SIMULATOR, "track_seed", "int"),
     Argument("km", "2.0", "track length", SIMULATOR, "length_km", "float"),
-    Argument("speed", "15.0", "m/s: the node's cruise_speed"),
+    Argument("speed", "15.0", "m/s: the node's cruise_speed", kind="float"),
     Argument("mode", "lockstep", "lockstep | realtime", SIMULATOR, "mode"),
     Argument("rate", "20.0", "camera Hz", SIMULATOR, "rate", "float"),
     Argument("width", "320", "camera width", SIMULATOR, "width", "int"),
