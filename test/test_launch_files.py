@@ -138,6 +138,7 @@ def test_exit_handlers_end_the_graph_with_one_line() -> None:
 # -- the nodes, started exactly as the launch files start them -------------------------------------------------
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> str:
+    """A random kim_canny model (no calibration needed): these tests are about processes, not steering."""
     import torch
 
     from qattn_ros.model import ModelConfig, SteeringNet
@@ -145,11 +146,10 @@ def checkpoint(tmp_path_factory) -> str:
     from qattn_ros.preprocess import Preprocessing
 
     torch.manual_seed(0)
-    model = SteeringNet(ModelConfig(variant="quant_sign")).eval()
-    model.calibrate(torch.randn(8, 3, 80, 160))
-    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="steering_wheel_rad",
-                          positive_is_left=True)  # fmt: skip
-    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model", model, info))
+    model = SteeringNet(ModelConfig(variant="kim_canny")).eval()
+    path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model", model,
+                           CheckpointInfo(model.config, Preprocessing(), "wheel_rad", True))  # fmt: skip
+    return str(path)
 
 
 def _environment() -> dict:
