@@ -112,6 +112,9 @@ def test_rviz_shows_the_camera_and_overlay_of_the_node() -> None:
     assert set(remaps) == topics and rviz.namespace == node.namespace == "robot1"
     assert remaps["/image"] == dict(node.remappings)["image"] == "/cam"
     assert remaps["/attention/overlay"] == "attention/overlay", "relative: the node's overlay in the namespace"
+    assert launched.nodes[0] is rviz, "started first: a missing rviz2 stops the launch before the node runs"
+    for name in ("replay_eval.launch.py", "sim.launch.py"):
+        assert load(LAUNCH / name, {**REQUIRED[name], "rviz": "true"}).nodes[0].name == "rviz2", name
     assert "rviz2" not in {n.name for n in load(LAUNCH / "steering.launch.py", {}).nodes}
 
 

@@ -92,7 +92,7 @@ def steering_graph(share: Path) -> Callable:
             parameters=[given["params_file"], *([typed_parameters(overrides)] if overrides else [])],
             remappings=rules.steering_remaps(image_topic, given["cmd_vel_topic"]),
         )
-        actions = node_with_exit(steering, rules.STEERING_NODE, main=True, done="qattn_steering shut down")
+        actions = []
         if rules.flag(arguments, given, "rviz"):
             rviz = Node(
                 package="rviz2",
@@ -102,8 +102,10 @@ def steering_graph(share: Path) -> Callable:
                 parameters=[{"use_sim_time": bool(overrides.get("use_sim_time", False))}],
                 remappings=rules.rviz_remaps(image_topic),
             )
+            # first: without rviz2 installed launch stops on it before the steering node starts (a node still
+            # starting when launch stops on an error was seen to outlive the launch)
             actions += node_with_exit(rviz, "rviz2")
-        return actions
+        return actions + node_with_exit(steering, rules.STEERING_NODE, main=True, done="qattn_steering shut down")
 
     return build
 
@@ -133,9 +135,9 @@ def replay_graph(share: Path) -> Callable:
                          parameters=[typed_parameters(params[rules.EVALUATOR])])  # fmt: skip
         steering = rules.included_steering(given, rules.REPLAY_STEERING, rules.REPLAY_STEERING_FIXED)
         return [
+            include_steering(share, steering),  # first, with its RViz (see steering_graph)
             *node_with_exit(player, rules.PLAYER),
             *node_with_exit(evaluator, rules.EVALUATOR, main=True, done="replay evaluated: report written"),
-            include_steering(share, steering),
         ]
 
     return build
@@ -151,8 +153,8 @@ def sim_graph(share: Path) -> Callable:
                                                                             rules.SIMULATOR))])  # fmt: skip
         steering = rules.included_steering(given, rules.SIM_STEERING, rules.SIM_STEERING_FIXED)
         return [
+            include_steering(share, steering),  # first, with its RViz (see steering_graph)
             *node_with_exit(simulator, rules.SIMULATOR, main=True, done="track driven: report written"),
-            include_steering(share, steering),
         ]
 
     return build
