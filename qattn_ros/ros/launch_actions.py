@@ -123,14 +123,8 @@ def replay_graph(share: Path) -> Callable:
     def build(context) -> list:
         given = context.launch_configurations
         params = {n: rules.node_parameters(rules.REPLAY_ARGUMENTS, given, n) for n in (rules.PLAYER, rules.EVALUATOR)}
-        player = Node(
-            package=PACKAGE,
-            executable="bag_player",
-            name=rules.PLAYER,
-            output="screen",
-            emulate_tty=True,
-            parameters=[typed_parameters(params[rules.PLAYER])],
-        )  # tqdm's bar as a bar
+        player = Node(package=PACKAGE, executable="bag_player", name=rules.PLAYER, output="screen",
+                      parameters=[typed_parameters({**params[rules.PLAYER], **rules.REPLAY_PLAYER_FIXED})])  # fmt: skip
         evaluator = Node(package=PACKAGE, executable="replay_evaluator", name=rules.EVALUATOR, output="screen",
                          parameters=[typed_parameters(params[rules.EVALUATOR])])  # fmt: skip
         steering = rules.included_steering(given, rules.REPLAY_STEERING, rules.REPLAY_STEERING_FIXED)

@@ -142,6 +142,10 @@ REPLAY_ARGUMENTS = [
     Argument("device", "auto", "auto | cpu | cuda | cuda:N (the evaluator and qattn_steering)", EVALUATOR, "device"),
     Argument("rviz", "false", "start RViz with the attention view", kind="bool"),
 ]  # fmt: skip
+# No progress bar under launch: launch prints a process's output a line at a time, so a bar redrawn with
+# carriage returns arrives at the end as one line of them; with emulate_tty the pseudo-terminal is 0 columns
+# wide and tqdm draws nothing at all. The player's log lines and replay/status say where a replay is.
+REPLAY_PLAYER_FIXED = {"progress": False}
 # what replay_eval.launch.py passes to steering.launch.py: its own arguments by name, and fixed values
 REPLAY_STEERING = {"checkpoint": "checkpoint", "device": "device", "rviz": "rviz"}
 REPLAY_STEERING_FIXED = {"use_sim_time": "true", "reliability": "reliable", "camera_timeout": "10.0"}
