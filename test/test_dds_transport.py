@@ -43,6 +43,17 @@ def test_localhost_is_kept_by_the_profile_not_by_rmw(env, tmp_path) -> None:
     assert "LOCALHOST" in choice.message and not choice.warning
 
 
+def test_static_peers_join_localhost_as_rmw_would_add_them(tmp_path) -> None:
+    env = {
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_STATIC_PEERS": "192.168.0.7; localhost;no-such-host.invalid",
+    }
+    addresses = [
+        a.text for a in _profile(choose_transport(env, tmp_path)).findall(".//dds:initialPeersList//dds:address", NS)
+    ]
+    assert addresses == ["127.0.0.1", "192.168.0.7", "127.0.0.1"], "names resolved"
+
+
 @pytest.mark.parametrize(
     "env, says",
     [

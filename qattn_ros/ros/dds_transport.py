@@ -14,8 +14,8 @@ XML profile:
   then replaces the participant's transports with its own (the 512 KB shared-memory segment
   and UDP), which also silently drops FASTDDS_BUILTIN_TRANSPORTS
   (rmw_fastrtps_shared_cpp/src/participant.cpp, `RMW_AUTOMATIC_DISCOVERY_RANGE_LOCALHOST`).
-  The profile sets up what rmw would (no multicast, 127.0.0.1 as the initial peer, up to 32
-  participants), with the larger segment, and this process's range becomes SYSTEM_DEFAULT so
+  The profile sets up what rmw would (no multicast, 127.0.0.1 and ROS_STATIC_PEERS as the
+  initial peers, up to 32 participants), with the larger segment, and this process's range becomes SYSTEM_DEFAULT so
   that rmw leaves the profile alone: discovery stays on this machine and other LOCALHOST
   processes still find these nodes.
 
@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import tempfile
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 FAST_DDS_RMWS = ("rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
 PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
@@ -40,12 +42,14 @@ PROFILE_PREFIX = "qattn_ros_fastdds_"
 SHM_SEGMENT = 8 * 1024 * 1024  # several whole frames in flight per writer
 SHM_MESSAGE = 2 * 1024 * 1024  # a 640x480 rgb8 frame (900 KB) in one message, a 800x600 rgba8 one too
 
-# what rmw_fastrtps sets up for LOCALHOST: no multicast, a unicast locator, 127.0.0.1 as the initial peer
+# what rmw_fastrtps sets up for LOCALHOST: no multicast, a unicast locator, 127.0.0.1 (and ROS_STATIC_PEERS) as
+# the initial peers
 _LOCALHOST_DISCOVERY = """
         <builtin>
           <metatrafficUnicastLocatorList><locator><udpv4/></locator></metatrafficUnicastLocatorList>
-          <initialPeersList><locator><udpv4><address>127.0.0.1</address></udpv4></locator></initialPeersList>
+          <initialPeersList>{peers}</initialPeersList>
         </builtin>"""
+_PEER = "<locator><udpv4><address>{}</address></udpv4></locator>"
 _PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
 <!-- written by qattn_ros (qattn_ros/ros/dds_transport.py): shared memory for whole camera frames, UDP for the rest -->
 <dds xmlns="http://www.eprosima.com">
@@ -87,8 +91,21 @@ class TransportChoice:
     warning: bool = False
 
 
-def profile_xml(localhost: bool) -> str:
-    name, discovery = ("localhost", _LOCALHOST_DISCOVERY) if localhost else ("subnet", "")
+def _ipv4(peer: str) -> str:
+    """A peer's IPv4 address, resolved as rmw_fastrtps resolves ROS_STATIC_PEERS (the name if it does not resolve:
+    Fast DDS then says so)."""
+    try:
+        return socket.gethostbyname(peer)
+    except OSError:
+        return peer
+
+
+def profile_xml(localhost: bool, static_peers: str = "") -> str:
+    """The profile; `static_peers` (ROS_STATIC_PEERS, ';'-separated) join 127.0.0.1 under LOCALHOST."""
+    peers = "".join(
+        _PEER.format(escape(_ipv4(p.strip()))) for p in ["127.0.0.1", *static_peers.split(";")] if p.strip()
+    )
+    name, discovery = ("localhost", _LOCALHOST_DISCOVERY.format(peers=peers)) if localhost else ("subnet", "")
     return _PROFILE.format(segment=SHM_SEGMENT, message=SHM_MESSAGE, name=name, discovery=discovery)
 
 
@@ -124,7 +141,7 @@ def choose_transport(env: MutableMapping[str, str], cwd: Path) -> TransportChoic
             "machine only (initial peer 127.0.0.1, no multicast): what ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "
             "asks for, set up by an XML profile because rmw_fastrtps's own LOCALHOST transports (a 512 KB "
             "segment) lose large images",
-            profile=profile_xml(localhost=True),
+            profile=profile_xml(localhost=True, static_peers=env.get("ROS_STATIC_PEERS", "")),
             environment={"ROS_AUTOMATIC_DISCOVERY_RANGE": "SYSTEM_DEFAULT", "ROS_LOCALHOST_ONLY": None},
         )
     return TransportChoice(
