@@ -46,7 +46,7 @@ def test_localhost_is_kept_by_the_profile_not_by_rmw(env, tmp_path) -> None:
 def test_static_peers_join_localhost_as_rmw_would_add_them(tmp_path) -> None:
     env = {
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "ROS_STATIC_PEERS": "192.168.0.7; localhost;no-such-host.invalid",
+        "ROS_STATIC_PEERS": "192.168.0.7; localhost",
     }
     addresses = [
         a.text for a in _profile(choose_transport(env, tmp_path)).findall(".//dds:initialPeersList//dds:address", NS)
