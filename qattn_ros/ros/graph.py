@@ -53,7 +53,7 @@ def ros_args(params: dict) -> list[str]:
     return command
 
 
-def die_with_parent() -> None:
+def _die_with_parent() -> None:
     """Linux: SIGTERM this child when the launcher dies (even by SIGKILL), so no node outlives its graph;
     the steering node takes SIGTERM as its cue for a last zero-speed command."""
     try:
@@ -86,7 +86,7 @@ def run_graph(nodes: list[tuple[str, dict]], main: str, name: str) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     processes = {module: subprocess.Popen([sys.executable, "-u", "-m", module, *ros_args(params)],
-                                          preexec_fn=die_with_parent)
+                                          preexec_fn=_die_with_parent)
                  for module, params in nodes}  # fmt: skip
     status = None
     try:
