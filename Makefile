@@ -15,6 +15,7 @@ $(VENV)/.installed: requirements.txt requirements-ros.txt requirements-on-ros.tx
 		requirements-crosscheck.txt constraints-humble.txt constraints-jazzy.txt setup.py setup.cfg
 	python3 -m venv $(SYSTEM_SITE) $(VENV)
 ifdef ROS_DISTRO
+	touch $(VENV)/COLCON_IGNORE  # the venv sits in the workspace's src/: colcon must not crawl it
 	@echo "ROS_DISTRO=$(ROS_DISTRO): the sourced rclpy, messages and numpy; pip adds only what is missing"
 	$(PY) -c "import numpy; print('numpy==' + numpy.__version__); print('setuptools<80')" > $(VENV)/constraints.txt
 	$(PY) -m pip install -q -c $(VENV)/constraints.txt $(addprefix -c ,$(DISTRO_CONSTRAINTS)) \
