@@ -11,7 +11,7 @@ from conftest import ROOT
 
 # rosdep keys (rosdistro's rosdep/python.yaml) that resolve on Ubuntu Jammy (Humble) and Noble (Jazzy) to a
 # version the code works with, and the module each provides. python3-torch is not one: it installs Ubuntu's own
-# torch (Jammy: 1.8.1, below the 2.3 captum needs); torch comes from pip (requirements-on-ros.txt).
+# torch (Jammy: 1.8.1, below the 2.3 requirements-on-ros.txt asks for); torch comes from pip (requirements-on-ros.txt).
 ROSDEP_PYTHON_KEYS = {
     "python3-opencv": "cv2",
     "python3-numpy": "numpy",
