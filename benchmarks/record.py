@@ -44,7 +44,7 @@ def record(name: str, summary: dict, **details) -> Path:
     result = {
         "machine": machine(),
         "command": command(),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "summary": summary,
         **details,
     }

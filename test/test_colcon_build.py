@@ -1,4 +1,8 @@
-"""A real `colcon build` of this package into a fresh workspace, and an installed executable started from it."""
+"""A real `colcon build` of this package into a fresh workspace, and an installed executable started from it.
+
+The executable runs under the first python3 on PATH (here the venv's, which has torch), as it does from a
+sourced workspace with a venv activated.
+"""
 
 import os
 import shutil
@@ -38,6 +42,9 @@ def test_colcon_build_installs_the_ros_layout_and_the_node_runs(tmp_path) -> Non
         assert (share / "config" / config).is_file(), config
     executables = {"steering_node", "camera_publisher", "bag_player", "replay_evaluator", "simulator"}
     assert executables <= {p.name for p in (install / "lib" / "qattn_ros").iterdir()}
+    for name in executables:  # not the interpreter that ran colcon: whichever python3 (a venv's, with torch) is on PATH
+        first_line = (install / "lib" / "qattn_ros" / name).read_text().splitlines()[0]
+        assert first_line == "#!/usr/bin/env python3", (name, first_line)
 
     site = next((install / "lib").glob("python3*/site-packages"))
     run_env = {**env, "PYTHONPATH": str(site), "ROS_DOMAIN_ID": str(claim_domain_id()), "PYTHONUNBUFFERED": "1"}
@@ -64,25 +71,3 @@ def test_colcon_build_installs_the_ros_layout_and_the_node_runs(tmp_path) -> Non
     rest, _ = node.communicate(timeout=30)
     log = "".join(output) + rest
     assert "active: commanding from /image" in log and node.returncode == 0, log
-
-
-def test_package_xml_declares_every_ros_package_the_code_imports() -> None:
-    """rosdep installs what package.xml names: a message package imported but not declared breaks a ROS install."""
-    import ast
-    import re
-
-    declared = set(re.findall(r"<exec_depend>([\w-]+)</exec_depend>", (ROOT / "package.xml").read_text()))
-    imported = set()
-    for path in [*(ROOT / "qattn_ros").rglob("*.py"), *(ROOT / "launch").glob("*.py")]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else ([node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
-            )
-            imported |= {n.split(".")[0] for n in names}
-    ros = {
-        n for n in imported if n in ("rclpy", "launch", "launch_ros") or re.fullmatch(r"\w+_(msgs|srvs|interfaces)", n)
-    }
-    assert ros >= {"rclpy", "sensor_msgs", "rosgraph_msgs", "launch_ros"}
-    assert ros <= declared, ros - declared

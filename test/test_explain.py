@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.integrate
 import torch
 from conftest import ROOT
 
@@ -35,7 +36,7 @@ def _net(variant="quant_sign") -> SteeringNet:
 
 def test_auc_is_the_trapezoid_rule_and_risés_formula() -> None:
     curve = np.array([0.0, 0.5, 0.25, 1.0, 0.75])
-    trapezoid = np.trapezoid(curve, np.linspace(0, 1, len(curve)))
+    trapezoid = scipy.integrate.trapezoid(curve, np.linspace(0, 1, len(curve)))
     rise = (curve.sum() - curve[0] / 2 - curve[-1] / 2) / (curve.shape[0] - 1)
     assert auc(curve) == pytest.approx(trapezoid) == pytest.approx(rise)
     assert auc(np.ones(51)) == pytest.approx(1.0)

@@ -30,7 +30,7 @@ def _stamp_from_name(name: str) -> int | None:
     if not match:
         return None
     y, mo, d, h, mi, s, ms = (int(g) for g in match.groups())
-    moment = dt.datetime(y, mo, d, h, mi, s, ms * 1000, tzinfo=dt.UTC)
+    moment = dt.datetime(y, mo, d, h, mi, s, ms * 1000, tzinfo=dt.timezone.utc)
     return int(moment.timestamp()) * 1_000_000_000 + ms * 1_000_000
 
 
@@ -113,7 +113,7 @@ def write_simlog(
     from ..units import from_wheel_angle
 
     folder = Path(folder)
-    base = dt.datetime(2016, 12, 1, 13, 30, 48, tzinfo=dt.UTC)
+    base = dt.datetime(2016, 12, 1, 13, 30, 48, tzinfo=dt.timezone.utc)
     rows = []
     for index in tqdm(range(start, start + count), desc=f"render {folder.name}", unit="frame"):
         moment = base + dt.timedelta(milliseconds=50 * index)
