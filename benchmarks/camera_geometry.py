@@ -7,7 +7,9 @@ geometry and at 4:3 (640x480) and 16:9 (1280x720), and runs them through the pre
 node's path — with each way of mapping a frame onto the trained geometry: `crop` (the default,
 centred), `crop` anchored at the synthetic camera's horizon (0.36 of the height: this renderer
 keeps the horizon at that fraction of any frame), and `squash` (what every frame got before
-checkpoints recorded their geometry). Labels are the renderer's front-wheel angles (rad).
+checkpoints recorded their geometry). Labels are the renderer's front-wheel angles (rad). A
+checkpoint that records no camera geometry (trained before it was recorded) is rendered for
+at `--trained-size`.
 Summary: rmse_ratio_4_3 and rmse_ratio_16_9 of the default mapping (RMSE / RMSE at the trained
 geometry); the rest goes in the details and a bar plot beside the JSON.
 """
@@ -21,6 +23,7 @@ from tqdm import tqdm
 
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.preprocess import CameraGeometry
 
 from .record import RESULTS, record
 
@@ -28,14 +31,17 @@ CAMERAS = {"trained": None, "4_3": (480, 640), "16_9": (720, 1280)}
 FITS = {"crop": ("crop", 0.5), "crop_horizon": ("crop", 0.36), "squash": ("squash", 0.5)}
 
 
-def rmse(predictor: SteeringPredictor, height: int, width: int, frames: int, seed: int) -> float:
+def rmse(predictor: SteeringPredictor, height: int, width: int, fits: dict, frames: int, seed: int) -> dict:
+    """{fit: RMSE} over the same rendered frames (each rendered once, run through every fit)."""
     generator = RoadGenerator(height, width, seed=seed)
-    errors = []
-    for index in tqdm(range(frames), desc=f"{width}x{height}", unit="frame", leave=False):
+    errors: dict = {fit: [] for fit in fits}
+    for index in tqdm(range(frames), desc=f"{width}x{height}", unit="frame"):
         frame = generator.frame(index)
-        predictor.reset()  # frames are independent roads
-        errors.append(predictor.predict(frame.image).wheel_angle - frame.steering)
-    return float(np.sqrt(np.mean(np.square(errors))))
+        for fit, (mode, anchor) in fits.items():
+            predictor.fit_camera(mode, anchor, accept_mismatch=True)
+            predictor.reset()  # frames are independent roads
+            errors[fit].append(predictor.predict(frame.image).wheel_angle - frame.steering)
+    return {fit: float(np.sqrt(np.mean(np.square(e)))) for fit, e in errors.items()}
 
 
 def plot(results: dict, path) -> None:
@@ -62,16 +68,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", default="runs/demo/quant_sign/best.safetensors")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--seed", type=int, default=2024, help="road generator seed (not a training one)")
+    parser.add_argument("--trained-size", default="320x160", help="WxH of the training frames, for a checkpoint "
+                        "that does not record them (make_data.py's default)")  # fmt: skip
     args = parser.parse_args(argv)
     predictor = SteeringPredictor(args.checkpoint, "cpu")
-    trained = predictor.camera
-    results: dict = {"trained": rmse(predictor, trained.height, trained.width, args.frames, args.seed)}
+    width, height = (int(v) for v in args.trained_size.split("x"))
+    trained = predictor.info.camera or CameraGeometry(width, height)
+    results: dict = {"trained": rmse(predictor, trained.height, trained.width, {"crop": FITS["crop"]}, args.frames,
+                                     args.seed)["crop"]}  # fmt: skip
     for name, size in CAMERAS.items():
         if size is not None:
-            results[name] = {}
-            for fit, (mode, anchor) in FITS.items():
-                predictor.fit_camera(mode, anchor, accept_mismatch=True)
-                results[name][fit] = rmse(predictor, *size, args.frames, args.seed)
+            results[name] = rmse(predictor, *size, FITS, args.frames, args.seed)
     base = results["trained"]
     plot(results, RESULTS / "camera_geometry.png")
     record(

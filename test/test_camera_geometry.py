@@ -129,3 +129,58 @@ def test_the_predictor_crops_before_resizing_and_refuses_what_it_cannot_map(tmp_
     with pytest.raises(CameraMismatch, match="squashed"):
         predictor.predict(frame)
     assert predictor.predict(np.zeros((80, 160, 3), np.uint8)) is not None, "the trained aspect: no mismatch"
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_logs, tmp_path_factory) -> str:
+    """A real model, briefly trained on 320x160 synthetic roads (the trainer records that geometry)."""
+    from conftest import small_train_overrides
+
+    from qattn_ros.fit.config import load_train_config
+    from qattn_ros.fit.trainer import Trainer
+
+    out = tmp_path_factory.mktemp("geometry")
+    overrides = small_train_overrides(synthetic_logs, out / "run", out / "cache")
+    overrides += ["optim.epochs=2", "optim.batch_size=32", "optim.lr=0.002", "augment.shift_px=0",
+                  "model.variant=kim_canny"]  # fmt: skip
+    return str(Trainer(load_train_config(None, overrides)).fit())
+
+
+def test_4_3_and_16_9_cameras_through_the_node_steer_within_1_5x_of_the_trained_geometry(trained, tmp_path) -> None:
+    """The same roads rendered at 2:1 (trained), 4:3 and 16:9, through the node (crop anchored at the synthetic
+    camera's horizon, 0.36 of the height). Squashed, as before checkpoints recorded their geometry, 4:3 is far off."""
+    import rclpy
+    from ros_harness import Harness, raw_message, start_process, stop_process
+
+    from qattn_ros.data.synthetic import RoadGenerator
+    from qattn_ros.ros.dds_domain import claim_domain_id
+    from qattn_ros.ros.messages import steering_value
+
+    assert read_info(trained).camera == CameraGeometry(320, 160), "the trainer recorded its frames' geometry"
+    cameras = {"2:1": (160, 320), "4:3": (240, 320), "16:9": (180, 320)}
+    roads = 60
+    frames = {name: [RoadGenerator(h, w, seed=77).frame(i) for i in range(roads)] for name, (h, w) in cameras.items()}
+    domain = claim_domain_id()
+    rclpy.init(domain_id=domain)
+    harness = Harness("geometry", reliable=True)
+    process = start_process("qattn_ros.ros.steering_node", {"checkpoint": trained, "reliability": "reliable",
+                            "device": "cpu", "crop_anchor": 0.36}, domain)  # fmt: skip
+    rmse = {}
+    try:
+        for name, rendered in frames.items():
+            errors = []
+            for frame in rendered:
+                outputs = harness.send(raw_message(frame.image, "rgb8"), wait_for=("steering_angle",))
+                assert outputs is not None, f"no answer to a {name} frame"
+                errors.append(steering_value(outputs["steering_angle"][0]) - frame.steering)
+            rmse[name] = float(np.sqrt(np.mean(np.square(errors))))
+    finally:
+        log = stop_process(process)
+        harness.node.destroy_node()
+        rclpy.shutdown()
+    assert "camera geometry mismatch" not in log and "camera refused" not in log
+    assert rmse["4:3"] <= 1.5 * rmse["2:1"] and rmse["16:9"] <= 1.5 * rmse["2:1"], rmse
+    squashed = SteeringPredictor(trained, "cpu")
+    squashed.fit_camera("squash", accept_mismatch=True)
+    errors = [squashed.predict(f.image).wheel_angle - f.steering for f in frames["4:3"]]
+    assert float(np.sqrt(np.mean(np.square(errors)))) > 1.5 * rmse["2:1"], "the test can tell a squashed camera"
