@@ -13,7 +13,8 @@ tested here on its own, exhaustively, without a ROS graph:
   goes back and on a gap above `max_frame_gap`; a repeated stamp (the same one, or 0 from a camera
   that does not stamp) continues the sequence.
 - command: a non-finite prediction commands zero speed and zero angle; otherwise the front-wheel
-  angle clamped to ±`max_steering_angle` at the cruise speed.
+  angle clamped to ±`max_steering_angle` at the cruise speed (and the Ackermann drive message
+  that carries it, filled here so that it is tested where ackermann_msgs is not installed).
 - camera watchdog: no frame for more than `camera_timeout` s while commanding stops the vehicle,
   repeated until frames return. Why it is silent decides how loud it says so: no frame yet since
   activation is a WARN ("waiting for the first camera frame"); on sim time, a camera that stopped
@@ -61,6 +62,15 @@ def drive_command(wheel_angle: float, steering: float, cruise_speed: float, limi
         return Command(0.0, 0.0, finite=False, clamped=False)
     angle = min(max(wheel_angle, -limit), limit)
     return Command(float(cruise_speed), angle, finite=True, clamped=angle != wheel_angle)
+
+
+def drive_message(kind: type, stamp, frame_id: str, command: Command):
+    """An ackermann_msgs/AckermannDriveStamped (`kind`, passed in: not every install has it) for a command:
+    the front-wheel angle (rad, positive left) and the speed (m/s)."""
+    drive = kind()
+    drive.header.stamp, drive.header.frame_id = stamp, frame_id
+    drive.drive.steering_angle, drive.drive.speed = float(command.angle), float(command.speed)
+    return drive
 
 
 @dataclass

@@ -98,7 +98,7 @@ def status_of(state: Lifecycle, enabled: bool, camera: Camera, counts: dict[str,
     if camera is Camera.PAUSED:
         return STALE, f"{camera.value}: vehicle stopped"
     if camera is Camera.WAITING:
-        return WARN, f"{camera.value}: not commanding yet"
+        return WARN, camera.value
     if counts["frames_in"] == 0:
         return STALE, "no frames in this window"
     if camera_note:

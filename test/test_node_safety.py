@@ -14,14 +14,13 @@ from processes import finish, spawn
 from ros_harness import Harness, raw_message, start_process, stop_process
 from std_srvs.srv import SetBool
 
-from qattn_ros.command_gate import Command
+from qattn_ros.command_gate import Command, drive_message
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.messages import steering_value
-from qattn_ros.ros.steering_node import drive_message
 
 NODE = "qattn_ros.ros.steering_node"
 

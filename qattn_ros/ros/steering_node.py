@@ -45,7 +45,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import SetBool
 
-from ..command_gate import STOP, Camera, Command, CommandGate, Lifecycle, drive_command
+from ..command_gate import STOP, Camera, Command, CommandGate, Lifecycle, drive_command, drive_message
 from ..device import pick_device
 from ..errors import CheckpointError, ConfigError
 from ..node_status import FrameWindow, NewestFrame, status_of, window_values
@@ -62,14 +62,6 @@ try:
     from ackermann_msgs.msg import AckermannDriveStamped
 except ImportError:  # optional: not on PyPI, present on a ROS 2 install that has it
     AckermannDriveStamped = None
-
-
-def drive_message(kind, stamp, frame_id: str, command: Command):
-    """An AckermannDriveStamped (`kind`) for a command: the front-wheel angle (rad) and the speed (m/s)."""
-    drive = kind()
-    drive.header.stamp, drive.header.frame_id = stamp, frame_id
-    drive.drive.steering_angle, drive.drive.speed = float(command.angle), float(command.speed)
-    return drive
 
 
 class SteeringNode(LifecycleNode):
