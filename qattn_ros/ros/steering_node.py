@@ -50,7 +50,7 @@ from ..device import pick_device
 from ..errors import CheckpointError, ConfigError
 from ..node_status import FrameWindow, NewestFrame, status_of, window_values
 from ..predictor import CameraMismatch, SteeringPredictor
-from ..steering_params import DEFAULTS, PARAMS, Param, choice_error  # noqa: F401 (DEFAULTS: read here by tests and benchmarks)
+from ..steering_params import DEFAULTS, PARAMS, choice_error  # noqa: F401 (DEFAULTS: read here by tests and benchmarks)
 from ..units import yaw_rate
 from .attention_images import AttentionImages
 from .conventions import init_keeping_signals
