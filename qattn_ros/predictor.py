@@ -5,6 +5,11 @@ simulator) all load a checkpoint through `SteeringPredictor`: it verifies and lo
 bundle, picks the device, preprocesses exactly as training did, keeps a recurrent model's
 state across frames, converts the prediction to REP-103 with the geometry recorded in the
 checkpoint, and reads a dataset at the checkpoint's preprocessing and steering unit.
+
+A camera frame is first mapped onto the camera geometry the checkpoint was trained on
+(`preprocess.fit_frame`: cropped to the trained aspect by default); a frame that cannot be
+mapped raises `CameraMismatch` unless `accept_mismatch` is set, and then goes through as
+fitted, the caller saying so.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from .device import pick_device
 from .errors import DataError
 from .model.checkpoint import load_checkpoint
 from .model.network import RecurrentState, SteeringOutput
-from .preprocess import Preprocessing
+from .preprocess import Box, CameraGeometry, FrameFit, Preprocessing, fit_frame
 from .units import to_wheel_angle
 
 
@@ -33,6 +38,10 @@ class Prediction:
     steering: float  # checkpoint unit
     wheel_angle: float  # front-wheel angle, rad, positive left (REP-103)
     attention: np.ndarray | None  # (h, w) over the model input, sums to 1
+
+
+class CameraMismatch(DataError):
+    """A camera frame that does not map onto the checkpoint's camera geometry; the message says how."""
 
 
 @dataclass
@@ -71,6 +80,8 @@ class SteeringPredictor:
         self.device = pick_device(device)
         self.model, self.info = load_checkpoint(checkpoint, self.device)
         self.state: RecurrentState | None = None
+        self.camera = self.info.camera or CameraGeometry.of_model_input(self.info.preprocessing)
+        self.fit_camera()
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -101,9 +112,37 @@ class SteeringPredictor:
         attention = out.attention.cpu().numpy() if out.attention is not None else None
         return out.steering.cpu().numpy(), attention
 
+    def fit_camera(self, mode: str = "crop", anchor: float = 0.5, accept_mismatch: bool = False) -> None:
+        """How camera frames are mapped onto the trained geometry (see `preprocess.fit_frame`)."""
+        self.camera_fit = (mode, anchor)
+        self.accept_mismatch = accept_mismatch
+        self._fits: dict[tuple[int, int], FrameFit] = {}
+
+    def fit(self, height: int, width: int) -> FrameFit:
+        """The mapping of a (height, width) frame; CameraMismatch if it does not map and that is not accepted."""
+        fit = self._fits.get((height, width))
+        if fit is None:
+            fit = self._fits[height, width] = fit_frame(height, width, self.camera, *self.camera_fit)
+        if fit.mismatch and not self.accept_mismatch:
+            raise CameraMismatch(f"{fit.mismatch} (checkpoint {self.checkpoint})")
+        return fit
+
+    def to_model_uint8(self, rgb: np.ndarray) -> np.ndarray:
+        """A camera frame (H, W, 3) RGB uint8, fitted to the trained geometry, at model resolution."""
+        if rgb.ndim != 3:  # not a camera frame: the preprocessing says why
+            return self.preprocessing.to_model_uint8(rgb)
+        top, bottom, left, right = self.fit(*rgb.shape[:2]).box
+        return self.preprocessing.to_model_uint8(rgb[top:bottom, left:right])  # a view: nothing copied before resize
+
+    def model_box(self, height: int, width: int) -> Box:
+        """(top, bottom, left, right) of a camera frame that the model sees, for mapping maps back onto it."""
+        top, bottom, left, right = self.fit(height, width).box
+        box_top, box_bottom, _, _ = self.preprocessing.model_box(bottom - top, right - left)
+        return top + box_top, top + box_bottom, left, right
+
     def predict(self, rgb: np.ndarray) -> Prediction:
         """One camera frame (H, W, 3) RGB uint8; a recurrent model keeps its state for the next frame."""
-        out = self.forward(self.normalize(self.preprocessing.to_model_uint8(rgb)[None]), self.state)
+        out = self.forward(self.normalize(self.to_model_uint8(rgb)[None]), self.state)
         self.state = out.state
         value = float(out.steering[0])
         attention = out.attention[0].cpu().numpy() if out.attention is not None else None

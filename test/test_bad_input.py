@@ -87,10 +87,17 @@ def test_a_cache_build_killed_midway_is_rebuilt_whole(tmp_path) -> None:
         f"build_cache(SimLogSource({str(tmp_path / 'log')!r}), Preprocessing(), {str(cache)!r}, progress=False)"
     )
     builder = subprocess.Popen([sys.executable, "-c", script])
+
+    def first_frame_written() -> bool:  # the memmap is shared: its first frame is non-zero once written
+        images = list(cache.glob("*.building/images.npy"))
+        try:
+            return bool(images) and bool(np.load(images[0], mmap_mode="r")[0].any())
+        except (ValueError, OSError):  # the header is not complete yet
+            return False
+
     end = time.monotonic() + 120
-    while builder.poll() is None and time.monotonic() < end and not list(cache.glob("*.building/images.npy")):
-        time.sleep(0.01)
-    time.sleep(0.2)
+    while builder.poll() is None and time.monotonic() < end and not first_frame_written():
+        time.sleep(0.005)  # polling only: the condition decides
     assert builder.poll() is None, "the build was still running when killed"
     builder.send_signal(signal.SIGKILL)
     builder.wait(timeout=30)

@@ -7,7 +7,7 @@ import torch
 from qattn_ros.errors import CheckpointError
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, checkpoint_paths, load_checkpoint, save_checkpoint
-from qattn_ros.preprocess import Preprocessing
+from qattn_ros.preprocess import CameraGeometry, Preprocessing
 from qattn_ros.units import DEFAULT_VEHICLE, VehicleGeometry
 
 
@@ -23,6 +23,7 @@ def _saved(tmp_path, variant="quant_sign"):
         steering_unit="steering_wheel_rad",
         positive_is_left=True,
         vehicle=VehicleGeometry(steering_ratio=16.0, wheelbase=2.7),
+        camera=CameraGeometry(640, 480),
         metrics={"rmse": 0.01},
     )
     save_checkpoint(tmp_path / "ckpt", model, info)
@@ -43,6 +44,7 @@ def test_round_trip_gives_identical_outputs(tmp_path, variant) -> None:
     assert info.model == model.config and info.metrics == {"rmse": 0.01}
     assert info.preprocessing == Preprocessing(color="hsv", crop_top=0.25, mean=[0.1, 0.2, 0.3])
     assert info.vehicle == VehicleGeometry(steering_ratio=16.0, wheelbase=2.7) and info.notes == []
+    assert info.camera == CameraGeometry(640, 480)
 
 
 def test_a_format_1_checkpoint_loads_with_the_default_geometry_and_says_so(tmp_path) -> None:

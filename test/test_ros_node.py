@@ -88,9 +88,14 @@ def _check_outputs(outputs, checkpoint, rgb) -> None:
     alpha = np.frombuffer(bytes(amap.data), np.float32).reshape(10, 20)
     assert np.allclose(alpha, expected.attention, atol=1e-6) and abs(alpha.sum() - 1) < 1e-4
     bgr = np.frombuffer(bytes(over.data), np.uint8).reshape(rgb.shape)
-    top = int(round(0.3 * rgb.shape[0]))  # cropped rows: no attention there, so the frame itself
-    assert np.array_equal(bgr[:top], rgb[:top, :, ::-1])
-    assert not np.array_equal(bgr[top:], rgb[top:, :, ::-1])
+    # outside what the model saw (the 4:3 frame cropped to the trained 2:1, then the sky rows) no attention: the frame
+    top, bottom, left, right = SteeringPredictor(checkpoint, "cpu").model_box(*rgb.shape[:2])
+    assert (top, bottom, left, right) == (round(rgb.shape[0] / 2 - rgb.shape[1] / 4) + round(0.3 * rgb.shape[1] / 2),
+                                          round(rgb.shape[0] / 2 + rgb.shape[1] / 4), 0, rgb.shape[1])  # fmt: skip
+    outside = np.ones(rgb.shape[:2], bool)
+    outside[top:bottom, left:right] = False
+    assert np.array_equal(bgr[outside], rgb[..., ::-1][outside])
+    assert not np.array_equal(bgr[top:bottom], rgb[top:bottom, :, ::-1])
 
 
 def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, ros, frames) -> None:
@@ -115,6 +120,8 @@ def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, r
         # runtime parameters take effect while frames stream; bad values are refused
         assert harness.set_parameter("cruise_speed", 5.0)
         assert not harness.set_parameter("overlay_alpha", 2.0)
+        assert not harness.set_parameter("colormap", "foo"), "a choice is checked at runtime as at start-up"
+        assert harness.set_parameter("colormap", "hot")
         assert not harness.set_parameter("checkpoint", "other.safetensors"), "read-only"
         outputs = harness.send(raw_message(frames[0], "rgb8"))
         assert outputs["cmd_vel"][0].twist.linear.x == pytest.approx(5.0)

@@ -36,7 +36,7 @@ from ..metrics import steering_errors
 from ..model.attention import doubly_stochastic_penalty, entropy_penalty
 from ..model.checkpoint import CheckpointInfo, checkpoint_paths, load_checkpoint, save_checkpoint
 from ..model.network import SteeringNet
-from ..preprocess import Preprocessing, channel_stats
+from ..preprocess import CameraGeometry, Preprocessing, channel_stats
 from .augment import augment
 from .config import OptimConfig, TrainConfig
 
@@ -140,6 +140,8 @@ class Trainer:
         self.dist = Distributed(self.device)
         torch.manual_seed(config.seed)
         self.train_set, self.val_set = load_frames(config, self.dist)
+        # the frames trained on (the first of each source), recorded so that inference maps cameras onto them
+        self.camera = CameraGeometry.of_images(next(iter(open_source(spec))).image for spec in config.data.train)
         self.out = Path(config.out)
         optim = config.optim
         self.starts = self.train_set.sequence_starts(optim.seq_len)  # where a training sequence may begin
@@ -277,6 +279,7 @@ class Trainer:
             steering_unit=self.train_set.unit,
             positive_is_left=self.train_set.positive_is_left,
             vehicle=self.train_set.vehicle,
+            camera=self.camera,
             data={
                 "train": [p.meta["source"] for p in self.train_set.parts],
                 "train_frames": len(self.train_set),

@@ -7,7 +7,9 @@ corrupted file is refused before it is parsed. This bundle is the contract betwe
 training and every consumer (`qattn_ros.predictor`).
 
 Format history: /1 had no vehicle geometry; it loads with the default geometry and a note
-in `CheckpointInfo.notes` saying so.
+in `CheckpointInfo.notes` saying so. `camera` (the size of the training frames and the box of
+them the model saw) came later within /2: a sidecar without it loads with frames of the model
+input's aspect assumed, and a note.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError, ConfigError
-from ..preprocess import Preprocessing
+from ..preprocess import CameraGeometry, Preprocessing
 from ..units import DEFAULT_VEHICLE, VehicleGeometry, check_unit
 from .config import ModelConfig
 from .network import SteeringNet
@@ -38,6 +40,7 @@ class CheckpointInfo:
     steering_unit: str
     positive_is_left: bool
     vehicle: VehicleGeometry = DEFAULT_VEHICLE  # what converted the labels into `steering_unit`
+    camera: CameraGeometry | None = None  # the training frames; None: not recorded (mixed or unknown)
     data: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
@@ -75,6 +78,7 @@ def save_checkpoint(path: str | Path, model: SteeringNet, info: CheckpointInfo) 
         "steering_unit": info.steering_unit,
         "positive_is_left": info.positive_is_left,
         "vehicle": info.vehicle.to_dict(),
+        **({"camera": info.camera.to_dict(info.preprocessing)} if info.camera is not None else {}),
         "data": info.data,
         "metrics": info.metrics,
         "training": info.training,
@@ -114,12 +118,19 @@ def _read_sidecar(path: str | Path) -> tuple[CheckpointInfo, dict]:
     if "vehicle" not in meta:
         notes.append(f"{sidecar.name} is {version}: no vehicle geometry recorded, defaulted to {DEFAULT_VEHICLE}")
     try:
+        preprocessing = Preprocessing.from_dict(meta["preprocessing"])
+        camera = CameraGeometry.from_dict(meta["camera"], preprocessing) if "camera" in meta else None
+        if camera is None:
+            assumed = CameraGeometry.of_model_input(preprocessing)
+            notes.append(f"{sidecar.name} records no camera geometry: frames of the model input's aspect "
+                         f"{assumed.aspect:.2f}:1 assumed; a camera of another aspect is cropped to it")  # fmt: skip
         info = CheckpointInfo(
             model=ModelConfig.from_dict(meta["model"]),
-            preprocessing=Preprocessing.from_dict(meta["preprocessing"]),
+            preprocessing=preprocessing,
             steering_unit=check_unit(meta["steering_unit"]),
             positive_is_left=bool(meta["positive_is_left"]),
             vehicle=VehicleGeometry.from_dict(meta["vehicle"]) if "vehicle" in meta else DEFAULT_VEHICLE,
+            camera=camera,
             data=meta.get("data", {}),
             metrics=meta.get("metrics", {}),
             training=meta.get("training", {}),
