@@ -3,12 +3,15 @@
 import json
 import math
 import os
+import signal
+import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
 import rclpy
+import torch
 from geometry_msgs.msg import TwistStamped
 from processes import finish, spawn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -16,9 +19,12 @@ from ros_harness import ROOT, launch_arguments, launch_nodes
 from sensor_msgs.msg import Image, JointState
 
 from qattn_ros.errors import ConfigError
+from qattn_ros.model import ModelConfig, SteeringNet
+from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
+from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros import sim_drive
 from qattn_ros.ros.dds_domain import claim_domain_id
-from qattn_ros.ros.graph import ros_args
+from qattn_ros.ros.graph import LOCAL_TRANSPORTS, ros_args
 from qattn_ros.ros.messages import steering_value
 from qattn_ros.sim.metrics import DriveLog
 from qattn_ros.sim.track import HELD_OUT_SEEDS, TRAINING_SEEDS, Track, generate_track
@@ -94,10 +100,11 @@ def test_bad_config_is_refused() -> None:
 
 # -- the node, over real rclpy --------------------------------------------------------------------
 class Driver:
-    """A test-side driver: answers each camera frame with a cmd_vel carrying its stamp."""
+    """A test-side driver: answers each camera frame with a cmd_vel carrying its stamp (`behind`: the stamp of
+    the frame before, as a driver that always answers one frame late)."""
 
-    def __init__(self, node, policy) -> None:
-        self.node, self.policy, self.answered = node, policy, 0
+    def __init__(self, node, policy, behind: bool = False) -> None:
+        self.node, self.policy, self.answered, self.behind, self.previous = node, policy, 0, behind, None
         self.pub = node.create_publisher(TwistStamped, "cmd_vel", RELIABLE)
         node.create_subscription(JointState, "ground_truth/steering_angle", self._on_truth, RELIABLE)
 
@@ -107,7 +114,9 @@ class Driver:
             return
         speed, angle = decision
         command = TwistStamped()
-        command.header = msg.header
+        command.header, self.previous = (self.previous, msg.header) if self.behind else (msg.header, None)
+        if command.header is None:
+            return
         command.twist.linear.x = speed
         command.twist.angular.z = speed * math.tan(angle) / WHEELBASE if math.isfinite(angle) else angle
         self.pub.publish(command)
@@ -122,10 +131,10 @@ def ros():
     rclpy.shutdown()
 
 
-def _drive(domain: int, policy, tmp_path, name: str, **params) -> tuple[dict, str]:
+def _drive(domain: int, policy, tmp_path, name: str, behind: bool = False, **params) -> tuple[dict, str]:
     """Run the simulator node in its own process with `policy` driving; (report summary, its output)."""
     node = rclpy.create_node(f"driver_{name}")
-    Driver(node, policy)
+    Driver(node, policy, behind)
     # the driver needs a camera subscription for the simulator to start
     node.create_subscription(Image, "image", lambda m: None, RELIABLE)
     settings = {"track_seed": HELD_OUT_SEEDS[0], "length_km": 0.4, "report": str(tmp_path / name), **params}
@@ -187,3 +196,65 @@ def test_launch_file_starts_the_graph_qattn_sim_starts() -> None:
     assert declared == used, "every argument is used and every use is declared"
     assert "target_action=simulator" in path.read_text(), "the graph ends with the simulator"
     assert "default_value=LOCAL_TRANSPORTS" in path.read_text(), "the transports qattn_sim sets"
+
+
+def test_a_driver_at_speed_zero_stalls_and_the_run_ends(ros, tmp_path) -> None:
+    """Zero speed (a paused node, --speed 0, a clamped negative speed): no duration set, the run still ends."""
+    summary, output = _drive(ros, lambda i, truth: (0.0, truth), tmp_path, "parked", stall_timeout=2.0)
+    assert not summary["complete"] and summary["ended"].startswith("stalled: the car moved 0.00 m in 2.0 s"), output
+    assert summary["steps"] == 40 and summary["km"] == 0.0 and "ended early: stalled" in output
+
+
+def test_realtime_counts_late_commands_and_the_first_frame_is_no_timeout(ros, tmp_path) -> None:
+    """Real time, a driver that always answers one frame late: every command it sends is late, the car drives on
+    them, and the frame before its first answer is a stopped step, not a command timeout."""
+    summary, output = _drive(ros, lambda i, truth: (SPEED, truth), tmp_path, "late", behind=True, mode="realtime",
+                             duration=1.0)  # fmt: skip
+    assert summary["complete"] and summary["steps"] == 20, output[-2000:]
+    assert summary["command_timeouts"] == 0 and "car stopped" not in output
+    assert summary["late_commands"] >= 10 and summary["late_commands"] + summary["stopped_steps"] == 20
+    assert summary["km"] > 0
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    model = SteeringNet(ModelConfig(variant="quant_sign")).eval()
+    model.calibrate(torch.randn(8, 3, 80, 160))
+    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="steering_wheel_rad",
+                          positive_is_left=True)  # fmt: skip
+    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model", model, info))
+
+
+def _sim_graph(checkpoint: str, report, domain: int, camera_timeout: float | None) -> str:
+    """The graph qattn_sim starts (its executables and parameters), until the simulator exits; its output."""
+    argv = ["--checkpoint", checkpoint, "--km", "0.05", "--device", "cpu", "--report", str(report)]
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "FASTDDS_BUILTIN_TRANSPORTS": LOCAL_TRANSPORTS}
+    if camera_timeout is None:
+        return subprocess.run([sys.executable, "-m", "qattn_ros.ros.sim_drive", *argv], env=env, capture_output=True,
+                              text=True, timeout=300).stderr  # fmt: skip
+    nodes = sim_drive.graph(sim_drive.parse_args(argv))
+    nodes[1][1]["camera_timeout"] = camera_timeout
+    processes = [spawn([sys.executable, "-m", module, *ros_args(params)], env=env) for (_, module, _), params in nodes]
+    try:
+        processes[0].wait(timeout=300)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+    return "\n".join(finish(process, 60) for process in processes)
+
+
+def test_two_qattn_sim_runs_with_the_node_drive_the_same(checkpoint, tmp_path) -> None:
+    """Lockstep with qattn_steering in the loop is deterministic: qattn_sim's own run and one where the node's
+    watchdog fires at every pause longer than 0.05 s (its stops, stamped with the node's sim clock, must never
+    pass for the answer to a frame) give byte-identical drives, and the car moves from the first step."""
+    domain = claim_domain_id()
+    log_a = _sim_graph(checkpoint, tmp_path / "a", domain, None)
+    log_b = _sim_graph(checkpoint, tmp_path / "b", domain, camera_timeout=0.05)
+    a, b = ((tmp_path / n / "drive.csv").read_text() for n in "ab")
+    assert len(a.splitlines()) > 60, log_a[-3000:]
+    assert a == b, log_b[-3000:]
+    first = a.splitlines()[1].split(",")
+    assert float(first[1]) == pytest.approx(0.75, rel=0.02), "15 m/s for 0.05 s: no stop taken for frame 1"
+    summary = json.loads((tmp_path / "b" / "results.json").read_text())["drivers"]["node"]
+    assert summary["complete"] and summary["stopped_steps"] == 0
