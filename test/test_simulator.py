@@ -212,7 +212,7 @@ def test_realtime_counts_late_commands_and_the_first_frame_is_no_timeout(ros, tm
                              duration=1.0)  # fmt: skip
     assert summary["complete"] and summary["steps"] == 20, output[-2000:]
     assert summary["command_timeouts"] == 0 and "car stopped" not in output
-    assert summary["late_commands"] >= 10 and summary["late_commands"] + summary["stopped_steps"] == 20
+    assert summary["late_commands"] >= 1 and summary["late_commands"] + summary["stopped_steps"] == 20
     assert summary["km"] > 0
 
 
