@@ -3,8 +3,9 @@
 A pair is a camera frame with the steering and attention map the node published for it and
 the ground truth (`qattn_ros.pairing`). Frames are evaluated through the same engine as
 `training/evaluate.py`, with the *published* map as the saliency, in pieces of about
-PIECE_IMAGES perturbed images, each appended to `<folder>/<method>.jsonl` as it ends: a stop
-waits for at most one piece, and a rerun skips every frame already there.
+PIECE_IMAGES perturbed images, each appended to `<folder>/<method>.jsonl` as it ends. A stop
+ends the piece under way at its next forward pass (it is not saved: a rerun evaluates it, and
+skips every frame already there).
 """
 
 from __future__ import annotations
@@ -26,7 +27,23 @@ from .pairing import Pending
 from .predictor import SteeringPredictor, exact_float32
 from .units import VehicleGeometry, from_wheel_angle
 
-PIECE_IMAGES = 256  # perturbed images per uninterruptible piece of work (~1 s on 2 cores)
+PIECE_IMAGES = 256  # perturbed images per piece of work saved together (~1 s on 2 cores)
+
+
+class Stopped(Exception):
+    """The evaluation was asked to stop in the middle of a piece."""
+
+
+class StopAt:
+    """The predictor as evaluate_group uses it, raising Stopped before a forward pass once `stopped()`."""
+
+    def __init__(self, predictor: SteeringPredictor, stopped: Callable[[], bool]) -> None:
+        self.predictor, self.stopped = predictor, stopped
+
+    def steering(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stopped():
+            raise Stopped
+        return self.predictor.steering(x)
 
 
 @dataclass
@@ -90,15 +107,17 @@ class OnlineEvaluation:
 
     def evaluate(self, chosen: list[tuple[int, Pending, np.ndarray]], vehicle: VehicleGeometry | None,
                  stopped: Callable[[], bool]) -> None:  # fmt: skip
-        """In pieces, each saved as it ends, until `stopped()`. `vehicle`: the geometry the ground truth was
-        converted to a wheel angle with (the player's), None for the checkpoint's."""
+        """In pieces, each saved as it ends, until `stopped()` (checked before each forward pass). `vehicle`: the
+        geometry the ground truth was converted to a wheel angle with (the player's), None for the checkpoint's."""
         size = max(1, PIECE_IMAGES // (self.settings.steps + 1))
-        for start in range(0, len(chosen), size):
-            if stopped():
-                return
-            self._piece(chosen[start : start + size], vehicle or self.predictor.info.vehicle)
+        try:
+            for start in range(0, len(chosen), size):
+                self._piece(chosen[start : start + size], vehicle or self.predictor.info.vehicle, stopped)
+        except Stopped:
+            return
 
-    def _piece(self, chosen: list[tuple[int, Pending, np.ndarray]], vehicle: VehicleGeometry) -> None:
+    def _piece(self, chosen: list[tuple[int, Pending, np.ndarray]], vehicle: VehicleGeometry,
+               stopped: Callable[[], bool]) -> None:  # fmt: skip
         predictor, info = self.predictor, self.predictor.info
         ids = np.asarray([index for index, _, _ in chosen], np.int64)
         images = [image for _, _, image in chosen]
@@ -113,7 +132,8 @@ class OnlineEvaluation:
                 maps["attention"] = upsample_attention(alpha, tuple(x.shape[-2:]))
             if "random" in self.methods:
                 maps["random"] = saliency("random", predictor.model, x, ids, self.settings.seed)
-            rows = {m: evaluate_group(predictor, x, heat, ids, truth, None, self.settings) for m, heat in maps.items()}
+            work = StopAt(predictor, stopped)
+            rows = {m: evaluate_group(work, x, heat, ids, truth, None, self.settings) for m, heat in maps.items()}
         with self.lock:
             if self.sealed:
                 return  # the report is written without this piece: a rerun evaluates it

@@ -118,13 +118,16 @@ class BagPlayer(Node):
         self.held: set[tuple[int, int]] = set()  # in at the evaluator, answer held back for room in its queue
         self.create_subscription(Header, "replay/ack", self._on_ack, IN_ORDER)
         self.status = {"state": "starting", "source": p["source"], "mode": p["mode"], "frames": 0, "played": 0,
-                       "reason": "", "indexes": True, "vehicle": self.vehicle.to_dict()}  # fmt: skip
+                       "held": 0, "reason": "", "indexes": True, "vehicle": self.vehicle.to_dict()}  # fmt: skip
 
     def _on_ack(self, msg: Header) -> None:
         if msg.frame_id == READY:
             self.ready = True
+        elif msg.frame_id == HELD:
+            self.held.add((msg.stamp.sec, msg.stamp.nanosec))
+            self.status["held"] += 1
         else:
-            (self.held if msg.frame_id == HELD else self.answered).add((msg.stamp.sec, msg.stamp.nanosec))
+            self.answered.add((msg.stamp.sec, msg.stamp.nanosec))
 
     def publish_status(self, **changes) -> None:
         self.status.update(changes)

@@ -72,7 +72,7 @@ DEFAULTS = {
     "max_pixels": 4096 * 4096,
 }
 INTERRUPTED = "interrupted"
-STOP_GRACE_S = 1.5  # on Ctrl-C, how long the piece of work under way may take to end before it is dropped
+STOP_GRACE_S = 1.0  # on Ctrl-C, how long the worker may take to leave its piece of work (one forward pass)
 
 
 def stamp_ns(stamp) -> int:
@@ -157,13 +157,14 @@ class ReplayEvaluator(Node):
     def _on_output(self, raw: bytes, kind: type, topic: str, part: str, read) -> None:
         """Record a message (but replay/frame) and pair read(msg) as `part` of its frame (None: a bad one)."""
         msg = deserialize_message(raw, kind)
+        stamp = msg.stamp if kind is Header else msg.header.stamp
         if topic in RECORDED:
-            self._record(topic, raw, msg.header.stamp)
+            self._record(topic, raw, stamp)
         value = read(msg)
         if value is None:
             self.work.count("bad")
             return
-        self._add(msg.header.stamp, part, value)
+        self._add(stamp, part, value)
 
     @staticmethod
     def _read_map(msg: Image) -> np.ndarray | None:
@@ -273,7 +274,8 @@ class ReplayEvaluator(Node):
 
     def stop(self, why: str) -> None:
         """End the evaluation: at the end of the bag every frame is evaluated; on Ctrl-C the piece of work under
-        way gets STOP_GRACE_S to finish, then the report is written without it (a rerun evaluates it)."""
+        way ends at its next forward pass, unsaved (a rerun evaluates it); the report never waits on more than
+        STOP_GRACE_S for it."""
         with self.lock:
             self.stopping = why
             self.lock.notify_all()
@@ -326,7 +328,7 @@ def main(args: list[str] | None = None) -> int:
         print(f"qattn_replay_evaluator: {why}; the report holds what was evaluated (last frame {where}); "
               "rerun to resume", file=sys.stderr)  # fmt: skip
     code = 0 if complete else 1
-    if node.worker.is_alive():  # a dropped piece of work still computing: do not wait for it, nor tear torch down
+    if why == INTERRUPTED:  # everything is saved and a supervisor is counting: skip the seconds of teardown
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
