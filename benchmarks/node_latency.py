@@ -199,11 +199,10 @@ def main() -> int:
         return 0
 
     from benchmarks.record import record
-    from qattn_ros.ros.graph import LOCAL_TRANSPORTS
+    from qattn_ros.ros.dds_transport import apply_transport
 
-    # shared memory, as the package's launchers set it up: 640x480 images do not fit the default UDP path
-    # without fragment loss under load
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", LOCAL_TRANSPORTS)
+    # the package's transport (shared memory for whole frames) in this process and the ones it starts
+    apply_transport()
     tmp = tempfile.TemporaryDirectory()
     checkpoint = args.checkpoint or make_checkpoint(Path(tmp.name))
     relay = measure(["-m", "benchmarks.node_latency", "--role", "relay"], "relay/image", args)

@@ -22,11 +22,12 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
-from qattn_ros.ros.graph import LOCAL_TRANSPORTS, ros_args
+from qattn_ros.ros.dds_transport import apply_transport
+from qattn_ros.ros.graph import ros_args
 
 ROOT = Path(__file__).resolve().parents[1]
-# This process and every node it starts talk over shared memory, as the package's launchers set it up
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", LOCAL_TRANSPORTS)
+# This process and every node it starts use the transport the package's nodes choose for themselves
+apply_transport()
 _STAMPS = itertools.count(1000)
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 
@@ -173,24 +174,3 @@ def compressed_message(rgb: np.ndarray, fmt: str) -> CompressedImage:
     msg.data = data.tobytes()
     msg.header.frame_id = "camera"
     return msg
-
-
-def launch_nodes(path: Path) -> dict[str, tuple[str, set[str]]]:
-    """executable -> (node name, parameter names of its dict) of a launch file, read without `launch`."""
-    import ast
-
-    nodes = {}
-    for call in (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)):
-        keywords = {kw.arg: kw.value for kw in call.keywords}
-        if "executable" in keywords and keywords["executable"].value != "rviz2":
-            params = [d for d in ast.walk(keywords["parameters"]) if isinstance(d, ast.Dict)]
-            nodes[keywords["executable"].value] = (keywords["name"].value, {k.value for k in params[0].keys})
-    return nodes
-
-
-def launch_arguments(path: Path) -> tuple[set[str], set[str]]:
-    """(declared, used) launch arguments of a launch file that reads them as `arg("name")`."""
-    import re
-
-    source = path.read_text()
-    return set(re.findall(r'DeclareLaunchArgument\("(\w+)"', source)), set(re.findall(r'arg\("(\w+)"\)', source))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from processes import finish, output, spawn
-from ros_harness import ROOT, launch_arguments, launch_nodes
+from ros_harness import ROOT
 from rosbags.highlevel import AnyReader
 
 from qattn_ros.data.simlog import write_simlog
@@ -23,7 +23,7 @@ from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros import replay
 from qattn_ros.ros.dds_domain import claim_domain_id
-from qattn_ros.ros.graph import LOCAL_TRANSPORTS, ros_args
+from qattn_ros.ros.graph import ros_args
 from qattn_ros.units import VehicleGeometry
 
 FRAMES = 40
@@ -33,7 +33,7 @@ RECORDED_TOPICS = {"/image", "/steering_angle", "/ground_truth/steering_angle", 
 
 @pytest.fixture(scope="module")
 def env() -> dict:
-    return {**os.environ, "ROS_DOMAIN_ID": str(claim_domain_id()), "FASTDDS_BUILTIN_TRANSPORTS": LOCAL_TRANSPORTS}
+    return {**os.environ, "ROS_DOMAIN_ID": str(claim_domain_id())}
 
 
 @pytest.fixture(scope="module")
@@ -263,21 +263,6 @@ def test_bad_bags_are_refused_naming_the_problem(sources, tmp_path, env) -> None
         assert result.returncode == 1 and "Traceback" not in result.stderr
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("qattn_bag_player: ") and all(n in last for n in needles), last
-
-
-def test_launch_file_starts_the_graph_qattn_replay_starts() -> None:
-    """Without `launch` installed: the same executables, node names and parameters as qattn_replay."""
-    path = ROOT / "launch" / "replay_eval.launch.py"
-    args = replay.parse_args(["bag", "--checkpoint", "c", "--out", "o"])
-    expected = {executable: (name, set(params)) for (executable, _, name), params in replay.graph(args)}
-    assert launch_nodes(path) == expected
-    setup = (ROOT / "setup.py").read_text()
-    for executable, module, _ in (replay.PLAYER, replay.STEERING, replay.EVALUATOR):
-        assert f"{executable} = {module}:main" in setup
-    declared, used = launch_arguments(path)
-    assert declared == used, "every argument is used and every use is declared"
-    assert "target_action=evaluator" in path.read_text(), "the graph ends with the evaluator"
-    assert "default_value=LOCAL_TRANSPORTS" in path.read_text(), "the transports qattn_replay sets"
 
 
 def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, tmp_path) -> None:

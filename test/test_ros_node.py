@@ -1,6 +1,5 @@
 """The steering node in its own process, driven over real rclpy / Fast DDS from this one."""
 
-import ast
 import math
 import re
 import time
@@ -201,34 +200,8 @@ def test_bad_checkpoint_ends_startup_with_a_clear_last_line(checkpoint, tmp_path
 
 
 def test_config_yaml_matches_the_declared_defaults() -> None:
-    params = yaml.safe_load((ROOT / "config" / "steering_node.yaml").read_text())["qattn_steering"]["ros__parameters"]
+    params = yaml.safe_load((ROOT / "config" / "steering_node.yaml").read_text())["/**"]["ros__parameters"]
     assert params == DEFAULTS
-
-
-def test_launch_file_names_only_things_that_exist() -> None:
-    """Without `launch` installed: every executable, file and parameter the launch file names exists."""
-    source = (ROOT / "launch" / "steering.launch.py").read_text()
-    tree = ast.parse(source)
-    setup = (ROOT / "setup.py").read_text()
-    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
-    executables = {kw.value.value for call in calls for kw in call.keywords if kw.arg == "executable"}
-    assert "steering_node" in executables
-    for executable in executables - {"rviz2"}:
-        assert f"{executable} = qattn_ros." in setup, executable
-    files = set(re.findall(r'"([\w.]+\.(?:yaml|rviz))"', source))
-    assert files == {"steering_node.yaml", "attention.rviz"}
-    for name in files:
-        assert (ROOT / "config" / name).is_file(), name
-    assert 'glob("config/*.yaml") + glob("config/*.rviz")' in setup and 'glob("launch/*.launch.py")' in setup
-    overrides = set(re.findall(r'"(\w+)": (?:ParameterValue\()?LaunchConfiguration', source))
-    assert overrides and overrides <= set(DEFAULTS) | {"use_sim_time"}, overrides - set(DEFAULTS)
-    arguments = set(re.findall(r'DeclareLaunchArgument\("(\w+)"', source))
-    assert {"namespace", "use_sim_time", "image_topic", "cmd_vel_topic", "autostart"} <= arguments
-    used = set(re.findall(r'LaunchConfiguration\("(\w+)"\)', source))
-    assert used == arguments, "every argument is used and every use is declared"
-    rviz = yaml.safe_load((ROOT / "config" / "attention.rviz").read_text())
-    topics = {d["Topic"]["Value"]: d["Topic"]["Reliability Policy"] for d in rviz["Visualization Manager"]["Displays"]}
-    assert topics == {"/image": "Best Effort", "/attention/overlay": "Best Effort"}
 
 
 @pytest.mark.parametrize("transport, encoding", [("raw", "bgr8"), ("compressed", "rgb8")])

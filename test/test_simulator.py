@@ -15,7 +15,6 @@ import torch
 from geometry_msgs.msg import TwistStamped
 from processes import finish, spawn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_harness import ROOT, launch_arguments, launch_nodes
 from sensor_msgs.msg import Image, JointState
 
 from qattn_ros.errors import ConfigError
@@ -24,7 +23,7 @@ from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros import sim_drive
 from qattn_ros.ros.dds_domain import claim_domain_id
-from qattn_ros.ros.graph import LOCAL_TRANSPORTS, ros_args
+from qattn_ros.ros.graph import ros_args
 from qattn_ros.ros.messages import steering_value
 from qattn_ros.sim.metrics import DriveLog
 from qattn_ros.sim.track import HELD_OUT_SEEDS, TRAINING_SEEDS, Track, generate_track
@@ -184,20 +183,6 @@ def test_silence_stops_the_car_and_says_so(ros, tmp_path) -> None:
     assert summary["km"] == pytest.approx(20 * SPEED / 20 / 1000, rel=0.05), "it moved while commanded, then not"
 
 
-def test_launch_file_starts_the_graph_qattn_sim_starts() -> None:
-    path = ROOT / "launch" / "sim.launch.py"
-    args = sim_drive.parse_args(["--checkpoint", "c"])
-    expected = {executable: (name, set(params)) for (executable, _, name), params in sim_drive.graph(args)}
-    assert launch_nodes(path) == expected
-    setup = (ROOT / "setup.py").read_text()
-    for executable, module, _ in (sim_drive.SIMULATOR, sim_drive.STEERING):
-        assert f"{executable} = {module}:main" in setup
-    declared, used = launch_arguments(path)
-    assert declared == used, "every argument is used and every use is declared"
-    assert "target_action=simulator" in path.read_text(), "the graph ends with the simulator"
-    assert "default_value=LOCAL_TRANSPORTS" in path.read_text(), "the transports qattn_sim sets"
-
-
 def test_a_driver_at_speed_zero_stalls_and_the_run_ends(ros, tmp_path) -> None:
     """Zero speed (a paused node, --speed 0, a clamped negative speed): no duration set, the run still ends."""
     summary, output = _drive(ros, lambda i, truth: (0.0, truth), tmp_path, "parked", stall_timeout=2.0)
@@ -229,7 +214,7 @@ def checkpoint(tmp_path_factory) -> str:
 def _sim_graph(checkpoint: str, report, domain: int, camera_timeout: float | None) -> str:
     """The graph qattn_sim starts (its executables and parameters), until the simulator exits; its output."""
     argv = ["--checkpoint", checkpoint, "--km", "0.05", "--device", "cpu", "--report", str(report)]
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "FASTDDS_BUILTIN_TRANSPORTS": LOCAL_TRANSPORTS}
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain)}
     if camera_timeout is None:
         return subprocess.run([sys.executable, "-m", "qattn_ros.ros.sim_drive", *argv], env=env, capture_output=True,
                               text=True, timeout=300).stderr  # fmt: skip

@@ -1,4 +1,4 @@
-"""What the package's nodes share: how they take signals, the latched QoS, stamps from nanoseconds."""
+"""What the package's nodes share: their DDS transport, how they take signals, the latched QoS, stamps."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import faulthandler
 import signal
 
 import rclpy
+import rclpy.logging
 from builtin_interfaces.msg import Time
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
+
+from .dds_transport import apply_transport
 
 # the last message on a topic, kept for whoever subscribes later (status topics)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -19,9 +22,14 @@ def init_keeping_signals(args: list[str] | None) -> None:
 
     rclpy's own handlers would shut the context down before a node could send its last message (the steering
     node's zero-speed command, the evaluator's and the simulator's reports). SIGUSR1 prints every thread's
-    stack to stderr (`kill -USR1 <pid>`: where a node that seems stuck is).
+    stack to stderr (`kill -USR1 <pid>`: where a node that seems stuck is). Before rclpy.init, the DDS
+    transport is chosen (dds_transport: one that carries whole camera frames, unless the user chose one) and
+    the choice said once in the log.
     """
+    transport = apply_transport()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    logger = rclpy.logging.get_logger("qattn_ros")
+    (logger.warning if transport.warning else logger.info)(transport.message)
     # SIGINT explicitly: a process started in the background by a shell (`... &`, nohup) inherits SIGINT
     # ignored, and Python then installs no handler of its own; a launcher's SIGINT would go unheard.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,22 +1,47 @@
-"""Start a graph of nodes as processes (what a launch file does, for machines without `launch`)."""
+"""Start a graph of nodes as processes (what a launch file does, for machines without `launch`).
+
+The rules are the launch files' (launch_actions.py applies the same ones there): any node that
+dies ends the graph, non-zero, with one line saying which node and how; the main node's normal
+exit ends it with status 0; a stop is SIGINT to every node, SIGTERM 5 s later, SIGKILL 5 s after
+that (launch's escalation, so what survives it here survives it under `ros2 launch`).
+"""
 
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 # (executable, module, node name): the steering node as every graph starts it
 STEERING = ("steering_node", "qattn_ros.ros.steering_node", "qattn_steering")
-# Fast DDS transports for a graph on one machine: shared memory only, a camera frame in one message (up to
-# 2 MB) in an 8 MB segment per process. Over the default UDP path camera-sized best-effort samples lose
-# fragments under load; with SHM's default 64 KB fragments a reliable 640x480 frame often waited seconds for a
-# repair (replay 5x slower); LARGE_DATA's TCP transport (Fast DDS 3.2) sometimes never delivered a connection's
-# first samples and deadlocked in its destructor when a node exited.
-LOCAL_TRANSPORTS = "SHM?max_msg_size=2MB&sockets_size=8MB"
+SIGTERM_AFTER = 5.0  # s from SIGINT: launch's sigterm_timeout
+SIGKILL_AFTER = 5.0  # s from SIGTERM: launch's sigkill_timeout
+
+
+@dataclass(frozen=True)
+class ExitVerdict:
+    """What a node's exit means for its graph."""
+
+    reason: str | None  # why the graph ends (one line); None: the graph goes on
+    failed: bool  # the graph ends with a non-zero status
+
+
+def exit_verdict(node: str, returncode: int, main: bool, done: str = "") -> ExitVerdict:
+    """A node of a running graph exited with `returncode`: a failure ends the graph, as does the main node's
+    normal end (`done` says what it finished); another node's normal end leaves the graph running."""
+    if returncode != 0:
+        try:
+            how = f"was killed by {signal.Signals(-returncode).name}" if returncode < 0 else ""
+        except ValueError:
+            how = ""
+        how = how or f"exited with code {returncode}"
+        return ExitVerdict(f"{node} {how} (its last messages above): stopping the graph", failed=True)
+    if main:
+        return ExitVerdict(done or f"{node} finished", failed=False)
+    return ExitVerdict(None, failed=False)
 
 
 def ros_args(params: dict) -> list[str]:
@@ -31,7 +56,7 @@ def ros_args(params: dict) -> list[str]:
     return command
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: SIGTERM this child when the launcher dies (even by SIGKILL), so no node outlives its graph;
     the steering node takes SIGTERM as its cue for a last zero-speed command."""
     try:
@@ -40,38 +65,48 @@ def _die_with_parent() -> None:
         pass
 
 
-def run_graph(nodes: list[tuple[str, dict]], main: str, name: str) -> int:
-    """Start `nodes` ([(module, params)]); when `main` exits, or on Ctrl-C, stop the rest. `main`'s exit code.
+def stop_as_launch_does(processes: list[subprocess.Popen]) -> None:
+    """SIGINT to each running process; SIGTERM to those still running after 5 s, SIGKILL 5 s later."""
+    for sig, wait in ((signal.SIGINT, SIGTERM_AFTER), (signal.SIGTERM, SIGKILL_AFTER), (signal.SIGKILL, 0.0)):
+        running = [p for p in processes if p.poll() is None]
+        for process in running:
+            process.send_signal(sig)
+        end = time.monotonic() + wait
+        while any(p.poll() is None for p in running) and time.monotonic() < end:
+            time.sleep(0.05)
+    for process in processes:
+        process.wait()
 
-    Children get SIGINT (their stop path: the steering node's last zero-speed command, the
-    evaluator's report), then SIGKILL after 30 s.
+
+def run_graph(nodes: list[tuple[str, dict]], main: str, name: str) -> int:
+    """Start `nodes` ([(module, params)]) and watch them; stop all when `main` exits, a node dies or on Ctrl-C.
+
+    The exit status: `main`'s, or 1 if another node died first. Each node chooses its DDS transport itself
+    (conventions.init_keeping_signals), as under `ros2 launch`.
     """
     # Ctrl-C and a supervisor's SIGTERM stop the graph, even when a shell started us in the background
     # (SIGINT inherited ignored, so Python would install no handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", LOCAL_TRANSPORTS)
-    processes = {module: subprocess.Popen([sys.executable, "-m", module, *ros_args(params)], env=env,
-                                          preexec_fn=_die_with_parent)
+    processes = {module: subprocess.Popen([sys.executable, "-u", "-m", module, *ros_args(params)],
+                                          preexec_fn=die_with_parent)
                  for module, params in nodes}  # fmt: skip
-    leader = processes[main]
+    status = None
     try:
-        while leader.poll() is None:
+        while status is None:
             for module, process in processes.items():
-                if module != main and process.poll() not in (None, 0):
-                    print(f"{name}: {module} exited early (see its message above)", file=sys.stderr)
-                    leader.send_signal(signal.SIGINT)
+                if process.poll() is None:
+                    continue
+                verdict = exit_verdict(module.rsplit(".", 1)[-1], process.returncode, module == main)
+                if verdict.reason is not None:
+                    if verdict.failed:
+                        print(f"{name}: {verdict.reason}", file=sys.stderr)
+                    status = process.returncode if module == main else 1
                     break
-            time.sleep(0.2)
+            else:
+                time.sleep(0.2)
     except KeyboardInterrupt:
         pass
-    for process in processes.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for process in processes.values():
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return leader.returncode if leader.returncode is not None else 1
+    stop_as_launch_does(list(processes.values()))
+    leader = processes[main].returncode
+    return status if status is not None else (leader if leader is not None else 1)

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""The README's node + camera pair, started as steering.launch.py starts them: are the frames delivered?
+
+The steering node runs with the command launch_ros would give it (test/launch_reader.py reads
+launch/steering.launch.py without `launch`), the camera as `camera_publisher --ros-args -p
+source:=synthetic -p rate:=20.0 -p width:=640 -p height:=480 -p frames:=N`; each chooses its
+DDS transport itself, as under `ros2 launch` / `ros2 run` with nothing set. A third process counts
+the node's outputs (steering_angle, one per processed frame). Run once under the default
+discovery range and once under ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST.
+frames_received_ratio = frames the node answered / frames the camera published (the camera starts
+once the node's subscription is matched); watchdog_stops = the node's "no camera frame" stops
+while the camera ran. Target: ratio >= 0.95 and 0 stops under both ranges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "test"))  # the launch-file reader the tests use
+
+
+def count_outputs(seconds: float) -> None:
+    """Role `counter`: count distinct steering_angle stamps until SIGINT or `seconds`; print the count."""
+    import rclpy
+    from sensor_msgs.msg import JointState
+
+    from qattn_ros.ros.conventions import init_keeping_signals
+
+    init_keeping_signals(None)
+    node = rclpy.create_node("bench_counter")
+    stamps = set()
+    node.create_subscription(
+        JointState, "steering_angle", lambda m: stamps.add((m.header.stamp.sec, m.header.stamp.nanosec)), 100
+    )
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except KeyboardInterrupt:
+        pass
+    print(f"outputs {len(stamps)}", flush=True)
+    rclpy.try_shutdown()
+
+
+def wait_for(process: subprocess.Popen, log: Path, pattern: str, timeout: float) -> re.Match:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if match := re.search(pattern, log.read_text(errors="replace")):
+            return match
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise RuntimeError(f"no {pattern!r} in {log.name} after {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def run_pair(checkpoint: str, discovery_range: str, frames: int, rate: float, folder: Path) -> dict:
+    import launch_reader
+
+    from qattn_ros.ros.dds_domain import claim_domain_id
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTDDS_", "FASTRTPS_", "ROS_AUTOMATIC"))}
+    env |= {"ROS_DOMAIN_ID": str(claim_domain_id()), "PYTHONUNBUFFERED": "1"}
+    if discovery_range != "default":
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = discovery_range
+    launched = launch_reader.load(ROOT / "launch" / "steering.launch.py", {"checkpoint": checkpoint, "device": "cpu"})
+    node_command = launched.node("qattn_steering").command(folder, launch_reader.entry_points())
+    logs = {name: folder / f"{discovery_range}_{name}.log" for name in ("node", "camera", "counter")}
+    started = []
+
+    def start(name: str, command: list[str]) -> subprocess.Popen:
+        process = subprocess.Popen(command, env=env, stdout=logs[name].open("w"), stderr=subprocess.STDOUT)
+        started.append(process)
+        return process
+
+    try:
+        node = start("node", node_command)
+        wait_for(node, logs["node"], r"active: commanding", 180)
+        counter = start("counter", [sys.executable, "-m", "benchmarks.launch_pair", "--role", "counter"])
+        wait_for(counter, logs["counter"], r"DDS transport", 60)
+        time.sleep(2.0)  # the counter's subscription matched before the first frame
+        camera = start("camera", [sys.executable, "-m", "qattn_ros.ros.camera_publisher", "--ros-args",
+                                  "-p", "source:=synthetic", "-p", f"rate:={rate}", "-p", "width:=640",
+                                  "-p", "height:=480", "-p", f"frames:={frames}"])  # fmt: skip
+        node_log_start = len(logs["node"].read_text(errors="replace"))
+        camera.wait(timeout=frames / rate * 3 + 120)
+        node_log = logs["node"].read_text(errors="replace")[node_log_start:]
+        time.sleep(2.0)  # the last answers
+        counter.send_signal(signal.SIGINT)
+        counter.wait(timeout=30)
+        published = wait_for(camera, logs["camera"], r"published (\d+) frames in ([\d.]+) s", 5)
+        answered = int(wait_for(counter, logs["counter"], r"outputs (\d+)", 5)[1])
+        transport = wait_for(node, logs["node"], r"(DDS transport: [^\n]*)", 5)[1]
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return {
+        "discovery_range": discovery_range,
+        "frames_published": int(published[1]),
+        "camera_seconds": float(published[2]),
+        "frames_answered": answered,
+        "frames_received_ratio": round(answered / max(int(published[1]), 1), 4),
+        "watchdog_stops": node_log.count("no camera frame for"),
+        "node_transport": transport,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--role", choices=("bench", "counter"), default="bench")
+    parser.add_argument("--checkpoint", default="runs/demo/quant_sign/best.safetensors")
+    parser.add_argument("--seconds", type=float, default=60.0, help="camera time per discovery range")
+    parser.add_argument("--rate", type=float, default=20.0)
+    args = parser.parse_args()
+    if args.role == "counter":
+        count_outputs(args.seconds * 10 + 600)
+        return 0
+    from benchmarks.record import record
+
+    frames = round(args.seconds * args.rate)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [run_pair(args.checkpoint, r, frames, args.rate, Path(tmp)) for r in ("default", "LOCALHOST")]
+    summary = {f"{run['discovery_range']}_{key}": run[key] for run in runs
+               for key in ("frames_received_ratio", "watchdog_stops", "frames_published")}  # fmt: skip
+    summary["target_met"] = all(r["frames_received_ratio"] >= 0.95 and r["watchdog_stops"] == 0 for r in runs)
+    record("launch_pair", summary, checkpoint=args.checkpoint, camera="synthetic 640x480 rgb8", rate_hz=args.rate,
+           seconds=args.seconds, runs=runs)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The DDS transport the package's nodes choose: the user's choice kept, and large frames delivered to plain tools."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from processes import output, spawn
+
+from qattn_ros.ros.dds_domain import claim_domain_id
+from qattn_ros.ros.dds_transport import apply_transport, choose_transport, write_profile
+from qattn_ros.ros.graph import stop_as_launch_does
+
+NS = {"dds": "http://www.eprosima.com"}
+
+
+def _profile(choice) -> ET.Element:
+    return ET.fromstring(choice.profile)
+
+
+def test_default_range_gets_large_shared_memory_and_udp(tmp_path) -> None:
+    choice = choose_transport({}, tmp_path)
+    root = _profile(choice)
+    shm = root.find(".//dds:transport_descriptor[dds:type='SHM']", NS)
+    assert int(shm.find("dds:segment_size", NS).text) >= 8 * 1024 * 1024
+    assert int(shm.find("dds:maxMessageSize", NS).text) > 640 * 480 * 3, "a 640x480 rgb8 frame in one message"
+    assert root.find(".//dds:transport_descriptor[dds:type='UDPv4']", NS) is not None, "other hosts, discovery"
+    assert root.find(".//dds:useBuiltinTransports", NS).text == "false"
+    assert root.find(".//dds:initialPeersList", NS) is None and not choice.environment, "discovery as usual"
+
+
+@pytest.mark.parametrize("env", [{"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}, {"ROS_LOCALHOST_ONLY": "1"}])
+def test_localhost_is_kept_by_the_profile_not_by_rmw(env, tmp_path) -> None:
+    choice = choose_transport(env, tmp_path)
+    root = _profile(choice)
+    assert root.find(".//dds:initialPeersList//dds:address", NS).text == "127.0.0.1"
+    assert root.find(".//dds:metatrafficUnicastLocatorList", NS) is not None, "no multicast"
+    assert choice.environment == {"ROS_AUTOMATIC_DISCOVERY_RANGE": "SYSTEM_DEFAULT", "ROS_LOCALHOST_ONLY": None}
+    assert "LOCALHOST" in choice.message and not choice.warning
+
+
+@pytest.mark.parametrize(
+    "env, says",
+    [
+        ({"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"}, "yours, FASTDDS_BUILTIN_TRANSPORTS=UDPv4"),
+        ({"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my.xml"}, "yours, the Fast DDS XML profile /etc/my.xml"),
+        ({"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/old.xml"}, "yours, the Fast DDS XML profile /etc/old.xml"),
+        ({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, "left to rmw_cyclonedds_cpp"),
+        ({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp", "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}, "left to rmw_c"),
+    ],
+)
+def test_a_users_own_choice_is_kept(env, says, tmp_path) -> None:
+    choice = choose_transport(env, tmp_path)
+    assert choice.profile is None and not choice.environment and says in choice.message and not choice.warning
+
+
+def test_a_profile_in_the_working_folder_is_the_users(tmp_path) -> None:
+    (tmp_path / "DEFAULT_FASTDDS_PROFILES.xml").write_text("<dds/>")
+    choice = choose_transport({}, tmp_path)
+    assert choice.profile is None and str(tmp_path / "DEFAULT_FASTDDS_PROFILES.xml") in choice.message
+
+
+def test_builtin_transports_under_localhost_are_said_to_have_no_effect(tmp_path) -> None:
+    choice = choose_transport(
+        {"FASTDDS_BUILTIN_TRANSPORTS": "SHM", "ROS_AUTOMATIC_DISCOVERY_RANGE": "localhost"}, tmp_path
+    )
+    assert choice.warning and "has no effect" in choice.message and choice.profile is None
+
+
+def test_applied_once_inherited_by_the_processes_it_starts(tmp_path) -> None:
+    env = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    first = apply_transport(env)
+    assert Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]).read_text() == first.profile
+    assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SYSTEM_DEFAULT"
+    child = choose_transport(dict(env), tmp_path)
+    assert child.profile is None and "qattn_ros's profile" in child.message
+    assert write_profile(first.profile) == Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]), "one file per content"
+
+
+# What a user's own tool does (`ros2 topic echo`, RViz): rclpy with nothing set but the discovery range
+PLAIN_SUBSCRIBER = """
+import time, rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+rclpy.init()
+node = rclpy.create_node("plain_tool")
+got = []
+node.create_subscription(Image, "/image", lambda m: got.append(m.width), QoSProfile(depth=5,
+                         reliability=ReliabilityPolicy.BEST_EFFORT))
+end = time.monotonic() + 90
+while len(got) < 10 and time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
+print("frames", len(got), "widths", set(got), flush=True)
+"""
+
+
+@pytest.mark.parametrize("discovery_range", ["", "LOCALHOST"])
+def test_a_plain_tool_receives_640x480_frames_from_a_package_node(discovery_range, tmp_path) -> None:
+    """The package's camera (its own transport choice) and a tool with none: discovered, and whole frames arrive."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTDDS_", "FASTRTPS_", "ROS_AUTOMATIC"))}
+    env |= {"ROS_DOMAIN_ID": str(claim_domain_id()), "PYTHONUNBUFFERED": "1"}
+    if discovery_range:
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = discovery_range
+    camera = spawn([sys.executable, "-m", "qattn_ros.ros.camera_publisher", "--ros-args", "-p", "width:=640",
+                    "-p", "height:=480", "-p", "rate:=10.0"], env=env, cwd=tmp_path)  # fmt: skip
+    try:
+        tool = subprocess.run([sys.executable, "-c", PLAIN_SUBSCRIBER], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=240)  # fmt: skip
+    finally:
+        stop_as_launch_does([camera])
+    assert "frames 10 widths {640}" in tool.stdout, tool.stdout + tool.stderr[-2000:] + output(camera)[-2000:]
+    assert output(camera).count("DDS transport: shared memory") == 1, "said once"
