@@ -2,7 +2,7 @@
 """Replay evaluation speed: the whole lockstep graph against offline evaluation of the same frames,
 under both discovery ranges and with a CPU hog on one core.
 
-    python -m benchmarks.replay_throughput [--frames 60 --steps 50]
+    python -m benchmarks.replay_throughput [--frames 80 --steps 50]
 
 Both evaluate the same Udacity-layout ROS 1 bag (640x480 jpeg) with the same checkpoint and
 methods (the attention and the random floor, deletion and insertion). Offline:
@@ -76,7 +76,7 @@ def replay_run(bag: str, checkpoint: str, folder: Path, args: argparse.Namespace
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--frames", type=int, default=80)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
@@ -114,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     record("replay_throughput", summary, steps=args.steps, methods=["attention", "random"], camera="640x480 jpeg",
            hog="a busy loop pinned to core 0 (loaded: offline and replay both under it)", runs=runs)  # fmt: skip
-    print(json.dumps(summary, indent=2))
     return 0
 
 
