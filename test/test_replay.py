@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from checkpoints import random_checkpoint
 from processes import finish, output, spawn
 from ros_harness import ROOT
 from rosbags.highlevel import AnyReader
@@ -18,9 +18,6 @@ from rosbags.highlevel import AnyReader
 from qattn_ros.data.simlog import write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.data.writers import write_udacity_bag
-from qattn_ros.model import ModelConfig, SteeringNet
-from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros import replay
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.graph import ros_args
@@ -38,14 +35,9 @@ def env() -> dict:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    model = SteeringNet(ModelConfig(variant="quant_sign")).eval()
-    model.calibrate(torch.randn(8, 3, 80, 160))
     # trained on a car with another steering ratio than the player's default 14.8: the ground truth must come back
     # in the recorded unit all the same
-    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="steering_wheel_rad",
-                          positive_is_left=True, vehicle=VehicleGeometry(16.0, 2.85))  # fmt: skip
-    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model", model, info))
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt"), vehicle=VehicleGeometry(16.0, 2.85))
 
 
 @pytest.fixture(scope="module")
@@ -267,12 +259,7 @@ def test_bad_bags_are_refused_naming_the_problem(sources, tmp_path, env) -> None
 
 def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, tmp_path) -> None:
     """The evaluator checks each published steering against its own model's prediction for that frame."""
-    torch.manual_seed(1)
-    other = SteeringNet(ModelConfig(variant="quant_sign")).eval()
-    other.calibrate(torch.randn(8, 3, 80, 160))
-    info = CheckpointInfo(model=other.config, preprocessing=Preprocessing(), steering_unit="steering_wheel_rad",
-                          positive_is_left=True)  # fmt: skip
-    other_path = str(save_checkpoint(tmp_path / "other", other, info))
+    other_path = random_checkpoint(tmp_path, seed=1, vehicle=VehicleGeometry(16.0, 2.85))
     graph = [("bag_player", {"source": sources["ros1"], "progress": False}),
              ("steering_node", {"checkpoint": other_path, "device": "cpu", "reliability": "reliable"}),
              ("replay_evaluator", {"checkpoint": checkpoint, "out": str(tmp_path / "out"), "device": "cpu",

@@ -7,15 +7,12 @@ import threading
 
 import numpy as np
 import pytest
-import torch
+from checkpoints import random_checkpoint
 
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.explain.engine import EvalSettings
-from qattn_ros.model import ModelConfig, SteeringNet
-from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
 from qattn_ros.pairing import Pending
 from qattn_ros.predictor import SteeringPredictor
-from qattn_ros.preprocess import Preprocessing
 from qattn_ros.replay_evaluation import PIECE_IMAGES, OnlineEvaluation
 from qattn_ros.units import VehicleGeometry, to_wheel_angle
 
@@ -25,12 +22,7 @@ CHECKPOINT_VEHICLE = VehicleGeometry(16.0, 2.85)
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory) -> SteeringPredictor:
-    torch.manual_seed(0)
-    model = SteeringNet(ModelConfig(variant="quant_sign")).eval()
-    model.calibrate(torch.randn(8, 3, 80, 160))
-    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="steering_wheel_rad",
-                          positive_is_left=True, vehicle=CHECKPOINT_VEHICLE)  # fmt: skip
-    return SteeringPredictor(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model", model, info), "cpu")
+    return SteeringPredictor(random_checkpoint(tmp_path_factory.mktemp("ckpt"), vehicle=CHECKPOINT_VEHICLE), "cpu")
 
 
 def _work(predictor, folder, every: int = 1) -> OnlineEvaluation:

@@ -11,16 +11,13 @@ import time
 import numpy as np
 import pytest
 import rclpy
-import torch
+from checkpoints import random_checkpoint
 from geometry_msgs.msg import TwistStamped
 from processes import finish, spawn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 
 from qattn_ros.errors import ConfigError
-from qattn_ros.model import ModelConfig, SteeringNet
-from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros import sim_drive
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.graph import ros_args
@@ -203,12 +200,7 @@ def test_realtime_counts_late_commands_and_the_first_frame_is_no_timeout(ros, tm
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    model = SteeringNet(ModelConfig(variant="quant_sign")).eval()
-    model.calibrate(torch.randn(8, 3, 80, 160))
-    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="steering_wheel_rad",
-                          positive_is_left=True)  # fmt: skip
-    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model", model, info))
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 def _sim_graph(checkpoint: str, report, domain: int, camera_timeout: float | None) -> str:
