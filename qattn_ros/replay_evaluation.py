@@ -23,11 +23,41 @@ import torch
 from .explain.engine import EvalSettings, append_rows, done_frames, drop_torn_tail, evaluate_group
 from .explain.report import plot_overlays, write_report
 from .explain.saliency import saliency, upsample_attention
+from .model.checkpoint import CheckpointInfo
 from .pairing import Pending
 from .predictor import SteeringPredictor, exact_float32
-from .units import VehicleGeometry, from_wheel_angle
+from .units import VehicleGeometry, from_wheel_angle, to_wheel_angle
 
 PIECE_IMAGES = 256  # perturbed images per piece of work saved together (~1 s on 2 cores)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """How the player made the ground-truth wheel angle from the recorded steering (it says so in its status)."""
+
+    steering_unit: str
+    positive_is_left: bool
+    vehicle: VehicleGeometry
+
+    @classmethod
+    def from_status(cls, status: dict) -> Recorded | None:
+        if not {"steering_unit", "positive_is_left", "vehicle"} <= status.keys():
+            return None  # not our player (ros2 bag play): the truth is taken in the checkpoint's geometry
+        return cls(status["steering_unit"], bool(status["positive_is_left"]), VehicleGeometry(**status["vehicle"]))
+
+
+def target(truth: float, recorded: Recorded | None, info: CheckpointInfo) -> float:
+    """The ground truth in the checkpoint's unit, exactly as offline evaluation labels the same frame: back to the
+    recorded value with the player's geometry, then (only where the units differ) into the checkpoint's unit
+    with the checkpoint's geometry."""
+    unit, left, vehicle = info.steering_unit, info.positive_is_left, info.vehicle
+    if recorded is None:
+        return from_wheel_angle(truth, unit, left, vehicle)
+    value = from_wheel_angle(truth, recorded.steering_unit, recorded.positive_is_left, recorded.vehicle)
+    if (recorded.steering_unit, recorded.positive_is_left) == (unit, left):
+        return value
+    return from_wheel_angle(to_wheel_angle(value, recorded.steering_unit, recorded.positive_is_left, vehicle),
+                            unit, left, vehicle)  # fmt: skip
 
 
 class Stopped(Exception):
@@ -105,24 +135,23 @@ class OnlineEvaluation:
                 chosen.append((index, entry, self.predictor.preprocessing.to_model_uint8(rgb)))
         return chosen
 
-    def evaluate(self, chosen: list[tuple[int, Pending, np.ndarray]], vehicle: VehicleGeometry | None,
+    def evaluate(self, chosen: list[tuple[int, Pending, np.ndarray]], recorded: Recorded | None,
                  stopped: Callable[[], bool]) -> None:  # fmt: skip
-        """In pieces, each saved as it ends, until `stopped()` (checked before each forward pass). `vehicle`: the
-        geometry the ground truth was converted to a wheel angle with (the player's), None for the checkpoint's."""
+        """In pieces, each saved as it ends, until `stopped()` (checked before each forward pass). `recorded`: how
+        the player converted the ground truth (None: not our player)."""
         size = max(1, PIECE_IMAGES // (self.settings.steps + 1))
         try:
             for start in range(0, len(chosen), size):
-                self._piece(chosen[start : start + size], vehicle or self.predictor.info.vehicle, stopped)
+                self._piece(chosen[start : start + size], recorded, stopped)
         except Stopped:
             return
 
-    def _piece(self, chosen: list[tuple[int, Pending, np.ndarray]], vehicle: VehicleGeometry,
+    def _piece(self, chosen: list[tuple[int, Pending, np.ndarray]], recorded: Recorded | None,
                stopped: Callable[[], bool]) -> None:  # fmt: skip
-        predictor, info = self.predictor, self.predictor.info
+        predictor = self.predictor
         ids = np.asarray([index for index, _, _ in chosen], np.int64)
         images = [image for _, _, image in chosen]
-        truth = np.asarray([from_wheel_angle(e.parts["truth"], info.steering_unit, info.positive_is_left, vehicle)
-                            for _, e, _ in chosen])  # fmt: skip
+        truth = np.asarray([target(e.parts["truth"], recorded, predictor.info) for _, e, _ in chosen])
         published = [e.parts["steering"] for _, e, _ in chosen]
         with exact_float32():
             x = predictor.normalize(np.stack(images))

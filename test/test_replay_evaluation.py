@@ -13,7 +13,7 @@ from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.explain.engine import EvalSettings
 from qattn_ros.pairing import Pending
 from qattn_ros.predictor import SteeringPredictor
-from qattn_ros.replay_evaluation import PIECE_IMAGES, OnlineEvaluation
+from qattn_ros.replay_evaluation import PIECE_IMAGES, OnlineEvaluation, Recorded, target
 from qattn_ros.units import VehicleGeometry, to_wheel_angle
 
 STEPS = 4
@@ -55,13 +55,29 @@ def test_frames_are_named_by_the_players_index_and_truth_converted_with_its_geom
     assert [index for index, _, _ in chosen] == [100, 104, 108], "every 4th by source index, not by arrival"
     assert work.counts.not_selected == 3
     player = VehicleGeometry(14.8, 2.85)  # the player converted the recorded steering with this
-    work.evaluate(chosen, player, lambda: False)
+    work.evaluate(chosen, Recorded("steering_wheel_rad", True, player), lambda: False)
     rows = _rows(tmp_path / "attention.jsonl")
     assert sorted(rows) == [100, 104, 108]
     for k, index in enumerate([100, 104, 108]):
         recorded = 0.01 * (2 * k + 1) * player.steering_ratio  # wheel angle x the player's ratio
         assert rows[index]["target"] == pytest.approx(recorded, rel=1e-9), "not the checkpoint's 16"
     assert work.counts.evaluated == 3 and work.counts.steering_mismatch == 0
+
+
+def test_the_target_is_offline_evaluations_label_whatever_unit_the_recording_has(predictor) -> None:
+    """Recorded steering -> the player's wheel angle -> the checkpoint's unit equals offline's direct conversion:
+    the player's geometry undoes its own step, the checkpoint's converts between units (FrameSet's rule)."""
+    info, player = predictor.info, VehicleGeometry(14.8, 2.0)
+    cases = [("steering_wheel_rad", True, 1.6, 1.6), ("steering_wheel_rad", False, 1.6, -1.6),
+             ("wheel_rad", True, 0.1, 0.1 * CHECKPOINT_VEHICLE.steering_ratio),
+             ("sim_normalized", False, 0.5, -math.radians(12.5) * CHECKPOINT_VEHICLE.steering_ratio)]  # fmt: skip
+    for unit, left, recorded, expected in cases:
+        wheel = to_wheel_angle(recorded, unit, left, player)  # what the player publishes
+        assert target(wheel, Recorded(unit, left, player), info) == pytest.approx(expected, rel=1e-12), unit
+    assert target(0.1, None, info) == pytest.approx(1.6), "no player's word: the checkpoint's geometry"
+    status = {"steering_unit": "wheel_rad", "positive_is_left": True, "vehicle": {"steering_ratio": 14.8,
+              "wheelbase": 2.0}}  # fmt: skip
+    assert Recorded.from_status(status) == Recorded("wheel_rad", True, player) and Recorded.from_status({}) is None
 
 
 def test_without_a_player_index_frames_count_in_arrival_order(predictor, tmp_path) -> None:

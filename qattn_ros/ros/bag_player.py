@@ -25,7 +25,8 @@ the graph; one not even held after `answer_timeout` s means a dead graph (a node
 active) and ends the replay, saying which. mode `realtime`: frames go out at the recorded pace
 times `rate`; whatever the consumers miss is theirs to count. `start` and `duration` (s of
 recording) select a stretch. `steering_ratio` and `wheelbase` convert the recorded steering to
-a wheel angle; the status says them, and the evaluator converts back with the same.
+a wheel angle; the status says them and the recording's unit, and the evaluator converts back
+with the same before labelling the frame as offline evaluation would.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ class BagPlayer(Node):
         self.held: set[tuple[int, int]] = set()  # in at the evaluator, answer held back for room in its queue
         self.create_subscription(Header, "replay/ack", self._on_ack, IN_ORDER)
         self.status = {"state": "starting", "source": p["source"], "mode": p["mode"], "frames": 0, "played": 0,
-                       "held": 0, "reason": "", "indexes": True, "vehicle": self.vehicle.to_dict()}  # fmt: skip
+                       "held": 0, "reason": "", "indexes": True, "vehicle": self.vehicle.to_dict(),
+                       "steering_unit": self.source.steering_unit,
+                       "positive_is_left": self.source.positive_is_left}  # fmt: skip
 
     def _on_ack(self, msg: Header) -> None:
         if msg.frame_id == READY:

@@ -46,8 +46,7 @@ from ..errors import CheckpointError, ConfigError
 from ..explain.engine import EvalSettings
 from ..pairing import Pairing, Pending
 from ..predictor import SteeringPredictor
-from ..replay_evaluation import OnlineEvaluation
-from ..units import VehicleGeometry
+from ..replay_evaluation import OnlineEvaluation, Recorded
 from .bag_player import HELD, IN_ORDER, READY, frame_index
 from .conventions import LATCHED, init_keeping_signals, stamp_from_ns
 from .messages import image_to_rgb, steering_value
@@ -250,8 +249,7 @@ class ReplayEvaluator(Node):
     def _evaluate(self, group: list[Pending]) -> None:
         chosen = self.work.chosen(group, lambda msg: image_to_rgb(msg, self.p["max_pixels"]),
                                   self.get_logger().warning)  # fmt: skip
-        vehicle = VehicleGeometry(**self.player["vehicle"]) if "vehicle" in self.player else None
-        self.work.evaluate(chosen, vehicle, lambda: self.stopping == INTERRUPTED)
+        self.work.evaluate(chosen, Recorded.from_status(self.player), lambda: self.stopping == INTERRUPTED)
 
     # -- the end ---------------------------------------------------------------------------
     def finished(self) -> bool:
