@@ -139,10 +139,14 @@ def _drive(domain: int, policy, tmp_path, name: str, behind: bool = False, **par
     end = time.monotonic() + 240
     while process.poll() is None and time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.01)
-    output = finish(process, 30)
+    ended_by_us = process.poll() is None
+    if ended_by_us:  # a run that never ends fails the test, and leaves no simulator behind
+        process.kill()
+    log = finish(process, 30)
     node.destroy_node()
+    assert not ended_by_us, f"the simulator did not end within 240 s:\n{log[-2000:]}"
     results = json.loads((tmp_path / name / "results.json").read_text())["drivers"]["node"]
-    return results, output
+    return results, log
 
 
 def test_pursuit_on_ground_truth_drives_a_curvy_held_out_road(ros, tmp_path) -> None:
