@@ -121,6 +121,7 @@ def test_ctrl_c_under_launch_keeps_every_finished_frame_within_5_s_and_a_rerun_r
     """ros2 launch on Ctrl-C: SIGINT to every node, SIGTERM 5 s later to those still running, SIGKILL 5 s after.
     The evaluator (default group of 32 frames, ~8 s of work) must write its whole report before the SIGTERM."""
     out = tmp_path / "replay"
+    env = {**env, "ROS_DOMAIN_ID": str(claim_domain_id())}  # a node killed here must not haunt the next tests
     processes = _graph(sources, checkpoint, out, env)
     results = out / "node" / "attention.jsonl"
     end = time.monotonic() + 180

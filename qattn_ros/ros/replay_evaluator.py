@@ -326,12 +326,12 @@ def main(args: list[str] | None = None) -> int:
         print(f"qattn_replay_evaluator: {why}; the report holds what was evaluated (last frame {where}); "
               "rerun to resume", file=sys.stderr)  # fmt: skip
     code = 0 if complete else 1
-    if why == INTERRUPTED:  # everything is saved and a supervisor is counting: skip the seconds of teardown
+    node.destroy_node()  # the graph learns at once that the evaluator is gone
+    rclpy.try_shutdown()
+    if why == INTERRUPTED:  # everything is saved and a supervisor is counting: skip the interpreter's teardown
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    node.destroy_node()
-    rclpy.try_shutdown()
     return code
 
 
