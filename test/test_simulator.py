@@ -3,18 +3,22 @@
 import json
 import math
 import os
+import signal
+import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
 import rclpy
+from checkpoints import random_checkpoint
 from geometry_msgs.msg import TwistStamped
 from processes import finish, spawn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 
 from qattn_ros.errors import ConfigError
+from qattn_ros.ros import sim_drive
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.graph import ros_args
 from qattn_ros.ros.messages import steering_value
@@ -92,10 +96,11 @@ def test_bad_config_is_refused() -> None:
 
 # -- the node, over real rclpy --------------------------------------------------------------------
 class Driver:
-    """A test-side driver: answers each camera frame with a cmd_vel carrying its stamp."""
+    """A test-side driver: answers each camera frame with a cmd_vel carrying its stamp (`behind`: the stamp of
+    the frame before, as a driver that always answers one frame late)."""
 
-    def __init__(self, node, policy) -> None:
-        self.node, self.policy, self.answered = node, policy, 0
+    def __init__(self, node, policy, behind: bool = False) -> None:
+        self.node, self.policy, self.answered, self.behind, self.previous = node, policy, 0, behind, None
         self.pub = node.create_publisher(TwistStamped, "cmd_vel", RELIABLE)
         node.create_subscription(JointState, "ground_truth/steering_angle", self._on_truth, RELIABLE)
 
@@ -105,7 +110,9 @@ class Driver:
             return
         speed, angle = decision
         command = TwistStamped()
-        command.header = msg.header
+        command.header, self.previous = (self.previous, msg.header) if self.behind else (msg.header, None)
+        if command.header is None:
+            return
         command.twist.linear.x = speed
         command.twist.angular.z = speed * math.tan(angle) / WHEELBASE if math.isfinite(angle) else angle
         self.pub.publish(command)
@@ -120,10 +127,10 @@ def ros():
     rclpy.shutdown()
 
 
-def _drive(domain: int, policy, tmp_path, name: str, **params) -> tuple[dict, str]:
+def _drive(domain: int, policy, tmp_path, name: str, behind: bool = False, **params) -> tuple[dict, str]:
     """Run the simulator node in its own process with `policy` driving; (report summary, its output)."""
     node = rclpy.create_node(f"driver_{name}")
-    Driver(node, policy)
+    Driver(node, policy, behind)
     # the driver needs a camera subscription for the simulator to start
     node.create_subscription(Image, "image", lambda m: None, RELIABLE)
     settings = {"track_seed": HELD_OUT_SEEDS[0], "length_km": 0.4, "report": str(tmp_path / name), **params}
@@ -132,10 +139,14 @@ def _drive(domain: int, policy, tmp_path, name: str, **params) -> tuple[dict, st
     end = time.monotonic() + 240
     while process.poll() is None and time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.01)
-    output = finish(process, 30)
+    ended_by_us = process.poll() is None
+    if ended_by_us:  # a run that never ends fails the test, and leaves no simulator behind
+        process.kill()
+    log = finish(process, 30)
     node.destroy_node()
+    assert not ended_by_us, f"the simulator did not end within 240 s:\n{log[-2000:]}"
     results = json.loads((tmp_path / name / "results.json").read_text())["drivers"]["node"]
-    return results, output
+    return results, log
 
 
 def test_pursuit_on_ground_truth_drives_a_curvy_held_out_road(ros, tmp_path) -> None:
@@ -171,3 +182,60 @@ def test_silence_stops_the_car_and_says_so(ros, tmp_path) -> None:
     assert "no command for 1.0 s: car stopped" in output
     assert summary["command_timeouts"] == 1 and summary["stopped_steps"] == 10 and summary["steps"] == 30
     assert summary["km"] == pytest.approx(20 * SPEED / 20 / 1000, rel=0.05), "it moved while commanded, then not"
+
+
+def test_a_driver_at_speed_zero_stalls_and_the_run_ends(ros, tmp_path) -> None:
+    """Zero speed (a paused node, --speed 0, a clamped negative speed): no duration set, the run still ends."""
+    summary, output = _drive(ros, lambda i, truth: (0.0, truth), tmp_path, "parked", stall_timeout=2.0)
+    assert not summary["complete"] and summary["ended"].startswith("stalled: the car moved 0.00 m in 2.0 s"), output
+    assert summary["steps"] == 40 and summary["km"] == 0.0 and "ended early: stalled" in output
+
+
+def test_realtime_counts_late_commands_and_the_first_frame_is_no_timeout(ros, tmp_path) -> None:
+    """Real time, a driver that always answers one frame late: every command it sends is late, the car drives on
+    them, and the frame before its first answer is a stopped step, not a command timeout."""
+    summary, output = _drive(ros, lambda i, truth: (SPEED, truth), tmp_path, "late", behind=True, mode="realtime",
+                             duration=1.0)  # fmt: skip
+    assert summary["complete"] and summary["steps"] == 20, output[-2000:]
+    assert summary["command_timeouts"] == 0 and "car stopped" not in output
+    assert summary["late_commands"] >= 1 and summary["late_commands"] + summary["stopped_steps"] == 20
+    assert summary["km"] > 0
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> str:
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt"))
+
+
+def _sim_graph(checkpoint: str, report, domain: int, camera_timeout: float | None) -> str:
+    """The graph qattn_sim starts (its executables and parameters), until the simulator exits; its output."""
+    argv = ["--checkpoint", checkpoint, "--km", "0.05", "--device", "cpu", "--report", str(report)]
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain)}
+    if camera_timeout is None:
+        return subprocess.run([sys.executable, "-m", "qattn_ros.ros.sim_drive", *argv], env=env, capture_output=True,
+                              text=True, timeout=300).stderr  # fmt: skip
+    nodes = sim_drive.graph(sim_drive.parse_args(argv))
+    nodes[1][1]["camera_timeout"] = camera_timeout
+    processes = [spawn([sys.executable, "-m", module, *ros_args(params)], env=env) for (_, module, _), params in nodes]
+    try:
+        processes[0].wait(timeout=300)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+    return "\n".join(finish(process, 60) for process in processes)
+
+
+def test_two_qattn_sim_runs_with_the_node_drive_the_same(checkpoint, tmp_path) -> None:
+    """Lockstep with qattn_steering in the loop is deterministic: qattn_sim's own run and one where the node's
+    watchdog fires at every pause longer than 0.05 s (its stops, stamped with the node's sim clock, must never
+    pass for the answer to a frame) give byte-identical drives, and the car moves from the first step."""
+    domain = claim_domain_id()
+    log_a = _sim_graph(checkpoint, tmp_path / "a", domain, None)
+    log_b = _sim_graph(checkpoint, tmp_path / "b", domain, camera_timeout=0.05)
+    a, b = ((tmp_path / n / "drive.csv").read_text() for n in "ab")
+    assert len(a.splitlines()) > 60, log_a[-3000:]
+    assert a == b, log_b[-3000:]
+    first = a.splitlines()[1].split(",")
+    assert float(first[1]) == pytest.approx(0.75, rel=0.02), "15 m/s for 0.05 s: no stop taken for frame 1"
+    summary = json.loads((tmp_path / "b" / "results.json").read_text())["drivers"]["node"]
+    assert summary["complete"] and summary["stopped_steps"] == 0

@@ -13,11 +13,20 @@ the readers that training used), `ground_truth/steering_angle` (sensor_msgs/Join
 (the frame's stamp, for nodes with use_sim_time) and `replay/status` (std_msgs/String, JSON,
 latched: the first frame's index in the source, frames to play, state).
 
+`replay/frame` (std_msgs/Header: the frame's stamp, frame_id = its index in the source) lets
+the evaluator name each frame by where it is in the recording, whatever was lost before it.
+
 mode `lockstep`: the next frame goes out when `replay/ack` (std_msgs/Header, from the
-evaluator) has answered for the last one: nothing is dropped, every run gives the same result
-on any machine. A frame neither answered nor held (`frame_id` "held") within `resend_after` s
-is sent again. mode `realtime`: frames go out at the recorded pace times `rate`; whatever the
-consumers miss is theirs to count. `start` and `duration` (s of recording) select a stretch.
+evaluator) has answered for the last one. Delivery is reliable and keeps every sample, so
+nothing is ever sent twice and no timing decides anything: every run gives the same result on
+any machine, under any discovery range or load. A frame the evaluator holds (`frame_id`
+"held": it is in, the evaluation queue is full) is waited for as long as the evaluator is in
+the graph; one not even held after `answer_timeout` s means a dead graph (a node gone or not
+active) and ends the replay, saying which. mode `realtime`: frames go out at the recorded pace
+times `rate`; whatever the consumers miss is theirs to count. `start` and `duration` (s of
+recording) select a stretch. `steering_ratio` and `wheelbase` convert the recorded steering to
+a wheel angle; the status says them and the recording's unit, and the evaluator converts back
+with the same before labelling the frame as offline evaluation would.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from collections.abc import Iterator
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
@@ -54,15 +63,22 @@ DEFAULTS = {
     "frame_id": "camera",
     "subscribers": 2,
     "answer_timeout": 20.0,
-    "resend_after": 1.0,
     "startup_timeout": 60.0,
     "steering_ratio": DEFAULT_VEHICLE.steering_ratio,
     "wheelbase": DEFAULT_VEHICLE.wheelbase,
     "progress": True,
 }
 MODES = ("lockstep", "realtime")
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # a busy reader catches up
+# every sample delivered, in order, none replaced by a newer one: lockstep needs no re-sending
+IN_ORDER = QoSProfile(depth=1, history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 HELD = "held"  # frame_id of a `replay/ack` that says: the frame is in, its answer waits for room in the queue
+READY = "ready"  # frame_id of the evaluator's `replay/ack` that says: every input is heard, start playing
+GONE_AFTER_S = 2.0  # a node absent from the graph this long is gone
+
+
+def frame_index(msg: Header) -> int | None:
+    """The source index a `replay/frame` message carries; None if it carries none."""
+    return int(msg.frame_id) if msg.frame_id.isdigit() else None
 
 
 class PlayerError(RuntimeError):
@@ -87,28 +103,34 @@ class BagPlayer(Node):
         p = self.p
         if p["mode"] not in MODES:
             raise ConfigError(f"parameter mode={p['mode']!r}: expected one of {', '.join(MODES)}")
-        if (
-            min(p["rate"], p["answer_timeout"], p["resend_after"], p["startup_timeout"]) <= 0
-            or min(p["start"], p["duration"]) < 0
-        ):
-            raise ConfigError(
-                "parameters rate, answer_timeout, resend_after, startup_timeout must be > 0; start, duration >= 0"
-            )
+        if min(p["rate"], p["answer_timeout"], p["startup_timeout"]) <= 0 or min(p["start"], p["duration"]) < 0:
+            raise ConfigError("parameters rate, answer_timeout, startup_timeout must be > 0; start, duration >= 0")
         self.vehicle = VehicleGeometry(p["steering_ratio"], p["wheelbase"])
         self.source = open_source(source_spec(p["source"], p["bag_camera_topic"], p["bag_steering_topic"]))
-        self.pub_image = self.create_publisher(Image, "image", RELIABLE)
+        self.pub_image = self.create_publisher(Image, "image", IN_ORDER)
         self.pub_truth = self.create_publisher(type(steering_message(Header(), 0.0)), "ground_truth/steering_angle",
-                                               RELIABLE)  # fmt: skip
-        self.pub_clock = self.create_publisher(Clock, "/clock", RELIABLE)
+                                               IN_ORDER)  # fmt: skip
+        self.pub_index = self.create_publisher(Header, "replay/frame", IN_ORDER)
+        self.pub_clock = self.create_publisher(Clock, "/clock", IN_ORDER)
         self.pub_status = self.create_publisher(String, "replay/status", LATCHED)
+        self.ready = False  # the evaluator hears every input
+        self.seen: dict[str, float] = {}  # topic -> when it last had a publisher
         self.answered: set[tuple[int, int]] = set()
-        self.held: set[tuple[int, int]] = set()  # in at the evaluator, answer held back: no need to send again
-        self.create_subscription(Header, "replay/ack", self._on_ack, RELIABLE)
-        self.status = {"state": "starting", "source": p["source"], "mode": p["mode"],
-                       "frames": 0, "played": 0, "resent": 0, "reason": ""}  # fmt: skip
+        self.held: set[tuple[int, int]] = set()  # in at the evaluator, answer held back for room in its queue
+        self.create_subscription(Header, "replay/ack", self._on_ack, IN_ORDER)
+        self.status = {"state": "starting", "source": p["source"], "mode": p["mode"], "frames": 0, "played": 0,
+                       "held": 0, "reason": "", "indexes": True, "vehicle": self.vehicle.to_dict(),
+                       "steering_unit": self.source.steering_unit,
+                       "positive_is_left": self.source.positive_is_left}  # fmt: skip
 
     def _on_ack(self, msg: Header) -> None:
-        (self.held if msg.frame_id == HELD else self.answered).add((msg.stamp.sec, msg.stamp.nanosec))
+        if msg.frame_id == READY:
+            self.ready = True
+        elif msg.frame_id == HELD:
+            self.held.add((msg.stamp.sec, msg.stamp.nanosec))
+            self.status["held"] += 1
+        else:
+            self.answered.add((msg.stamp.sec, msg.stamp.nanosec))
 
     def publish_status(self, **changes) -> None:
         self.status.update(changes)
@@ -128,7 +150,7 @@ class BagPlayer(Node):
         end = time.monotonic() + self.p["startup_timeout"]
         while time.monotonic() < end:
             have = self.count_subscribers(self.pub_image.topic_name)
-            if have >= want and (0, 0) in self.answered:
+            if have >= want and self.ready:
                 self.spin_for(0.3)  # both ends of every connection matched
                 return
             self.spin_for(0.05)
@@ -137,7 +159,7 @@ class BagPlayer(Node):
             problems.append("no publisher on steering_angle: is qattn_steering running and active?")
         if not self.count_publishers("replay/ack"):
             problems.append("nothing publishes replay/ack: is the replay evaluator running?")
-        elif (0, 0) not in self.answered:
+        elif not self.ready:
             problems.append("the evaluator does not hear all of its inputs yet")
         raise PlayerError(f"the graph is not up after {self.p['startup_timeout']} s: {'; '.join(problems)}")
 
@@ -181,7 +203,7 @@ class BagPlayer(Node):
                 if p["mode"] == "realtime":
                     due = started + (record.stamp_ns - first_stamp) / 1e9 / p["rate"]
                     self.spin_for(max(0.0, due - time.monotonic()))
-                self.publish_frame(record)
+                self.publish_frame(record, index)
                 if p["mode"] == "lockstep":
                     self.wait_for_answer(record, played)
                 played += 1
@@ -195,36 +217,45 @@ class BagPlayer(Node):
         self.publish_status(state="done", played=played, frames=played)
         return played
 
-    def publish_frame(self, record: Record) -> None:
+    def publish_frame(self, record: Record, index: int) -> None:
         stamp = stamp_from_ns(record.stamp_ns)
         header = Header(stamp=stamp, frame_id=self.p["frame_id"])
         source = self.source
         truth = to_wheel_angle(record.steering, source.steering_unit, source.positive_is_left, self.vehicle)
         self.pub_clock.publish(Clock(clock=stamp))
         self.pub_truth.publish(steering_message(header, truth))
+        self.pub_index.publish(Header(stamp=stamp, frame_id=str(index)))
         self.pub_image.publish(fill_image(Image(), header, record.image, "rgb8"))
 
     def wait_for_answer(self, record: Record, played: int) -> None:
-        """Until the evaluator answers. A frame neither answered nor held after `resend_after` s is sent again:
-        a sample lost on the way (to the node, or the node's outputs to the evaluator) must not stall the replay;
-        the evaluator ignores repeats of what it has."""
+        """Until the evaluator answers. Nothing is sent again: delivery is reliable and keeps all. Held, the frame
+        waits as long as the evaluator is in the graph; not held after answer_timeout s, the graph is dead."""
         key = divmod(int(record.stamp_ns), 1_000_000_000)
         end = time.monotonic() + self.p["answer_timeout"]
-        again = time.monotonic() + self.p["resend_after"]
         while key not in self.answered:
-            if time.monotonic() > again and key not in self.held:
-                self.publish_frame(record)
-                self.status["resent"] += 1
-                again = time.monotonic() + self.p["resend_after"]
-            if time.monotonic() > end:
+            gone = self.gone()
+            if gone or (time.monotonic() > end and key not in self.held):
                 raise PlayerError(
-                    f"frame {played} (stamp {key[0]}.{key[1]:09d}) was not answered within {self.p['answer_timeout']} "
-                    "s: the evaluator got no steering_angle / attention/map for it; is qattn_steering running "
-                    "and active?"
-                )
+                    f"frame {played} (stamp {key[0]}.{key[1]:09d}) was not answered"
+                    + (f": {gone}" if gone else f" within {self.p['answer_timeout']} s: the evaluator got no "
+                       "steering_angle / attention/map for it; is qattn_steering running and active?")
+                )  # fmt: skip
             rclpy.spin_once(self, timeout_sec=0.005)
         self.answered.discard(key)
         self.held.discard(key)
+
+    def gone(self) -> str:
+        """Which consumer has left the graph (none on the topic it serves for GONE_AFTER_S), or ''."""
+        now = time.monotonic()
+        if now - self.seen.get("", 0.0) < 0.25:  # a graph query four times a second is enough
+            return ""
+        self.seen[""] = now
+        for topic, who in (("replay/ack", "the replay evaluator"), ("steering_angle", "qattn_steering")):
+            if self.count_publishers(topic):
+                self.seen[topic] = now
+            elif now - self.seen.setdefault(topic, now) > GONE_AFTER_S:
+                return f"{who} has left the graph (nothing publishes {topic})"
+        return ""
 
 
 def main(args: list[str] | None = None) -> int:

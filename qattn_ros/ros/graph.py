@@ -45,10 +45,13 @@ def exit_verdict(node: str, returncode: int, main: bool, done: str = "") -> Exit
 
 
 def ros_args(params: dict) -> list[str]:
-    """`--ros-args -p name:=value ...` for a parameter dict (booleans lower case, '' quoted)."""
+    """`--ros-args -p name:=value ...` for a parameter dict (booleans lower case, '' quoted; a string rcl would read
+    as a YAML mapping or list, such as a data source {kind: ...}, single-quoted so that it stays a string)."""
     command = ["--ros-args"]
     for key, value in params.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
+        if isinstance(value, str) and text.lstrip()[:1] in ("{", "["):
+            text = "'" + text.replace("'", "''") + "'"
         command += ["-p", f"{key}:={text if text != '' else repr('')}"]
     return command
 

@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=50, help="deletion / insertion steps")
     parser.add_argument("--group", type=int, default=32, help="frames evaluated (and saved) together")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--answer-timeout", type=float, default=20.0, help="s to wait for the graph's answer")
+    parser.add_argument("--answer-timeout", type=float, default=20.0, help="s unanswered (not held): a dead graph")
     parser.add_argument("--startup-timeout", type=float, default=60.0, help="s to wait for the graph to come up")
     parser.add_argument("--bag-camera-topic", default="", help="a ROS 2 bag's camera topic")
     parser.add_argument("--bag-steering-topic", default="", help="a ROS 2 bag's steering topic")

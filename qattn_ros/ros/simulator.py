@@ -15,12 +15,18 @@ offset m left of the lane centre, y = heading error rad, z = road curvature 1/m)
 `odom -> base_link` where tf2_msgs is installed (`/tf`).
 
 mode `lockstep`: the next step is taken when the command for the last frame (same stamp) has
-come: deterministic on any machine. mode `realtime`: steps at `rate` Hz with the newest
-command; one that arrives after its frame's period is counted late. Either way, no command
-for `command_timeout` s stops the car (said once, counted) until commands return. NaN or
-infinite commands brake; out-of-range ones are clamped; both are counted. At the end of the
-track, after `duration` s of simulated time or on Ctrl-C, it writes the closed-loop report to
-`report` (if set) and exits.
+come: deterministic on any machine. `/clock` then says the time of the last frame answered
+(it moves on once the command is in), so a command a driver sends on its own — a watchdog's
+stop, stamped with the driver's clock — can never pass for the answer to the frame in flight.
+mode `realtime`: steps at `rate` Hz with the newest command, `/clock` with each frame; a
+command stamped for an earlier frame is counted late. Either way, no command for
+`command_timeout` s stops the car (said once, counted) until commands return. NaN or infinite
+commands brake; out-of-range ones are clamped; both are counted. The run ends at the end of
+the track (complete), after `duration` s of simulated time (complete), when the car has not
+moved `stall_distance` m in `stall_timeout` s of simulated time (stalled: a zero speed, a
+paused or broken driver), when no driver publishes commands for `command_timeout` s (driver
+gone) or on Ctrl-C; it then writes the closed-loop report to `report` (if set) and exits, 0
+only when complete.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped, Vector3Stamped
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -75,6 +82,8 @@ DEFAULTS = {
     "max_speed": SimConfig.max_speed,
     "steering_delay": SimConfig.steering_delay,
     "command_timeout": 1.0,
+    "stall_timeout": 10.0,
+    "stall_distance": 0.5,
     "startup_timeout": 60.0,
     "frame_id": "camera",
     "odom_frame": "odom",
@@ -103,8 +112,10 @@ class Simulator(Node):
         if p["mode"] not in ("lockstep", "realtime") or p["transport"] not in ("raw", "compressed"):
             raise ConfigError(f"parameters mode={p['mode']!r} (lockstep | realtime), transport={p['transport']!r} "
                               "(raw | compressed)")  # fmt: skip
-        if not 0 < p["length_km"] <= 1000 or p["command_timeout"] <= 0 or p["duration"] < 0:
-            raise ConfigError("parameters length_km must be in (0, 1000], command_timeout > 0, duration >= 0")
+        if (not 0 < p["length_km"] <= 1000 or min(p["command_timeout"], p["stall_timeout"], p["stall_distance"]) <= 0
+                or p["duration"] < 0):  # fmt: skip
+            raise ConfigError("parameters length_km must be in (0, 1000], command_timeout, stall_timeout and "
+                              "stall_distance > 0, duration >= 0")  # fmt: skip
         config = SimConfig(rate=p["rate"], height=p["height"], width=p["width"], lane_width=p["lane_width"],
                            intervention_offset=p["intervention_offset"], wheelbase=p["wheelbase"],
                            max_steering=p["max_steering"], max_speed=p["max_speed"],
@@ -128,6 +139,9 @@ class Simulator(Node):
         self.counts = {"command_timeouts": 0, "late_commands": 0, "stopped_steps": 0}
         self.stopped = False
         self.started = time.monotonic()
+        self.ended = ""  # why the run ended early ("" while it may go on)
+        self.progress = (0.0, 0.0)  # (sim time, distance) when the car last moved stall_distance
+        self.driver_seen = time.monotonic()
 
     # -- commands -----------------------------------------------------------------------------
     def _on_twist(self, msg: TwistStamped) -> None:
@@ -149,7 +163,8 @@ class Simulator(Node):
     def publish_frame(self) -> tuple[int, int]:
         sim, header = self.sim, self.stamp()
         frame = sim.frame()
-        self.pub_clock.publish(Clock(clock=header.stamp))
+        if self.p["mode"] == "realtime":
+            self.pub_clock.publish(Clock(clock=header.stamp))
         self.pub_truth.publish(steering_message(header, frame.steering))
         x, y, yaw = sim.track.pose(sim.s, sim.n, sim.theta)
         pose = PoseStamped()
@@ -176,23 +191,29 @@ class Simulator(Node):
         return header.stamp.sec, header.stamp.nanosec
 
     def wait_for_command(self, stamp: tuple[int, int]) -> None:
-        """Lockstep: until the command for this frame comes, or command_timeout (wall) s pass."""
+        """Lockstep: until the command for this frame comes, or command_timeout (wall) s pass; then the clock
+        moves on to this frame."""
         end = time.monotonic() + self.p["command_timeout"]
         while rclpy.ok() and time.monotonic() < end:
             if self.command is not None and self.command[0] == stamp:
-                return
+                break
             rclpy.spin_once(self, timeout_sec=0.002)
+        self.pub_clock.publish(Clock(clock=Time(sec=stamp[0], nanosec=stamp[1])))
 
     def advance(self, stamp: tuple[int, int]) -> None:
-        """Step with the newest command; none for command_timeout s: the car stops (said once)."""
-        fresh = self.command is not None and time.monotonic() - self.last_command_wall <= self.p["command_timeout"]
+        """Step with the command for this frame (lockstep) or the newest one (real time); none for
+        command_timeout s: the car stops (said once)."""
+        now, command = time.monotonic(), self.command
         if self.p["mode"] == "lockstep":
-            fresh = fresh and self.command[0] == stamp
-        elif self.command is not None and self.command[0] != stamp:
-            self.counts["late_commands"] += 1
-        if not fresh:
+            usable = command is not None and command[0] == stamp
+            timed_out = not usable  # wait_for_command waited command_timeout for it
+        else:
+            timed_out = now - self.last_command_wall > self.p["command_timeout"]  # since the start without any
+            usable = command is not None and not timed_out
+            self.counts["late_commands"] += int(usable and command[0] != stamp)
+        if not usable:
             self.counts["stopped_steps"] += 1
-            if not self.stopped:
+            if timed_out and not self.stopped:
                 self.stopped = True
                 self.counts["command_timeouts"] += 1
                 self.get_logger().error(f"no command for {self.p['command_timeout']} s: car stopped")
@@ -201,8 +222,20 @@ class Simulator(Node):
         if self.stopped:
             self.stopped = False
             self.get_logger().info("commands again: driving")
-        _, speed, angle = self.command
+        _, speed, angle = command
         self.sim.step(speed, angle)
+
+    def check_progress(self) -> None:
+        """The car stalled (stall_distance m not made in stall_timeout s of sim time), or the driver is gone."""
+        sim, (since, where) = self.sim, self.progress
+        if sim.s - where >= self.p["stall_distance"]:
+            self.progress = (sim.time, sim.s)
+        elif sim.time - since >= self.p["stall_timeout"] - 1e-9:
+            self.ended = f"stalled: the car moved {sim.s - where:.2f} m in {self.p['stall_timeout']} s of sim time"
+        if self.count_publishers("cmd_vel") or self.count_publishers("drive"):
+            self.driver_seen = time.monotonic()
+        elif time.monotonic() - self.driver_seen > self.p["command_timeout"]:
+            self.ended = f"driver gone: nothing publishes cmd_vel or drive for {self.p['command_timeout']} s"
 
     def wait_for_driver(self) -> None:
         """The camera needs a subscriber and cmd_vel a publisher before the first frame."""
@@ -218,8 +251,8 @@ class Simulator(Node):
         self.wait_for_driver()
         self.publish_status("driving")
         period, due = 1.0 / self.p["rate"], time.monotonic()
-        self.started = time.monotonic()
-        while not self.finished() and rclpy.ok():
+        self.started = self.last_command_wall = time.monotonic()
+        while not self.finished() and not self.ended and rclpy.ok():
             stamp = self.publish_frame()
             if self.p["mode"] == "lockstep":
                 self.wait_for_command(stamp)
@@ -228,6 +261,7 @@ class Simulator(Node):
                 while time.monotonic() < due:
                     rclpy.spin_once(self, timeout_sec=max(0.0, due - time.monotonic()))
             self.advance(stamp)
+            self.check_progress()
             if self.sim.steps % round(self.p["rate"]) == 0:
                 self.publish_status("driving")
 
@@ -248,7 +282,7 @@ class Simulator(Node):
             return
         out = Path(self.p["report"])
         out.mkdir(parents=True, exist_ok=True)
-        summary = {**self.summary(), "complete": complete}
+        summary = {**self.summary(), "complete": complete, "ended": self.ended or ("complete" if complete else "")}
         meta = {"track_seed": self.p["track_seed"], "mode": self.p["mode"], "rate": self.p["rate"],
                 "camera": f"{self.p['width']}x{self.p['height']}"}  # fmt: skip
         write_summary({"node": summary}, out, meta)
@@ -275,11 +309,13 @@ def main(args: list[str] | None = None) -> int:
         if node is None:  # Ctrl-C while starting: nothing driven yet
             rclpy.try_shutdown()
             return 130
-        complete = False
-    node.publish_status("done" if complete else "interrupted")
+        complete, node.ended = False, "interrupted"
+    if node.ended and not complete:
+        node.get_logger().error(f"ended early: {node.ended}")
+    node.publish_status("done" if complete else node.ended.split(":")[0])
     node.write_report(complete)
     s = node.summary()
-    node.get_logger().info(f"{'track done' if complete else 'interrupted'}: {s['km']:.2f} km, autonomy "
+    node.get_logger().info(f"{'done' if complete else node.ended.split(':')[0]}: {s['km']:.2f} km, autonomy "
                            f"{100 * s['autonomy']:.1f} %, {s['interventions']} interventions, "
                            f"{s['steps_per_s']:.1f} steps/s")  # fmt: skip
     time.sleep(0.3)  # let the last status leave

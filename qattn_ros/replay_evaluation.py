@@ -1,0 +1,235 @@
+"""The replay evaluator's work on paired frames, without ROS: select, evaluate, save, count, report.
+
+A pair is a camera frame with the steering and attention map the node published for it and
+the ground truth (`qattn_ros.pairing`). Frames are evaluated through the same engine as
+`training/evaluate.py`, with the *published* map as the saliency, in pieces of about
+PIECE_IMAGES perturbed images, each appended to `<folder>/<method>.jsonl` as it ends. A stop
+ends the piece under way at its next forward pass (it is not saved: a rerun evaluates it, and
+skips every frame already there).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .explain.engine import EvalSettings, append_rows, done_frames, drop_torn_tail, evaluate_group
+from .explain.report import plot_overlays, write_report
+from .explain.saliency import saliency, upsample_attention
+from .model.checkpoint import CheckpointInfo
+from .pairing import Pending
+from .predictor import SteeringPredictor, exact_float32
+from .units import VehicleGeometry, from_wheel_angle, to_wheel_angle
+
+PIECE_IMAGES = 256  # perturbed images per piece of work saved together (~1 s on 2 cores)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """How the player made the ground-truth wheel angle from the recorded steering (it says so in its status)."""
+
+    steering_unit: str
+    positive_is_left: bool
+    vehicle: VehicleGeometry
+
+    @classmethod
+    def from_status(cls, status: dict) -> Recorded | None:
+        if not {"steering_unit", "positive_is_left", "vehicle"} <= status.keys():
+            return None  # not our player (ros2 bag play): the truth is taken in the checkpoint's geometry
+        return cls(status["steering_unit"], bool(status["positive_is_left"]), VehicleGeometry(**status["vehicle"]))
+
+
+def target(truth: float, recorded: Recorded | None, info: CheckpointInfo) -> float:
+    """The ground truth in the checkpoint's unit, exactly as offline evaluation labels the same frame: back to the
+    recorded value with the player's geometry, then (only where the units differ) into the checkpoint's unit
+    with the checkpoint's geometry."""
+    unit, left, vehicle = info.steering_unit, info.positive_is_left, info.vehicle
+    if recorded is None:
+        return from_wheel_angle(truth, unit, left, vehicle)
+    value = from_wheel_angle(truth, recorded.steering_unit, recorded.positive_is_left, recorded.vehicle)
+    if (recorded.steering_unit, recorded.positive_is_left) == (unit, left):
+        return value
+    return from_wheel_angle(to_wheel_angle(value, recorded.steering_unit, recorded.positive_is_left, vehicle),
+                            unit, left, vehicle)  # fmt: skip
+
+
+class Stopped(Exception):
+    """The evaluation was asked to stop in the middle of a piece."""
+
+
+class StopAt:
+    """The predictor as evaluate_group uses it, raising Stopped before a forward pass once `stopped()`."""
+
+    def __init__(self, predictor: SteeringPredictor, stopped: Callable[[], bool]) -> None:
+        self.predictor, self.stopped = predictor, stopped
+
+    def steering(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stopped():
+            raise Stopped
+        return self.predictor.steering(x)
+
+
+@dataclass
+class Counts:
+    received: int = 0
+    matched: int = 0
+    evaluated: int = 0
+    resumed: int = 0  # already in the results from an earlier run
+    not_selected: int = 0  # `every`
+    unmatched: int = 0
+    missing: dict = field(default_factory=dict)  # part -> frames that lacked it
+    bad: int = 0
+    steering_mismatch: int = 0  # published steering not finite, or off the own prediction by > tolerance
+    max_steering_diff: float = 0.0
+    skipped_busy: int = 0  # real time: the evaluation queue was full
+
+
+class OnlineEvaluation:
+    """Evaluates pairs into `folder`; `lock` guards the counts and the results files (callers on two threads)."""
+
+    def __init__(self, checkpoint: str, predictor: SteeringPredictor, settings: EvalSettings, folder: Path,
+                 methods: list[str], every: int = 1, tolerance: float = 1e-5) -> None:  # fmt: skip
+        self.checkpoint, self.predictor, self.settings, self.folder = checkpoint, predictor, settings, folder
+        self.methods = methods
+        self.every, self.tolerance = every, tolerance
+        self.files = {m: folder / f"{m}.jsonl" for m in methods}
+        for path in self.files.values():
+            drop_torn_tail(path)
+        self.done = {m: done_frames(path) for m, path in self.files.items()}
+        self.counts = Counts()
+        self.lock = threading.Condition()
+        self.sealed = False  # the report is being written: nothing more is saved
+        self.last_evaluated: dict = {}
+        self.showcase: list[tuple[float, int, np.ndarray, np.ndarray, float, float]] = []
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            setattr(self.counts, name, getattr(self.counts, name) + n)
+
+    def chosen(self, entries: list[Pending], decode: Callable[[object], np.ndarray], warn: Callable[[str], None]
+               ) -> list[tuple[int, Pending, np.ndarray]]:  # fmt: skip
+        """(source index, pair, model-size image) of the frames to evaluate: selected, not done, decodable.
+        The index is the player's (`index` part) or, without it, the frame's arrival order."""
+        chosen = []
+        for entry in entries:
+            msg, arrival = entry.parts["image"]
+            index = entry.parts.get("index", arrival)
+            if index % self.every:
+                self.count("not_selected")
+            elif all(index in done for done in self.done.values()):
+                self.count("resumed")
+            else:
+                try:
+                    rgb = decode(msg)
+                except ValueError as error:
+                    self.count("bad")
+                    warn(f"frame {index}: {error}")
+                    continue
+                chosen.append((index, entry, self.predictor.preprocessing.to_model_uint8(rgb)))
+        return chosen
+
+    def evaluate(self, chosen: list[tuple[int, Pending, np.ndarray]], recorded: Recorded | None,
+                 stopped: Callable[[], bool]) -> None:  # fmt: skip
+        """In pieces, each saved as it ends, until `stopped()` (checked before each forward pass). `recorded`: how
+        the player converted the ground truth (None: not our player)."""
+        size = max(1, PIECE_IMAGES // (self.settings.steps + 1))
+        try:
+            for start in range(0, len(chosen), size):
+                self._piece(chosen[start : start + size], recorded, stopped)
+        except Stopped:
+            return
+
+    def _piece(self, chosen: list[tuple[int, Pending, np.ndarray]], recorded: Recorded | None,
+               stopped: Callable[[], bool]) -> None:  # fmt: skip
+        predictor = self.predictor
+        ids = np.asarray([index for index, _, _ in chosen], np.int64)
+        images = [image for _, _, image in chosen]
+        truth = np.asarray([target(e.parts["truth"], recorded, predictor.info) for _, e, _ in chosen])
+        published = [e.parts["steering"] for _, e, _ in chosen]
+        with exact_float32():
+            x = predictor.normalize(np.stack(images))
+            maps = {}
+            if "attention" in self.methods:
+                alpha = torch.from_numpy(np.stack([e.parts["map"] for _, e, _ in chosen])).to(x.device)
+                maps["attention"] = upsample_attention(alpha, tuple(x.shape[-2:]))
+            if "random" in self.methods:
+                maps["random"] = saliency("random", predictor.model, x, ids, self.settings.seed)
+            work = StopAt(predictor, stopped)
+            rows = {m: evaluate_group(work, x, heat, ids, truth, None, self.settings) for m, heat in maps.items()}
+        with self.lock:
+            if self.sealed:
+                return  # the report is written without this piece: a rerun evaluates it
+            self._save(rows, published, chosen[-1][1].stamp)
+        self._keep_showcase(rows, images, maps)
+
+    def steering_difference(self, prediction: float, published: float) -> float:
+        """|published - own prediction| as a wheel angle; inf when either is not finite (max(0.0, nan) is 0.0:
+        a NaN would pass unseen)."""
+        difference = abs(self.predictor.to_wheel_angle(prediction) - published)
+        return difference if math.isfinite(difference) else math.inf
+
+    def _save(self, rows: dict[str, list[dict]], published: list[float], stamp: int) -> None:
+        """Append a piece's rows and count it; caller holds the lock."""
+        for row, value in zip(rows[self.methods[0]], published, strict=True):
+            difference = self.steering_difference(row["prediction"], value)
+            self.counts.max_steering_diff = max(self.counts.max_steering_diff, difference)
+            self.counts.steering_mismatch += int(difference > self.tolerance)
+        for method, method_rows in rows.items():
+            for row, value in zip(method_rows, published, strict=True):
+                row["published_wheel_angle"] = value
+            fresh = [r for r in method_rows if r["frame"] not in self.done[method]]
+            with self.files[method].open("a") as handle:
+                append_rows(handle, fresh)
+            self.done[method].update(r["frame"] for r in fresh)
+        self.counts.evaluated += len(rows[self.methods[0]])
+        self.last_evaluated = {"frame": rows[self.methods[0]][-1]["frame"], "stamp": list(divmod(stamp, 10**9))}
+
+    def _keep_showcase(self, rows: dict, images: list[np.ndarray], maps: dict) -> None:
+        """The 4 frames where the published attention and the random order differ most, for overlays.png."""
+        if "attention" not in rows or "random" not in rows:
+            return
+        for k, (att, rnd) in enumerate(zip(rows["attention"], rows["random"], strict=True)):
+            a, r = att["deletion_auc"], rnd["deletion_auc"]
+            spread = abs(a - r) / max(a + r, 1e-12)
+            self.showcase.append((spread, att["frame"], images[k], maps["attention"][k].cpu().numpy(),
+                                  att["deletion_auc"], rnd["deletion_auc"]))  # fmt: skip
+        self.showcase = sorted(self.showcase, key=lambda s: -s[0])[:4]
+
+    def write_report(self, out: Path, complete: bool, stopped: str, summary: dict) -> dict:
+        """training/evaluate.py's report of what is saved, overlays.png, replay.json (`summary` + the counts),
+        and the replay's lines in table.md."""
+        with self.lock:
+            self.sealed = True
+        info = self.predictor.info
+        (self.folder / "model.json").write_text(json.dumps(
+            {"checkpoint": self.checkpoint, "variant": info.model.variant,
+             "bits": info.model.bits, "steering_unit": info.steering_unit, "frames": self.counts.received,
+             "saliency": "the attention/map published by qattn_steering"}, indent=2))  # fmt: skip
+        results = write_report(out)
+        if self.showcase:
+            rows = [(f"frame {frame}", self.predictor.preprocessing.to_rgb(image),
+                     [(f"published attention\ndel AUC {att:.4f} (random {rnd:.4f})", heat)])
+                    for _, frame, image, heat, att, rnd in sorted(self.showcase, key=lambda s: s[1])]  # fmt: skip
+            plot_overlays(rows, out / "overlays.png")
+        counts = self.counts
+        summary = {"complete": complete, "stopped": stopped, "last_evaluated": self.last_evaluated, **summary,
+                   "counts": counts.__dict__}  # fmt: skip
+        (out / "replay.json").write_text(json.dumps(summary, indent=2))
+        lines = [f"\n## Replay ({'complete' if complete else 'incomplete: ' + stopped})\n",
+                 f"- frames received {counts.received}, matched {counts.matched}, evaluated {counts.evaluated} "
+                 f"(+{counts.resumed} from earlier runs), unmatched {counts.unmatched} {counts.missing or ''}",
+                 f"- published steering vs own prediction: max |diff| {counts.max_steering_diff:.2e} rad, "
+                 f"{counts.steering_mismatch} over {self.tolerance:g} or not finite"]  # fmt: skip
+        if self.last_evaluated:
+            sec, nanosec = self.last_evaluated["stamp"]
+            lines.append(f"- last evaluated frame {self.last_evaluated['frame']} (stamp {sec}.{nanosec:09d})")
+        with (out / "table.md").open("a") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return results

@@ -1,0 +1,44 @@
+"""The replay's recording: camera and node outputs, as they came, in an mcap ROS 2 bag (rosbags' writer).
+
+Each run records beside the earlier ones (`<out>/recording/run_N`); RViz, Foxglove and the
+project's readers open it. Closing writes the bag's metadata.yaml: an unclosed bag is unreadable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RECORDED = {  # topic (relative, remappable) -> message type, as the recording names it
+    "image": "sensor_msgs/msg/Image",
+    "steering_angle": "sensor_msgs/msg/JointState",
+    "ground_truth/steering_angle": "sensor_msgs/msg/JointState",
+    "attention/map": "sensor_msgs/msg/Image",
+    "attention/overlay": "sensor_msgs/msg/Image",
+    "cmd_vel": "geometry_msgs/msg/TwistStamped",
+}
+
+
+class Recording:
+    """An open mcap bag in `folder/run_N`; `resolve` turns a relative topic into the name it is recorded under."""
+
+    def __init__(self, folder: Path, resolve) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.typesys import Stores, get_typestore
+
+        store = get_typestore(Stores.ROS2_HUMBLE)
+        folder.mkdir(parents=True, exist_ok=True)
+        runs = [int(d.name[4:]) for d in folder.glob("run_*") if d.name[4:].isdigit()]
+        self.path = folder / f"run_{1 + max(runs, default=0)}"
+        self.writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self.writer.open()
+        self.connections = {topic: self.writer.add_connection(resolve(topic), kind, typestore=store)
+                            for topic, kind in RECORDED.items()}  # fmt: skip
+
+    def write(self, topic: str, raw: bytes, stamp_ns: int) -> None:
+        if self.writer is not None:
+            self.writer.write(self.connections[topic], stamp_ns, raw)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
