@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .drive import drive
 from .metrics import autonomy
-from .track import HELD_OUT_SEEDS, MAX_CURVATURE, generate_track
+from .track import HELD_OUT_SEEDS, MAX_CURVATURE, cut, generate_track
 from .world import RoadSim, SimConfig
 
 BREAKING_AUTONOMY = 0.99
@@ -63,7 +63,9 @@ _CAMERA = ((0, 1.0, 0.0), (8, 0.85, 0.05), (16, 0.7, 0.1), (28, 0.55, 0.2), (45,
 
 
 def _camera(severity: int) -> Level:
-    """Pixel noise, darker, flatter, a warm cast: all growing together."""
+    """Pixel noise, darker, flatter, a warm cast: all growing together (0: the nominal camera)."""
+    if severity == 0:
+        return NOMINAL
     noise, gain, cast = _CAMERA[severity]
     contrast = gain
     return Level(severity, config=(("noise", float(noise)), ("brightness", gain), ("contrast", contrast),
@@ -100,8 +102,8 @@ AXIS_NAMES = tuple(axis.name for axis in AXES)
 
 
 def tracks_for(level: Level, count: int, length_m: float) -> list:
-    """The same `count` held-out roads at every level (bent to the level's curvature)."""
-    return [generate_track(seed, length_m, level.max_curvature) for seed in HELD_OUT_SEEDS[:count]]
+    """The same `count` held-out roads, `length_m` each, at every level (bent to the level's curvature)."""
+    return [cut(generate_track(seed, length_m, level.max_curvature), length_m) for seed in HELD_OUT_SEEDS[:count]]
 
 
 # -- driving one level -------------------------------------------------------------------------------------

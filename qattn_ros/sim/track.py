@@ -77,6 +77,15 @@ class Track:
                 float(yaw[i] + heading_error))  # fmt: skip
 
 
+def cut(track: Track, length_m: float) -> Track:
+    """The first `length_m` of `track` (the whole of it when shorter)."""
+    ends = np.cumsum(track.lengths)
+    keep = int(np.searchsorted(ends, length_m)) + 1
+    lengths = track.lengths[:keep].copy()
+    lengths[-1] -= max(0.0, ends[keep - 1] - length_m) if keep <= len(ends) else 0.0
+    return Track(lengths, track.curvatures[:keep].copy(), track.seed)
+
+
 def generate_track(seed: int, length_m: float = 2000.0, max_curvature: float = MAX_CURVATURE) -> Track:
     """Straights, single curves and S-bends (two opposite curves) until `length_m`, seeded.
 
