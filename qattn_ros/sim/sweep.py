@@ -59,7 +59,7 @@ class Axis:
 
 
 # (pixel noise sd, brightness and contrast gain, warm cast) per camera severity
-_CAMERA = ((0, 1.0, 0.0), (8, 0.85, 0.05), (16, 0.7, 0.1), (28, 0.55, 0.2), (45, 0.4, 0.3), (70, 0.3, 0.4))
+_CAMERA = ((0, 1.0, 0.0), (4, 0.92, 0.03), (8, 0.85, 0.05), (12, 0.78, 0.08), (16, 0.7, 0.1), (28, 0.55, 0.2))
 
 
 def _camera(severity: int) -> Level:
@@ -83,15 +83,16 @@ _APPEARANCE = (
 
 AXES = (
     Axis("speed", "speed (m/s)", "cruise speed; camera 20 Hz, 0.1 s steering delay",
-         tuple(Level(v, speed=v) for v in (15.0, 20.0, 25.0, 30.0, 40.0))),
+         tuple(Level(v, speed=v) for v in (15.0, 30.0, 40.0, 50.0, 60.0))),
     Axis("steering_delay", "steering actuation delay (s)", "time from a command to the wheels",
          tuple(Level(d, config=(("steering_delay", d),) if d != 0.1 else ()) for d in (0.1, 0.2, 0.3, 0.4, 0.5))),
     Axis("gust", "lateral gust sd (m/s); start offset grows with it", "wind drift (1 s correlated) and a start off "
          "the centre line (0, 0.3, 0.5, 0.7, 0.85 m)",
          tuple(Level(g, config=(("gust", g), ("start_offset", o)) if g else ())
                for g, o in ((0.0, 0.0), (0.25, 0.3), (0.5, 0.5), (0.75, 0.7), (1.0, 0.85)))),
-    Axis("camera", "camera degradation (0 = none)", "pixel noise sd 0/8/16/28/45 levels, brightness and contrast "
-         "x1/0.85/0.7/0.55/0.4, a warm cast (R up, B down) 0/5/10/20/30 %", tuple(_camera(s) for s in range(5))),
+    Axis("camera", "camera degradation (0 = none)", "pixel noise sd 0/4/8/12/16/28 levels, brightness and "
+         "contrast x1/0.92/0.85/0.78/0.7/0.55, a warm cast (R up, B down) 0/3/5/8/10/20 %",
+         tuple(_camera(s) for s in range(len(_CAMERA)))),
     Axis("curvature", "max road curvature (1/m); training <= 1/45", "every bend of the same roads sharper",
          tuple(Level(k, max_curvature=k) for k in (1 / 50, 1 / 35, 1 / 25, 1 / 18, 1 / 12))),
     Axis("appearance", "unseen appearance (0 = as trained)", "blue lines; wide red lines; half the stretches "
