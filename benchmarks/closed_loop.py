@@ -2,7 +2,7 @@
 """Closed-loop driving that can fail: a difficulty sweep, breaking points, and the simulator's lockstep speed.
 
     python -m benchmarks.closed_loop [--checkpoint NAME=PATH ...] [--tracks 5] [--track-m 250] [--jobs 2]
-        [--faithfulness 'runs/headline/models/*/best']
+        [--faithfulness 'runs/headline/models/*/best' [--reuse-sweep]]
 
 Every driver — the pure-pursuit controller on the ground truth (the reference) and each
 checkpoint — drives the same `--tracks` held-out roads at every level of six axes, from the
@@ -16,11 +16,12 @@ drives spread over `--jobs` processes. The summary's `autonomy`, `interventions`
 `mean_abs_offset_m` are the nominal level. `sim_fps`: lockstep steps per second of `qattn_sim`
 (simulator and steering node as two processes over Fast DDS) on `--node-km` of road.
 
-`--faithfulness GLOB`: every checkpoint matching it that has a headline evaluation beside it
-(eval/attention.jsonl, eval/random.jsonl) also drives the sweep's `--faithfulness-axes`; the
-Spearman correlation over those checkpoints of faithfulness (deletion AUC / random-order AUC)
-with robustness (mean autonomy over the levels) answers "does the more faithful attention
-drive more robustly?". Wall and CPU time (this process and its children) are recorded.
+`--faithfulness GLOB` (e.g. the headline's seeds): those checkpoints also drive the
+`--faithfulness-axes`; every checkpoint's attention is scored by deletion AUC on the same
+held-out frames (relative to the kim_canny ones: the headline's deletion ratio), and the
+Spearman correlation over checkpoints of that ratio with robustness (mean autonomy over the
+levels of those axes) answers "does the more faithful attention drive more robustly?".
+Wall and CPU time (this process and its children) are recorded.
 Defaults: the `make demo` checkpoints.
 """
 
@@ -37,11 +38,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.record import record
-from qattn_ros.explain.engine import read_results
+import numpy as np
+
+from benchmarks.record import RESULTS, record
+from qattn_ros.data.simlog import SimLogSource, write_simlog
+from qattn_ros.data.synthetic import RoadGenerator
+from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results
+from qattn_ros.predictor import SteeringPredictor
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.sim.faithfulness import correlate
-from qattn_ros.sim.sweep import AXIS_NAMES, NOMINAL_SPEED, run_sweep
+from qattn_ros.sim.sweep import AXIS_NAMES, NOMINAL_SPEED, PURSUIT, SweepResult, run_sweep
 from qattn_ros.sim.sweep_report import plot_sweep, sweep_table
 from qattn_ros.sim.track import HELD_OUT_SEEDS
 
@@ -49,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ["quant_sign=runs/demo/quant_sign/best", "kim_canny=runs/demo/kim_canny/best"]
 PLOT = ROOT / "docs" / "closed_loop_sweep.png"
 TABLE = ROOT / "docs" / "closed_loop_sweep.md"
+FAITHFULNESS_FRAMES_SEED = 4242  # a generator seed no training set uses
 
 
 def cpu_seconds() -> float:
@@ -67,24 +74,58 @@ def node_run(checkpoint: str, km: float) -> dict:
         return json.loads((Path(tmp) / "results.json").read_text())["drivers"]["node"]
 
 
-def deletion_ratio(checkpoint: Path) -> float | None:
-    """Faithfulness of a headline checkpoint: mean deletion AUC of its attention over that of random order."""
-    folder = checkpoint.parent / "eval"
-    if not ((folder / "attention.jsonl").is_file() and (folder / "random.jsonl").is_file()):
-        return None
-    auc = {m: [r["deletion_auc"] for r in read_results(folder / f"{m}.jsonl")] for m in ("attention", "random")}
-    return float(sum(auc["attention"]) / len(auc["attention"]) / (sum(auc["random"]) / len(auc["random"])))
+def deletion_aucs(checkpoints: dict[str, str], count: int, work: Path) -> dict[str, float]:
+    """Mean deletion AUC of each checkpoint's attention on the same `count` held-out frames (onto the mean, K = 50)."""
+    frames_dir = work / f"frames_{count}"
+    if not (frames_dir / "driving_log.csv").is_file():
+        write_simlog(frames_dir, RoadGenerator(160, 320, seed=FAITHFULNESS_FRAMES_SEED), count)
+    aucs = {}
+    for name, path in checkpoints.items():
+        predictor = SteeringPredictor(path, "cpu")
+        frames = predictor.frames(SimLogSource(frames_dir), work / "cache", count)
+        rows = read_results(evaluate_method(predictor, "attention", frames, work / name / "attention.jsonl",
+                                            EvalSettings(steps=50, seed=0, insertion=False)))  # fmt: skip
+        aucs[name] = float(np.mean([row["deletion_auc"] for row in rows]))
+    return aucs
 
 
-def faithfulness_study(pattern: str, args: argparse.Namespace) -> dict:
-    found = sorted(Path(p).with_suffix("") for p in glob.glob(pattern + ".safetensors"))
-    ratios = {str(p): deletion_ratio(p) for p in found}
-    models = {str(p.parent.name): str(p) for p in found if ratios[str(p)] is not None}
-    print(f"faithfulness: {len(models)} evaluated checkpoints of {len(found)} matching {pattern}", file=sys.stderr)
-    if len(models) < 2:
-        return {"pattern": pattern, "models": len(models), "note": "fewer than 2 evaluated checkpoints"}
-    result = run_sweep(models, args.faithfulness_axes, args.tracks, args.track_m, args.jobs)
-    return {"pattern": pattern, **correlate(result, {name: ratios[path] for name, path in models.items()})}
+def faithfulness_study(args: argparse.Namespace, main: SweepResult, checkpoints: dict[str, str]) -> dict:
+    """Deletion AUC against robustness over the demo and the headline checkpoints (`--faithfulness GLOB`)."""
+    found = sorted(Path(p).with_suffix("") for p in glob.glob(args.faithfulness + ".safetensors"))
+    extra = {f"{p.parent.name}": str(p) for p in found if str(p) not in checkpoints.values()}
+    print(f"faithfulness: {len(extra)} more checkpoints matching {args.faithfulness}", file=sys.stderr)
+    axes = [axis for axis in args.faithfulness_axes if axis in main.sweep]
+    result = SweepResult({a: main.sweep[a] for a in axes}, {a: main.breaking_point[a] for a in axes},
+                         main.tracks_per_level, main.track_length_m, {a: main.axes[a] for a in axes})  # fmt: skip
+    if extra:
+        more = run_sweep(extra, axes, args.tracks, args.track_m, args.jobs)
+        for axis in axes:
+            for value, by_driver in more.sweep[axis].items():
+                result.sweep[axis][value].update({k: v for k, v in by_driver.items() if k != PURSUIT})
+            result.breaking_point[axis].update(more.breaking_point[axis])
+    models = {**checkpoints, **extra}
+    aucs = deletion_aucs(models, args.faithfulness_frames, Path(args.faithfulness_work))
+    baseline = [auc for name, auc in aucs.items() if "kim_canny" in name]
+    ratios = {name: auc / float(np.mean(baseline)) if baseline else auc for name, auc in aucs.items()}
+    return {"pattern": args.faithfulness, "frames": args.faithfulness_frames, "checkpoints": models,
+            "deletion_auc": aucs, **correlate(result, ratios)}  # fmt: skip
+
+
+def add_faithfulness(args: argparse.Namespace) -> int:
+    """The faithfulness study on top of the recorded sweep, written into the same result file."""
+    path = RESULTS / "closed_loop.json"
+    recorded = json.loads(path.read_text())
+    main = SweepResult(recorded["sweep"], recorded["breaking_point"], recorded["tracks_per_level"],
+                       recorded["track_length_m"], recorded["axes"])  # fmt: skip
+    start_wall, start_cpu = time.monotonic(), cpu_seconds()
+    study = faithfulness_study(args, main, recorded["checkpoints"])
+    study["timing"] = {"wall_s": time.monotonic() - start_wall, "cpu_s": cpu_seconds() - start_cpu}
+    recorded["faithfulness"] = study
+    recorded["summary"]["faithfulness_rho"] = study.get("spearman_rho")
+    recorded["summary"]["faithfulness_models"] = study.get("models")
+    path.write_text(json.dumps(recorded, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in study.items() if k != "checkpoints"}, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="processes driving at once")
     parser.add_argument("--node-km", type=float, default=0.6, help="km of the qattn_sim lockstep run (0: skip)")
     parser.add_argument("--faithfulness", metavar="GLOB", help="headline checkpoints, e.g. runs/headline/models/*/best")
-    parser.add_argument("--faithfulness-axes", nargs="+", default=["camera", "appearance"], choices=AXIS_NAMES)
+    parser.add_argument("--faithfulness-axes", nargs="+", default=["camera", "curvature"], choices=AXIS_NAMES)
+    parser.add_argument("--faithfulness-frames", type=int, default=100, help="held-out frames for deletion AUCs")
+    parser.add_argument(
+        "--reuse-sweep",
+        action="store_true",
+        help="with --faithfulness: add the study to the recorded result instead of driving it all again",
+    )
+    parser.add_argument("--faithfulness-work", default="runs/closed_loop_faithfulness", help="deletion results")
     args = parser.parse_args(argv)
     checkpoints = dict(entry.split("=", 1) for entry in (args.checkpoint or DEMO))
     missing = [p for p in checkpoints.values() if not Path(p).with_suffix(".safetensors").is_file()]
@@ -104,12 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"closed_loop: no checkpoint {', '.join(missing)}; run `make demo` first", file=sys.stderr)
         return 1
     start_wall, start_cpu = time.monotonic(), cpu_seconds()
+    if args.reuse_sweep:
+        return add_faithfulness(args)
     result = run_sweep(checkpoints, args.axes, args.tracks, args.track_m, args.jobs)
     sweep_wall, sweep_cpu = time.monotonic() - start_wall, cpu_seconds() - start_cpu
     nominal = next(iter(next(iter(result.sweep.values())).values()))
     node = node_run(str(Path(next(iter(checkpoints.values()))).with_suffix(".safetensors")), args.node_km) \
         if args.node_km > 0 else None  # fmt: skip
-    faithfulness = faithfulness_study(args.faithfulness, args) if args.faithfulness else None
+    faithfulness = faithfulness_study(args, result, checkpoints) if args.faithfulness else None
     plot_sweep(result, PLOT)
     table = sweep_table(result)
     TABLE.write_text(f"Closed-loop difficulty sweep (`python -m benchmarks.closed_loop`), written by the benchmark.\n\n"

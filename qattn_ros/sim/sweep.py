@@ -9,8 +9,6 @@ every axis is the nominal world, so it is driven once and shared.
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -218,12 +216,3 @@ def breaking_point(axis: Axis, by_value: dict[float, dict]) -> float | None:
 def _label(value: float) -> str:
     """A level's JSON key: short and exact enough to read (1/25 -> '0.04')."""
     return f"{value:.4g}"
-
-
-def default_jobs() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
-
-
-def finite(value: float | None) -> float:
-    """A breaking point as a number for plots and correlations: never broke -> inf."""
-    return math.inf if value is None else value
