@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ["quant_sign=runs/demo/quant_sign/best", "kim_canny=runs/demo/kim_canny/best"]
 PLOT = ROOT / "docs" / "closed_loop_sweep.png"
 TABLE = ROOT / "docs" / "closed_loop_sweep.md"
+CACHE = ROOT / "runs" / "closed_loop_drives"  # finished drives: an interrupted run continues where it stopped
 FAITHFULNESS_FRAMES_SEED = 4242  # a generator seed no training set uses
 
 
@@ -98,7 +99,7 @@ def faithfulness_study(args: argparse.Namespace, main: SweepResult, checkpoints:
     result = SweepResult({a: main.sweep[a] for a in axes}, {a: main.breaking_point[a] for a in axes},
                          main.tracks_per_level, main.track_length_m, {a: main.axes[a] for a in axes})  # fmt: skip
     if extra:
-        more = run_sweep(extra, axes, args.tracks, args.track_m, args.jobs)
+        more = run_sweep(extra, axes, args.tracks, args.track_m, args.jobs, CACHE)
         for axis in axes:
             for value, by_driver in more.sweep[axis].items():
                 result.sweep[axis][value].update({k: v for k, v in by_driver.items() if k != PURSUIT})
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     start_wall, start_cpu = time.monotonic(), cpu_seconds()
     if args.reuse_sweep:
         return add_faithfulness(args)
-    result = run_sweep(checkpoints, args.axes, args.tracks, args.track_m, args.jobs)
+    result = run_sweep(checkpoints, args.axes, args.tracks, args.track_m, args.jobs, CACHE)
     sweep_wall, sweep_cpu = time.monotonic() - start_wall, cpu_seconds() - start_cpu
     nominal = next(iter(next(iter(result.sweep.values())).values()))
     node = node_run(str(Path(next(iter(checkpoints.values()))).with_suffix(".safetensors")), args.node_km) \
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
            track_seeds=list(HELD_OUT_SEEDS[: args.tracks]), axes=result.axes, checkpoints=checkpoints,
            camera="320x160 at 20 Hz", node_run=node, faithfulness=faithfulness,
            timing={"wall_s": wall, "cpu_s": cpu, "sweep_wall_s": sweep_wall, "sweep_cpu_s": sweep_cpu,
-                   "jobs": args.jobs, "load_at_end": os.getloadavg()})  # fmt: skip
+                   "jobs": args.jobs, "cached_drives": result.cached, "load_at_end": os.getloadavg()})  # fmt: skip
     return 0
 
 

@@ -74,7 +74,9 @@ def untrained(tmp_path_factory) -> str:
 
 
 def test_pursuit_breaks_on_delay_and_gusts_and_never_looks_at_the_camera(tmp_path) -> None:
-    result = run_sweep({}, ["steering_delay", "gust", "camera"], tracks=3, length_m=250.0)
+    result = run_sweep({}, ["steering_delay", "gust", "camera"], tracks=3, length_m=250.0, cache=tmp_path / "drives")
+    again = run_sweep({}, ["steering_delay", "gust", "camera"], tracks=3, length_m=250.0, cache=tmp_path / "drives")
+    assert again.sweep == result.sweep and (result.cached, again.cached) == (0, 14), "finished drives are kept"
     assert set(result.sweep) == {"steering_delay", "gust", "camera"} and result.tracks_per_level == 3
     nominal = [next(iter(levels.values())) for levels in result.sweep.values()]
     assert nominal[0] == nominal[1] == nominal[2], "the nominal level is driven once and shared"

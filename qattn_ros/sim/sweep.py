@@ -9,9 +9,12 @@ every axis is the nominal world, so it is driven once and shared.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -162,9 +165,26 @@ def figures(per_track: list[dict], offsets: np.ndarray) -> dict:
     return result
 
 
-def _job(args: tuple) -> tuple[tuple, str, dict]:
-    level, driver, checkpoint, tracks, length_m = args
-    return level.key, driver, drive_level(level, driver, checkpoint, tracks, length_m)
+def _job(args: tuple) -> tuple[tuple, str, dict, bool]:
+    level, driver, checkpoint, tracks, length_m, cache = args
+    stored = _stored(cache, level, checkpoint, tracks, length_m)
+    if stored is not None and stored.is_file():
+        return level.key, driver, json.loads(stored.read_text()), True
+    result = drive_level(level, driver, checkpoint, tracks, length_m)
+    if stored is not None:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_text(json.dumps(result))
+    return level.key, driver, result, False
+
+
+def _stored(cache: Path | None, level: Level, checkpoint: str | None, tracks: int, length_m: float) -> Path | None:
+    """Where a finished drive is kept: named by the level, the checkpoint file (path, size, time) and the roads."""
+    if cache is None:
+        return None
+    weights = Path(checkpoint).with_suffix(".safetensors") if checkpoint else None
+    identity = (str(weights.resolve()), weights.stat().st_size, weights.stat().st_mtime_ns) if weights else PURSUIT
+    text = repr((level.key, identity, tracks, length_m))
+    return cache / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
 
 
 @dataclass
@@ -174,35 +194,39 @@ class SweepResult:
     tracks_per_level: int
     track_length_m: float
     axes: dict  # axis -> {"label", "what", "levels"}
+    cached: int = 0  # drives taken from the cache, not driven
 
 
 def run_sweep(checkpoints: dict[str, str], axes: Iterable[str] = AXIS_NAMES, tracks: int = 5,
-              length_m: float = 250.0, jobs: int = 1) -> SweepResult:  # fmt: skip
-    """Every driver (pure pursuit + `checkpoints`, name -> path) at every level of `axes`."""
+              length_m: float = 250.0, jobs: int = 1, cache: Path | None = None) -> SweepResult:  # fmt: skip
+    """Every driver (pure pursuit + `checkpoints`, name -> path) at every level of `axes`.
+
+    `cache`: a folder keeping each finished drive, so that an interrupted sweep continues where it stopped.
+    """
     chosen = [axis for axis in AXES if axis.name in set(axes)]
     drivers = {PURSUIT: None, **checkpoints}
     unique = {level.key: level for axis in chosen for level in axis.levels}
-    work = [(level, driver, path, tracks, length_m) for level in unique.values() for driver, path in drivers.items()]
+    work = [
+        (level, driver, path, tracks, length_m, cache) for level in unique.values() for driver, path in drivers.items()
+    ]
     work.sort(key=lambda item: item[2] is None)  # camera drivers first: they take the time
     done: dict[tuple, dict] = {}
+    cached = 0
     with tqdm(total=len(work), desc="sweep", unit="drive") as bar:
-        if jobs > 1:
-            with ProcessPoolExecutor(jobs) as pool:
-                for key, driver, result in pool.map(_job, work):
-                    done[key, driver] = result
-                    bar.update()
-        else:
-            for item in work:
-                key, driver, result = _job(item)
-                done[key, driver] = result
-                bar.update()
+        pool = ProcessPoolExecutor(jobs) if jobs > 1 else None
+        for key, driver, result, kept in pool.map(_job, work) if pool else map(_job, work):
+            done[key, driver] = result
+            cached += kept
+            bar.update()
+        if pool:
+            pool.shutdown()
     sweep, breaking, described = {}, {}, {}
     for axis in chosen:
         sweep[axis.name] = {_label(lv.value): {d: done[lv.key, d] for d in drivers} for lv in axis.levels}
         breaking[axis.name] = {d: breaking_point(axis, {lv.value: done[lv.key, d] for lv in axis.levels})
                                for d in drivers}  # fmt: skip
         described[axis.name] = {"label": axis.label, "what": axis.what, "levels": [lv.value for lv in axis.levels]}
-    return SweepResult(sweep, breaking, tracks, length_m, described)
+    return SweepResult(sweep, breaking, tracks, length_m, described, cached)
 
 
 def breaking_point(axis: Axis, by_value: dict[float, dict]) -> float | None:
