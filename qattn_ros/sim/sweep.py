@@ -80,6 +80,7 @@ _APPEARANCE = (
     (("missing_markings", 0.5),),  # half the 40 m stretches unpainted
     (("missing_markings", 1.0),),  # no lines at all: only the asphalt's edge
     (("missing_markings", 0.5), ("marking_colour", (0.3, 0.3, 0.3)), ("line_width", 0.6)),  # wide dark lines, gaps
+    (("marking_colour", (0.25, 0.5, 0.2)), ("line_width", 1.0)),  # 1 m wide lines the green of grass
 )
 
 AXES = (
@@ -97,7 +98,7 @@ AXES = (
     Axis("curvature", "max road curvature (1/m); training <= 1/45", "every bend of the same roads sharper",
          tuple(Level(k, max_curvature=k) for k in (1 / 50, 1 / 35, 1 / 25, 1 / 18, 1 / 12))),
     Axis("appearance", "unseen appearance (0 = as trained)", "blue lines; wide red lines; half the stretches "
-         "unpainted; no lines at all; wide dark lines with gaps",
+         "unpainted; no lines at all; wide dark lines with gaps; 1 m wide grass-green lines",
          tuple(Level(i, config=c) for i, c in enumerate(_APPEARANCE))),
 )  # fmt: skip
 AXIS_NAMES = tuple(axis.name for axis in AXES)
