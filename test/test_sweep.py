@@ -1,6 +1,7 @@
 """The difficulty sweep: levels, pooled figures with spread, breaking points, a model beside pursuit, reports."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,8 @@ from qattn_ros.sim.sweep import (
 )
 from qattn_ros.sim.sweep_report import plot_sweep, sweep_table
 from qattn_ros.sim.track import HELD_OUT_SEEDS, MAX_CURVATURE
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_axis_starts_at_the_nominal_world_and_grows_harder() -> None:
@@ -110,3 +113,16 @@ def test_faithfulness_is_correlated_with_robustness_over_checkpoints() -> None:
     assert out["spearman_rho"] == pytest.approx(0.8) and 0 < out["p_value"] <= 1
     assert out["per_model"]["m3"]["robustness"] == pytest.approx(0.8)
     assert correlate(result, {"m0": 1.1, "m1": 1.3})["spearman_rho"] is None, "two points are no correlation"
+
+
+def test_the_training_script_writes_the_sweep_report(tmp_path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("closed_loop_script", ROOT / "training" / "closed_loop.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "sweep"
+    assert script.main(["--sweep", "steering_delay", "--tracks", "2", "--track-m", "100", "--out", str(out)]) == 0
+    recorded = json.loads((out / "sweep.json").read_text())
+    assert set(recorded["sweep"]) == {"steering_delay"} and recorded["tracks_per_level"] == 2
+    assert "| steering_delay | 0.5 |" in (out / "sweep.md").read_text() and (out / "sweep.png").is_file()
