@@ -57,7 +57,15 @@ class SyntheticFrame:
 
 
 class RoadGenerator:
-    """Renders frames of size (height, width); horizontal field of view `fov_deg`."""
+    """Renders frames of size (height, width); horizontal field of view `fov_deg`.
+
+    The class attributes are the markings every training frame has; the simulator's view
+    overrides them (and `_shadows`, `_objects`) to show what training never did.
+    """
+
+    line_width: float = LINE_WIDTH_M  # m, every marking
+    marking_colour: tuple[float, float, float] | None = None  # RGB in [0, 1] for all markings; None: white/yellow
+    markings: bool = True  # False: no painted lines, only the asphalt's edge
 
     def __init__(self, height: int = 160, width: int = 320, fov_deg: float = 70.0, seed: int = 0) -> None:
         if height < 16 or width < 16:
@@ -121,22 +129,22 @@ class RoadGenerator:
         dash_on = ((np.where(ground, z, 0.0) + phase) % period) < period * duty if dashed else np.ones_like(z, bool)
         centre_colour = np.array([0.85, 0.7, 0.15] if look[8] < 0.5 else [0.9, 0.9, 0.9], np.float32)
         white = np.array([0.92, 0.92, 0.92], np.float32)
-        half = LINE_WIDTH_M / 2
+        if self.marking_colour is not None:  # an appearance the training frames never show
+            centre_colour = white = np.asarray(self.marking_colour, np.float32)
+        half = self.line_width / 2
         lines = [
             (coverage(0.5 * lane - half, 0.5 * lane + half), white),
             (coverage(-0.5 * lane - half, -0.5 * lane + half) * dash_on, centre_colour),
             (coverage(-1.5 * lane - half, -1.5 * lane + half), white),
         ]
         markings = np.zeros((h, w), np.float32)
-        for cov, colour in lines:
+        for cov, colour in lines if self.markings else []:
             img = img * (1 - cov[..., None]) + colour * cov[..., None]
             markings = np.maximum(markings, cov)
 
         # Shadows of trees and poles: dark ellipses on the ground.
         shade = np.ones((h, w), np.float32)
-        for k in range(int(look[9] * 4)):
-            sx, sz = rng.uniform(-8, 6), rng.uniform(6, 40)
-            rx, rz = rng.uniform(1.0, 3.5), rng.uniform(1.0, 5.0)
+        for k, (sx, sz, rx, rz) in enumerate(self._shadows(look, rng)):
             inside = ((x - scene.lane_center(sz) - sx) / rx) ** 2 + ((z - sz) / rz) ** 2 < 1
             shade = np.where(inside, shade * (0.45 + 0.25 * look[10 + k]), shade)
         img = img * shade[..., None]
@@ -160,6 +168,11 @@ class RoadGenerator:
         for obj in sorted(self._objects(scene, look, rng), key=lambda o: -o[1]):
             self._draw(canvas, occluded, scene, obj, horizon)
         return canvas, relevant & (occluded == 0)
+
+    def _shadows(self, look: list[float], rng: np.random.Generator) -> list[tuple[float, float, float, float]]:
+        """(lateral from lane centre, depth, radius across, radius along) of each shadow, m."""
+        return [(rng.uniform(-8, 6), rng.uniform(6, 40), rng.uniform(1.0, 3.5), rng.uniform(1.0, 5.0))
+                for _ in range(int(look[9] * 4))]  # fmt: skip
 
     def _objects(self, scene: RoadScene, look: list[float], rng: np.random.Generator) -> list[tuple]:
         """(kind, z, lateral from lane centre, size, colour) of each object in the frame."""

@@ -20,17 +20,21 @@ GIF_STEPS = 160  # the first 8 s at 20 Hz, every second frame
 
 def drive(
     sim: RoadSim,
-    steer: Callable[[SyntheticFrame], float],
+    steer: Callable[[SyntheticFrame | None], float],
     speed: float,
     progress: bool = True,
     on_frame: Callable[[SyntheticFrame, float], None] | None = None,
+    render: bool = True,
 ) -> RoadSim:
-    """Render, steer (front-wheel rad, positive left), step, until the end of the track."""
+    """Render, steer (front-wheel rad, positive left), step, until the end of the track.
+
+    `render=False`: a driver that does not look (pure pursuit on the ground truth) gets no frame.
+    """
     bar = tqdm(total=round(sim.track.length), desc=f"drive seed {sim.track.seed}", unit="m", disable=not progress)
     while not sim.done:
-        frame = sim.frame()
+        frame = sim.frame() if render else None
         angle = steer(frame)
-        if on_frame is not None:
+        if on_frame is not None and frame is not None:
             on_frame(frame, angle)
         sim.step(speed, angle)
         bar.update(round(sim.s) - bar.n)

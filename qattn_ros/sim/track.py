@@ -37,6 +37,18 @@ class Track:
         """Mean curvature over [s, s + ahead]: the one curvature the renderer draws the road ahead with."""
         return float(self.curvature_at(s + np.linspace(0.0, ahead, samples)).mean())
 
+    def ahead(self, s: float, reach: float, step: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+        """(forward, left), m, of the centre line from s to s + reach in the frame of the road's tangent at s.
+
+        Integrated from the exact heading, so an S-bend's far half bends back; beyond the end the
+        last segment continues.
+        """
+        u = np.arange(0.0, reach, step)
+        turned = self.heading_at(s + u + step / 2) - self.heading_at(np.asarray(s))
+        forward = np.concatenate([[0.0], np.cumsum(np.cos(turned) * step)])
+        left = np.concatenate([[0.0], np.cumsum(np.sin(turned) * step)])
+        return forward, left
+
     def heading_at(self, s: np.ndarray) -> np.ndarray:
         """Road yaw at arc length s (rad, 0 at the start): the exact integral of the piecewise-constant curvature."""
         starts = np.concatenate([[0.0], np.cumsum(self.lengths)[:-1]])
@@ -65,8 +77,20 @@ class Track:
                 float(yaw[i] + heading_error))  # fmt: skip
 
 
-def generate_track(seed: int, length_m: float = 2000.0) -> Track:
-    """Straights, single curves and S-bends (two opposite curves) until `length_m`, seeded."""
+def cut(track: Track, length_m: float) -> Track:
+    """The first `length_m` of `track` (the whole of it when shorter)."""
+    ends = np.cumsum(track.lengths)
+    keep = int(np.searchsorted(ends, length_m)) + 1
+    lengths = track.lengths[:keep].copy()
+    lengths[-1] -= max(0.0, ends[keep - 1] - length_m) if keep <= len(ends) else 0.0
+    return Track(lengths, track.curvatures[:keep].copy(), track.seed)
+
+
+def generate_track(seed: int, length_m: float = 2000.0, max_curvature: float = MAX_CURVATURE) -> Track:
+    """Straights, single curves and S-bends (two opposite curves) until `length_m`, seeded.
+
+    `max_curvature` scales every bend: the same seed gives the same road layout, only sharper.
+    """
     rng = np.random.default_rng([seed, 77])
     lengths, curvatures = [60.0], [0.0]  # a straight start
     while sum(lengths) < length_m:
@@ -75,7 +99,7 @@ def generate_track(seed: int, length_m: float = 2000.0) -> Track:
             lengths.append(rng.uniform(40, 150))
             curvatures.append(0.0)
             continue
-        curvature = rng.uniform(0.3, 1.0) * MAX_CURVATURE * rng.choice([-1.0, 1.0])
+        curvature = rng.uniform(0.3, 1.0) * max_curvature * rng.choice([-1.0, 1.0])
         for sign in (1.0, -1.0) if kind == "s_bend" else (1.0,):
             lengths.append(rng.uniform(30, 120))
             curvatures.append(sign * curvature)
