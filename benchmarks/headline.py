@@ -87,20 +87,14 @@ def train(config: TrainConfig) -> Path:
     return out / "best"
 
 
-def methods_for(name: str) -> tuple[str, ...]:
-    if name == "kim_canny":
-        return ("attention", "random", *POSTHOC)
-    return ("attention", "random") if name in MAIN else ("attention",)
-
-
-def evaluate(name: str, checkpoint: Path, args: argparse.Namespace, data: Path) -> dict:
+def evaluate(name: str, methods: tuple[str, ...], checkpoint: Path, args: argparse.Namespace, data: Path) -> dict:
     """{method: {measure: per-frame array}, "rmse", "uniform_shift"} of one trained model."""
     predictor = SteeringPredictor(checkpoint, args.device)
     frames = predictor.frames(SimLogSource(data / "test"), data / "cache", args.test_frames)
     main = name in MAIN
     folder = checkpoint.parent / "eval"
     result: dict = {}
-    for method in methods_for(name):
+    for method in methods:
         settings = EvalSettings(steps=50, batch_size=args.eval_batch, seed=0, road_steps=args.road_steps,
                                 insertion=main and method != "random", uniform=method == "attention",
                                 sanity_frames=args.sanity_frames)  # fmt: skip
@@ -120,11 +114,15 @@ def evaluate(name: str, checkpoint: Path, args: argparse.Namespace, data: Path) 
     return result
 
 
-def run_pair(name: str, seed: int, overrides: list[str], args: argparse.Namespace, data: Path) -> dict:
+Pair = tuple[str, int, list[str], tuple[str, ...]]  # (model name, seed, config overrides, methods)
+
+
+def run_pair(pair: Pair, args: argparse.Namespace, data: Path) -> dict:
     """Train (or reuse) one (variant, seed) model and evaluate it; under --jobs, in a process of its own."""
+    name, seed, overrides, methods = pair
     if args.jobs > 1 and torch.device(args.device).type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.jobs))
-    return evaluate(name, train(train_config(name, seed, overrides, args, data)), args, data)
+    return evaluate(name, methods, train(train_config(name, seed, overrides, args, data)), args, data)
 
 
 def hierarchical_means(per_seed: list[np.ndarray], rng: np.random.Generator, draws: int) -> np.ndarray:
@@ -173,28 +171,27 @@ def summarize(results: dict[str, list[dict]], draws: int = 2000) -> dict:
         shift = [float(r["uniform_shift"].mean()) for r in runs]
         entry["uniform_shift"], entry["uniform_shift_ci"] = float(np.mean(shift)), seed_interval(shift)
         entry["uniform_shift_over_rmse"] = float(np.mean(shift) / np.mean(rmse))
-        for method in runs[0]:
-            if not isinstance(runs[0][method], dict):
-                continue
-            row: dict = {}
+        for method in dict.fromkeys(m for r in runs for m, v in r.items() if isinstance(v, dict)):
+            have = [r for r in runs if method in r]
+            row: dict = {"seeds": len(have)}
             for measure in MEASURES:
-                if measure in runs[0][method] and measure in base_runs[0]["attention"]:
-                    row[measure] = ratio_stats([r[method][measure] for r in runs],
+                if measure in have[0][method] and measure in base_runs[0]["attention"]:
+                    row[measure] = ratio_stats([r[method][measure] for r in have],
                                                [r["attention"][measure] for r in base_runs], rng, draws)  # fmt: skip
-            if "random" in runs[0] and method != "random":
+            if "random" in have[0] and method != "random":
                 row["deletion_vs_random"] = float(np.mean([
-                    r[method]["deletion_auc"].mean() / r["random"]["deletion_auc"].mean() for r in runs]))  # fmt: skip
+                    r[method]["deletion_auc"].mean() / r["random"]["deletion_auc"].mean() for r in have]))  # fmt: skip
             if "road_morf_auc" in row and "road_lerf_auc" in row:  # ROAD's own floor: the least relevant first
                 row["road_morf_over_lerf"] = float(np.mean([
-                    r[method]["road_morf_auc"].mean() / r[method]["road_lerf_auc"].mean() for r in runs]))  # fmt: skip
+                    r[method]["road_morf_auc"].mean() / r[method]["road_lerf_auc"].mean() for r in have]))  # fmt: skip
             for measure in ("pointing", "mask_mass_ratio"):
-                values = [float(np.nanmean(r[method][measure])) for r in runs]
+                values = [float(np.nanmean(r[method][measure])) for r in have]
                 row[measure], row[f"{measure}_ci"] = float(np.mean(values)), seed_interval(values)
-            if runs[0][method]["sanity"]:
-                final = [list(r[method]["sanity"].values())[-1] for r in runs]
+            if have[0][method]["sanity"]:
+                final = [list(r[method]["sanity"].values())[-1] for r in have]
                 row["sanity_rho"], row["sanity_rho_ci"] = float(np.mean(final)), seed_interval(final)
-                stages = runs[0][method]["sanity"]
-                row["sanity_by_stage"] = {s: float(np.mean([r[method]["sanity"][s] for r in runs])) for s in stages}
+                stages = have[0][method]["sanity"]
+                row["sanity_by_stage"] = {s: float(np.mean([r[method]["sanity"][s] for r in have])) for s in stages}
             entry["methods"][method] = row
         table[name] = entry
     return table
@@ -281,17 +278,18 @@ def plot_curves(out: Path, seeds: dict[str, list[int]], figure: Path) -> None:
     fig.savefig(figure, dpi=90)
 
 
-def pairs_to_run(args: argparse.Namespace) -> list[tuple[str, int, list[str]]]:
-    """Headline models first (seed by seed), then the grid points not among them."""
-    pairs = [(name, seed, o) for seed in range(args.seeds) for name, o in MAIN.items()]
-    grid = [(name, seed, o) for seed in range(args.grid_seeds) for name, o in GRID.items() if name not in MAIN]
+def pairs_to_run(args: argparse.Namespace) -> list[Pair]:
+    """In order of need: the headline models (seed by seed; attention and random order), the post-hoc
+    methods on the kim_canny models, then the grid points not among the headline models (attention)."""
+    pairs = [(name, seed, o, ("attention", "random")) for seed in range(args.seeds) for name, o in MAIN.items()]
+    pairs += [("kim_canny", seed, MAIN["kim_canny"], POSTHOC) for seed in range(args.posthoc_seeds)]
+    grid = [(n, seed, o, ("attention",)) for seed in range(args.grid_seeds) for n, o in GRID.items() if n not in MAIN]
     return pairs + ([] if args.no_grid else grid)
 
 
-def finished(name: str, seed: int, args: argparse.Namespace, data: Path) -> bool:
-    folder = Path(args.out) / "models" / f"{name}_s{seed}" / "eval"
-    expected = args.test_frames
-    return all(len(read_results(folder / f"{m}.jsonl")) == expected for m in methods_for(name))
+def finished(pair: Pair, args: argparse.Namespace) -> bool:
+    folder = Path(args.out) / "models" / f"{pair[0]}_s{pair[1]}" / "eval"
+    return all(len(read_results(folder / f"{m}.jsonl")) == args.test_frames for m in pair[3])
 
 
 def main() -> int:
@@ -302,6 +300,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the headline variants")
     parser.add_argument("--grid-seeds", type=int, default=3, help="seeds of the other Pareto grid points")
+    parser.add_argument("--posthoc-seeds", type=int, default=3, help="kim_canny seeds the post-hoc methods explain")
     parser.add_argument("--no-grid", action="store_true")
     parser.add_argument("--road-steps", type=int, default=5, help="ROAD removal fractions k/N")
     parser.add_argument("--sanity-frames", type=int, default=16)
@@ -316,23 +315,22 @@ def main() -> int:
         write_splits(data, {"train": args.train_frames, "val": 500, "test": args.test_frames}, seed=7)
     pairs = pairs_to_run(args)
     if args.summarize:
-        pairs = [p for p in pairs if finished(p[0], p[1], args, data)]
+        pairs = [p for p in pairs if finished(p, args)]
     # every pair reads the same caches: build them once here, not in several processes at once
-    preprocessing = train_config(*pairs[0], args, data).preprocessing
+    preprocessing = train_config(*pairs[0][:3], args, data).preprocessing
     for split in ("train", "val", "test"):
         build_cache(SimLogSource(data / split), preprocessing, data / "cache")
     results: dict[str, dict[int, dict]] = {}
     if args.jobs == 1 or args.summarize:
-        for name, seed, overrides in tqdm(pairs, desc="models", unit="model", disable=not args.summarize):
-            results.setdefault(name, {})[seed] = run_pair(name, seed, overrides, args, data)
+        for pair in tqdm(pairs, desc="models", unit="model", disable=not args.summarize):
+            results.setdefault(pair[0], {}).setdefault(pair[1], {}).update(run_pair(pair, args, data))
     else:
         spawn = multiprocessing.get_context("spawn")  # CUDA cannot be forked
         with ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool:
-            jobs = {pool.submit(run_pair, name, seed, overrides, args, data): (name, seed)
-                    for name, seed, overrides in pairs}  # fmt: skip
+            jobs = {pool.submit(run_pair, pair, args, data): pair for pair in pairs}
             for job in tqdm(as_completed(jobs), total=len(jobs), desc="models", unit="model"):
-                name, seed = jobs[job]
-                results.setdefault(name, {})[seed] = job.result()
+                name, seed = jobs[job][:2]
+                results.setdefault(name, {}).setdefault(seed, {}).update(job.result())
     table = summarize({name: [runs[seed] for seed in sorted(runs)] for name, runs in results.items()})
     points = pareto(table)
     best = best_point(points)
@@ -353,8 +351,9 @@ def main() -> int:
         "seeds": args.seeds,
         "best_grid_point": best["name"] if best else None,
     }
-    settings = {k: getattr(args, k) for k in ("train_frames", "test_frames", "epochs", "seeds", "grid_seeds",
-                                              "road_steps", "sanity_frames", "batch", "jobs")}  # fmt: skip
+    keys = ("train_frames", "test_frames", "epochs", "seeds", "grid_seeds", "posthoc_seeds", "road_steps",
+            "sanity_frames", "batch", "jobs")  # fmt: skip
+    settings = {k: getattr(args, k) for k in keys}
     settings["models_finished"] = {name: sorted(runs) for name, runs in results.items()}
     record("headline", summary, headline_variant=HEADLINE, settings=settings, variants=table, pareto=points)
     for name, entry in table.items():
