@@ -278,6 +278,43 @@ def plot_curves(out: Path, seeds: dict[str, list[int]], figure: Path) -> None:
     fig.savefig(figure, dpi=90)
 
 
+def markdown_table(table: dict) -> str:
+    """The headline table: every model x method, each measure with its interval over seeds (and frames)."""
+
+    def ratio(row: dict, key: str) -> str:
+        if key not in row:
+            return "–"
+        r = row[key]
+        low, high = r["vs_kim_canny_ci"]
+        return f"{r['mean']:.4f} · ×{r['vs_kim_canny']:.2f} [{low:.2f}, {high:.2f}]"
+
+    def interval(value: float | None, ci: list[float] | None, digits: int = 2) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else f"{value:.{digits}f}"
+
+    lines = [
+        "| model | map | seeds | deletion onto the mean ↑ (AUC · × kim_canny [95 % CI]) | ROAD MoRF ↑ | ROAD LeRF ↓ "
+        "| insertion ↓ | sanity ρ ↓ | uniform-attention shift / RMSE | mass on mask (× area) | pointing "
+        "| RMSE [95 % CI over seeds] (× kim_canny) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in table.items():
+        for method, row in entry["methods"].items():
+            if method == "random":
+                continue
+            shift = f"{entry['uniform_shift_over_rmse']:.2f}" if method == "attention" else "–"
+            lines.append(
+                f"| {name} | {method} | {row['seeds']} | {ratio(row, 'deletion_auc')} | {ratio(row, 'road_morf_auc')} "
+                f"| {ratio(row, 'road_lerf_auc')} | {ratio(row, 'insertion_auc')} "
+                f"| {interval(row.get('sanity_rho'), row.get('sanity_rho_ci'))} | {shift} "
+                f"| {interval(row['mask_mass_ratio'], row['mask_mass_ratio_ci'])} "
+                f"| {interval(row['pointing'], row['pointing_ci'])} "
+                f"| {interval(entry['rmse_mean'], entry['rmse_ci'], 4)} ({entry['rmse_ratio']:.2f}) |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def pairs_to_run(args: argparse.Namespace) -> list[Pair]:
     """In order of need: the headline models (seed by seed; attention and random order), the post-hoc
     methods on the kim_canny models, then the grid points not among the headline models (attention)."""
@@ -335,6 +372,7 @@ def main() -> int:
     points = pareto(table)
     best = best_point(points)
     (Path(args.out) / "headline.json").write_text(json.dumps(table, indent=2))
+    (Path(args.out) / "headline.md").write_text(markdown_table(table))
     plot_curves(Path(args.out), {n: sorted(results[n]) for n in MAIN if n in results},
                 Path(args.out) / "deletion_curves.png")  # fmt: skip
     plot_pareto(points, Path(args.out) / "pareto.png")
@@ -356,6 +394,7 @@ def main() -> int:
     settings = {k: getattr(args, k) for k in keys}
     settings["models_finished"] = {name: sorted(runs) for name, runs in results.items()}
     record("headline", summary, headline_variant=HEADLINE, settings=settings, variants=table, pareto=points)
+    print(markdown_table(table))
     for name, entry in table.items():
         att = entry["methods"]["attention"]
         print(f"{name:20s} seeds {entry['seeds']} deletion x{att['deletion_auc']['vs_kim_canny']:.2f} "
