@@ -38,7 +38,7 @@ class OptimConfig:
     max_steps_per_epoch: int | None = None
     # exponential moving average of the weights (and BatchNorm statistics), updated every step:
     # validation, `best` and `last` use it; 0 keeps the raw weights (see docs/method.md)
-    ema_decay: float = 0.99
+    ema_decay: float = 0.95
 
 
 @dataclass
