@@ -346,11 +346,14 @@ def main() -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--jobs", type=int, default=1, help="(variant, seed) pairs trained and evaluated at once")
     parser.add_argument("--summarize", action="store_true", help="only summarize the models finished so far")
+    parser.add_argument("--only", help="comma-separated <name>_s<seed> pairs to run (e.g. a second process)")
     args = parser.parse_args()
     data = Path(args.out) / "data"
     if not (data / "test" / "driving_log.csv").is_file():
         write_splits(data, {"train": args.train_frames, "val": 500, "test": args.test_frames}, seed=7)
     pairs = pairs_to_run(args)
+    if args.only:
+        pairs = [p for p in pairs if f"{p[0]}_s{p[1]}" in args.only.split(",")]
     if args.summarize:
         pairs = [p for p in pairs if finished(p, args)]
     # every pair reads the same caches: build them once here, not in several processes at once
