@@ -389,7 +389,8 @@ def main() -> int:
         "rmse_ratio": round(table[HEADLINE]["rmse_ratio"], 3),
         "sanity_rho": round(head["sanity_rho"], 3),
         "uniform_effect": round(table[HEADLINE]["uniform_shift_over_rmse"], 3),
-        "seeds": args.seeds,
+        "seeds": table[HEADLINE]["seeds"],  # as finished, which may be fewer than asked for
+        "grid_points_finished": len(points),
         "best_grid_point": best["name"] if best else None,
     }
     keys = ("train_frames", "test_frames", "epochs", "seeds", "grid_seeds", "posthoc_seeds", "road_steps",
