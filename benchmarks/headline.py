@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
-"""The headline experiment: deletion AUC of each variant's attention vs Kim & Canny's, over seeds.
+"""The headline experiment and the Pareto front: faithfulness of each variant's attention vs
+Kim & Canny's under two deletion protocols, against steering RMSE, over training seeds.
 
-    python -m benchmarks.headline                                  # CPU configuration, ~50 min on 2 cores
+    python -m benchmarks.headline --jobs 2                         # CPU configuration, resumes where it stopped
     python -m benchmarks.headline --train-frames 20000 --epochs 15 --test-frames 1000 --seeds 5 \
-        --no-ablation --jobs 10                                    # full size; one GPU trains ten at once
+        --grid-seeds 5 --jobs 10                                   # full size; one GPU trains ten at once
 
-Trains kim_canny, quant_all (b=2), quant_sign (b=2, rest dropout 0.5) and binary_sign with
-several seeds on synthetic roads, plus quant_sign with b = 4 and 8 (b = 1 is binary_sign),
-and evaluates the attention and the random order on held-out frames rendered with a
-generator seed never used for training. Finished models and evaluations are reused,
-so an interrupted run continues where it stopped. `--jobs N` runs N independent
-(variant, seed) pairs in N processes.
+Headline variants (--seeds seeds each): kim_canny, binary_sign and quant_sign b=2 with rest
+dropout 0.5; their attention and the random order are evaluated on held-out frames rendered
+with a generator seed never used for training, and VisualBackProp, Grad-CAM and Integrated
+Gradients explain the kim_canny models on the same frames. Per map: deletion onto the dataset
+mean, ROAD most- and least-relevant-first (noisy linear imputation), insertion, the sanity check
+(cascading randomization) and the uniform-attention shift (see docs/evaluation.md).
+The Pareto grid, bits {1, 2, 3, 4} x rest dropout {0, 0.25, 0.5, 0.75} (b = 1 is binary_sign,
+which has no rest), trains --grid-seeds seeds per point and evaluates the attention only.
+Finished models and evaluations are reused, so an interrupted run continues where it stopped;
+`--summarize` writes the result from what is finished. `--jobs N` runs N models at once.
 
 Intervals: a hierarchical bootstrap (resample seeds, then frames within each seed) of the
-ratio of mean deletion AUCs, so seed-to-seed spread is part of the interval.
+ratio of mean AUCs, so seed-to-seed spread is part of the interval.
 """
 
 from __future__ import annotations
@@ -35,24 +40,33 @@ from benchmarks.record import record
 from qattn_ros.data.cache import build_cache
 from qattn_ros.data.simlog import SimLogSource
 from qattn_ros.data.splits import write_splits
-from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results
+from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results, sanity_method
+from qattn_ros.explain.report import read_sanity
 from qattn_ros.fit.config import TrainConfig, load_train_config
 from qattn_ros.fit.trainer import Trainer
 from qattn_ros.metrics import steering_errors
 from qattn_ros.predictor import SteeringPredictor
 
 ROOT = Path(__file__).resolve().parents[1]
-MAIN = {
-    "kim_canny": ["model.variant=kim_canny"],
-    "quant_all_b2": ["model.variant=quant_all", "model.bits=2"],
-    "quant_sign_b2": ["model.variant=quant_sign", "model.bits=2", "model.rest_dropout=0.5"],
-    "binary_sign": ["model.variant=binary_sign"],
-}
-ABLATION = {
-    "quant_sign_b4": ["model.variant=quant_sign", "model.bits=4", "model.rest_dropout=0.5"],
-    "quant_sign_b8": ["model.variant=quant_sign", "model.bits=8", "model.rest_dropout=0.5"],
-}
-HEADLINE = "binary_sign"  # the best reading of the method here (see README); quant_sign_b2 is reported beside it
+BITS, DROPOUTS = (1, 2, 3, 4), (0.0, 0.25, 0.5, 0.75)
+POSTHOC = ("visual_backprop", "gradcam", "integrated_gradients")  # on the kim_canny models
+
+
+def point_name(bits: int, dropout: float) -> str:
+    return "binary_sign" if bits == 1 else f"quant_sign_b{bits}_p{dropout:g}"
+
+
+def point_overrides(bits: int, dropout: float) -> list[str]:
+    if bits == 1:
+        return ["model.variant=binary_sign"]
+    return ["model.variant=quant_sign", f"model.bits={bits}", f"model.rest_dropout={dropout}"]
+
+
+MAIN = {"kim_canny": ["model.variant=kim_canny"], "binary_sign": point_overrides(1, 0.0),
+        "quant_sign_b2_p0.5": point_overrides(2, 0.5)}  # fmt: skip
+GRID = {point_name(b, p): point_overrides(b, p) for b in BITS for p in (DROPOUTS if b > 1 else (0.0,))}
+HEADLINE = "binary_sign"  # the best reading of the method at the last full-size run (see README)
+MEASURES = ("deletion_auc", "road_morf_auc", "road_lerf_auc", "insertion_auc")
 
 
 def train_config(name: str, seed: int, overrides: list[str], args: argparse.Namespace, data: Path) -> TrainConfig:
@@ -73,29 +87,42 @@ def train(config: TrainConfig) -> Path:
     return out / "best"
 
 
-def evaluate(checkpoint: Path, args: argparse.Namespace, data: Path) -> dict:
+def evaluate(name: str, methods: tuple[str, ...], checkpoint: Path, args: argparse.Namespace, data: Path) -> dict:
+    """{method: {measure: per-frame array}, "rmse", "uniform_shift"} of one trained model."""
     predictor = SteeringPredictor(checkpoint, args.device)
     frames = predictor.frames(SimLogSource(data / "test"), data / "cache", args.test_frames)
-    settings = EvalSettings(steps=50, batch_size=args.eval_batch, seed=0)
+    main = name in MAIN
     folder = checkpoint.parent / "eval"
-    result = {}
-    for method in ("attention", "random"):
+    result: dict = {}
+    for method in methods:
+        settings = EvalSettings(steps=50, batch_size=args.eval_batch, seed=0, road_steps=args.road_steps,
+                                insertion=main and method != "random", uniform=method == "attention",
+                                sanity_frames=args.sanity_frames)  # fmt: skip
+        if method == "random":
+            settings.road_steps = 0  # the floor under deletion onto the mean; ROAD's floor is LeRF
         path = evaluate_method(predictor, method, frames, folder / f"{method}.jsonl", settings, args.jobs == 1)
         rows = read_results(path)
-        result[method] = {
-            k: np.array([r[k] for r in rows]) for k in ("deletion_auc", "insertion_auc", "mask_mass_ratio")
-        }
+        sanity = sanity_method(predictor, method, frames, folder / f"{method}.sanity.json", settings)
+        result[method] = {k: np.array([r[k] for r in rows]) for k in MEASURES if k in rows[0]}
+        result[method]["mask_mass_ratio"] = np.array([r["mask_mass_ratio"] for r in rows])
         result[method]["pointing"] = np.array([r["pointing_hit"] for r in rows], float)
+        result[method]["sanity"] = read_sanity(sanity) if sanity else {}
+        if method == "attention":
+            result["uniform_shift"] = np.array([r["uniform_shift"] for r in rows])
     # the predictions are the model's, the same in every method's rows: the last method's will do
     result["rmse"] = steering_errors([r["prediction"] for r in rows], [r["target"] for r in rows])["rmse"]
     return result
 
 
-def run_pair(name: str, seed: int, overrides: list[str], args: argparse.Namespace, data: Path) -> dict:
+Pair = tuple[str, int, list[str], tuple[str, ...]]  # (model name, seed, config overrides, methods)
+
+
+def run_pair(pair: Pair, args: argparse.Namespace, data: Path) -> dict:
     """Train (or reuse) one (variant, seed) model and evaluate it; under --jobs, in a process of its own."""
+    name, seed, overrides, methods = pair
     if args.jobs > 1 and torch.device(args.device).type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.jobs))
-    return evaluate(train(train_config(name, seed, overrides, args, data)), args, data)
+    return evaluate(name, methods, train(train_config(name, seed, overrides, args, data)), args, data)
 
 
 def hierarchical_means(per_seed: list[np.ndarray], rng: np.random.Generator, draws: int) -> np.ndarray:
@@ -108,56 +135,198 @@ def hierarchical_means(per_seed: list[np.ndarray], rng: np.random.Generator, dra
     return out
 
 
+def ratio_stats(mine: list[np.ndarray], base: list[np.ndarray], rng: np.random.Generator, draws: int) -> dict:
+    """mean over seeds of per-seed frame means, its ratio to the baseline's, and hierarchical intervals."""
+    boot, base_boot = hierarchical_means(mine, rng, draws), hierarchical_means(base, rng, draws)
+    per_seed = [float(a.mean()) for a in mine]
+    ratio = boot / base_boot
+    return {
+        "mean": float(np.mean(per_seed)),
+        "sd_over_seeds": float(np.std(per_seed, ddof=1)) if len(mine) > 1 else 0.0,
+        "per_seed": per_seed,
+        "ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        "vs_kim_canny": float(np.mean(per_seed) / np.mean([a.mean() for a in base])),
+        "vs_kim_canny_ci": [float(np.percentile(ratio, 2.5)), float(np.percentile(ratio, 97.5))],
+    }
+
+
+def seed_interval(values: list[float]) -> list[float]:
+    """2.5 and 97.5 percentiles of the mean over a bootstrap of seeds (a single seed: that value twice)."""
+    rng = np.random.default_rng(1)
+    values = np.asarray(values, np.float64)
+    means = values[rng.integers(0, len(values), (2000, len(values)))].mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
 def summarize(results: dict[str, list[dict]], draws: int = 2000) -> dict:
+    """{model: {method: measures with across-seed intervals}}; the baseline is kim_canny's attention."""
     rng = np.random.default_rng(0)
-    base = [r["attention"]["deletion_auc"] for r in results["kim_canny"]]
-    base_boot = hierarchical_means(base, rng, draws)
-    base_rmse = np.mean([r["rmse"] for r in results["kim_canny"]])
+    base_runs = results["kim_canny"]
+    base_rmse = np.mean([r["rmse"] for r in base_runs])
     table = {}
     for name, runs in results.items():
-        auc = [r["attention"]["deletion_auc"] for r in runs]
-        rand = [r["random"]["deletion_auc"] for r in runs]
-        boot = hierarchical_means(auc, rng, draws)
-        ratio = boot / base_boot
-        per_seed = [float(a.mean()) for a in auc]
-        table[name] = {
-            "seeds": len(runs),
-            "deletion_auc_mean": float(np.mean(per_seed)),
-            "deletion_auc_sd_over_seeds": float(np.std(per_seed, ddof=1)) if len(runs) > 1 else 0.0,
-            "deletion_auc_per_seed": per_seed,
-            "deletion_auc_ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-            "vs_kim_canny": float(np.mean(per_seed) / np.mean([a.mean() for a in base])),
-            "vs_kim_canny_ci": [float(np.percentile(ratio, 2.5)), float(np.percentile(ratio, 97.5))],
-            "vs_random": float(np.mean([a.mean() / b.mean() for a, b in zip(auc, rand)])),
-            "insertion_auc_mean": float(np.mean([r["attention"]["insertion_auc"].mean() for r in runs])),
-            "pointing": float(np.mean([r["attention"]["pointing"].mean() for r in runs])),
-            "mask_mass_ratio": float(np.mean([np.nanmean(r["attention"]["mask_mass_ratio"]) for r in runs])),
-            "rmse_mean": float(np.mean([r["rmse"] for r in runs])),
-            "rmse_ratio": float(np.mean([r["rmse"] for r in runs]) / base_rmse),
-        }
+        rmse = [r["rmse"] for r in runs]
+        entry = {"seeds": len(runs), "rmse_mean": float(np.mean(rmse)), "rmse_ci": seed_interval(rmse),
+                 "rmse_ratio": float(np.mean(rmse) / base_rmse), "methods": {}}  # fmt: skip
+        shift = [float(r["uniform_shift"].mean()) for r in runs]
+        entry["uniform_shift"], entry["uniform_shift_ci"] = float(np.mean(shift)), seed_interval(shift)
+        entry["uniform_shift_over_rmse"] = float(np.mean(shift) / np.mean(rmse))
+        for method in dict.fromkeys(m for r in runs for m, v in r.items() if isinstance(v, dict)):
+            have = [r for r in runs if method in r]
+            row: dict = {"seeds": len(have)}
+            for measure in MEASURES:
+                if measure in have[0][method] and measure in base_runs[0]["attention"]:
+                    row[measure] = ratio_stats([r[method][measure] for r in have],
+                                               [r["attention"][measure] for r in base_runs], rng, draws)  # fmt: skip
+            if "random" in have[0] and method != "random":
+                row["deletion_vs_random"] = float(np.mean([
+                    r[method]["deletion_auc"].mean() / r["random"]["deletion_auc"].mean() for r in have]))  # fmt: skip
+            if "road_morf_auc" in row and "road_lerf_auc" in row:  # ROAD's own floor: the least relevant first
+                row["road_morf_over_lerf"] = float(np.mean([
+                    r[method]["road_morf_auc"].mean() / r[method]["road_lerf_auc"].mean() for r in have]))  # fmt: skip
+            for measure in ("pointing", "mask_mass_ratio"):
+                values = [float(np.nanmean(r[method][measure])) for r in have]
+                row[measure], row[f"{measure}_ci"] = float(np.mean(values)), seed_interval(values)
+            if have[0][method]["sanity"]:
+                final = [list(r[method]["sanity"].values())[-1] for r in have]
+                row["sanity_rho"], row["sanity_rho_ci"] = float(np.mean(final)), seed_interval(final)
+                stages = have[0][method]["sanity"]
+                row["sanity_by_stage"] = {s: float(np.mean([r[method]["sanity"][s] for r in have])) for s in stages}
+            entry["methods"][method] = row
+        table[name] = entry
     return table
 
 
-def plot_curves(out: Path, names: list[str], seeds: int, figure: Path) -> None:
-    """Mean deletion curve of each variant's attention (over seeds and frames), random order dashed."""
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
-    for name in names:
-        curves = {m: [] for m in ("attention", "random")}
-        for seed in range(seeds):
-            for method in curves:
-                rows = read_results(out / "models" / f"{name}_s{seed}" / "eval" / f"{method}.jsonl")
-                curves[method] += [r["deletion"] for r in rows]
-        steps = np.linspace(0, 1, len(curves["attention"][0]))
-        (line,) = ax.plot(steps, np.mean(curves["attention"], axis=0), label=f"{name} attention")
-        ax.plot(steps, np.mean(curves["random"], axis=0), "--", color=line.get_color(), alpha=0.5, lw=1)
-    ax.set_xlabel("fraction of pixels deleted (most attended first; dashed: random order)")
-    ax.set_ylabel("|steering change| (simulator units)")
-    ax.set_title(f"Deletion curves, held-out synthetic frames, mean over {seeds} seeds")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+def pareto(table: dict) -> list[dict]:
+    """Grid points: RMSE ratio against both faithfulness ratios; `front`: no other point is at least as
+    faithful under both protocols and as accurate, and better in one."""
+    points = []
+    for name in GRID:
+        if name in table:
+            att = table[name]["methods"]["attention"]
+            points.append({"name": name, "seeds": table[name]["seeds"], "rmse_ratio": table[name]["rmse_ratio"],
+                           "deletion_ratio": att["deletion_auc"]["vs_kim_canny"],
+                           "deletion_ci": att["deletion_auc"]["vs_kim_canny_ci"],
+                           "road_ratio": att["road_morf_auc"]["vs_kim_canny"],
+                           "road_ci": att["road_morf_auc"]["vs_kim_canny_ci"],
+                           "sanity_rho": att.get("sanity_rho"),
+                           "uniform_shift": table[name]["uniform_shift"]})  # fmt: skip
+
+    def dominates(a: dict, b: dict) -> bool:
+        better = (a["deletion_ratio"] >= b["deletion_ratio"], a["road_ratio"] >= b["road_ratio"],
+                  a["rmse_ratio"] <= b["rmse_ratio"])  # fmt: skip
+        return all(better) and a != b
+
+    for point in points:
+        point["front"] = not any(dominates(other, point) for other in points)
+    return points
+
+
+def best_point(points: list[dict], rmse_limit: float = 1.05) -> dict | None:
+    """The recommendation: within the RMSE limit, the highest lower interval bound under the weaker protocol."""
+    fits = [p for p in points if p["rmse_ratio"] <= rmse_limit]
+    return max(fits, key=lambda p: min(p["deletion_ci"][0], p["road_ci"][0]), default=None)
+
+
+def plot_pareto(points: list[dict], figure: Path) -> None:
+    fig = Figure(figsize=(11, 4.5))
+    for ax, key, label in zip(fig.subplots(1, 2), ("deletion", "road"),
+                              ("deletion onto the mean", "ROAD most relevant first")):  # fmt: skip
+        for p in points:
+            low, high = p[f"{key}_ci"]
+            value = p[f"{key}_ratio"]
+            ax.errorbar(p["rmse_ratio"], value, yerr=[[value - low], [high - value]], fmt="o" if p["front"] else "x",
+                        color="C3" if p["front"] else "C0", capsize=2)  # fmt: skip
+            ax.annotate(p["name"].replace("quant_sign_", ""), (p["rmse_ratio"], value), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        ax.axhline(1.0, color="gray", lw=0.8)
+        ax.axvline(1.05, color="gray", lw=0.8, ls="--")
+        ax.set_xlabel("RMSE / kim_canny RMSE")
+        ax.set_ylabel(f"attention AUC / kim_canny's ({label})")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Pareto front (red: not dominated), bits x rest dropout; intervals over seeds and frames")
     fig.tight_layout()
     fig.savefig(figure, dpi=90)
+
+
+def plot_curves(out: Path, seeds: dict[str, list[int]], figure: Path) -> None:
+    """Mean deletion and ROAD curves of each variant's attention (over seeds and frames); random order dashed."""
+    fig = Figure(figsize=(12, 4.5))
+    axes = fig.subplots(1, 2)
+    for name, done in seeds.items():
+        rows = {m: [] for m in ("attention", "random")}
+        for seed, method in ((s, m) for s in done for m in rows):
+            rows[method] += read_results(out / "models" / f"{name}_s{seed}" / "eval" / f"{method}.jsonl")
+        color = None
+        for ax, key in zip(axes, ("deletion", "road_morf")):
+            for method, style in (("attention", "-"), ("random", "--")):
+                curves = [r[key] for r in rows[method] if key in r]
+                if curves:
+                    steps = np.linspace(0, 1, len(curves[0]))
+                    label = f"{name} {method}" if method == "attention" else None
+                    (line,) = ax.plot(steps, np.mean(curves, axis=0), style, color=color, label=label,
+                                      alpha=1.0 if method == "attention" else 0.5)  # fmt: skip
+                    color = line.get_color()
+    axes[0].set_title("deletion onto the mean, most attended first (dashed: random order)", fontsize=9)
+    axes[1].set_title("ROAD (noisy linear imputation), most relevant first", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("fraction of pixels removed")
+        ax.set_ylabel("|steering change| (simulator units)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=90)
+
+
+def markdown_table(table: dict) -> str:
+    """The headline table: every model x method, each measure with its interval over seeds (and frames)."""
+
+    def ratio(row: dict, key: str) -> str:
+        if key not in row:
+            return "–"
+        r = row[key]
+        low, high = r["vs_kim_canny_ci"]
+        return f"{r['mean']:.4f} · ×{r['vs_kim_canny']:.2f} [{low:.2f}, {high:.2f}]"
+
+    def interval(value: float | None, ci: list[float] | None, digits: int = 2) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else f"{value:.{digits}f}"
+
+    lines = [
+        "| model | map | seeds | deletion onto the mean ↑ (AUC · × kim_canny [95 % CI]) | ROAD MoRF ↑ | ROAD LeRF ↓ "
+        "| insertion ↓ | sanity ρ ↓ | uniform-attention shift / RMSE | mass on mask (× area) | pointing "
+        "| RMSE [95 % CI over seeds] (× kim_canny) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in table.items():
+        for method, row in entry["methods"].items():
+            if method == "random":
+                continue
+            shift = f"{entry['uniform_shift_over_rmse']:.2f}" if method == "attention" else "–"
+            lines.append(
+                f"| {name} | {method} | {row['seeds']} | {ratio(row, 'deletion_auc')} | {ratio(row, 'road_morf_auc')} "
+                f"| {ratio(row, 'road_lerf_auc')} | {ratio(row, 'insertion_auc')} "
+                f"| {interval(row.get('sanity_rho'), row.get('sanity_rho_ci'))} | {shift} "
+                f"| {interval(row['mask_mass_ratio'], row['mask_mass_ratio_ci'])} "
+                f"| {interval(row['pointing'], row['pointing_ci'])} "
+                f"| {interval(entry['rmse_mean'], entry['rmse_ci'], 4)} ({entry['rmse_ratio']:.2f}) |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def pairs_to_run(args: argparse.Namespace) -> list[Pair]:
+    """In order of need: the headline models (seed by seed; attention and random order), the post-hoc
+    methods on the kim_canny models, then the grid points not among the headline models (attention)."""
+    pairs = [(name, seed, o, ("attention", "random")) for seed in range(args.seeds) for name, o in MAIN.items()]
+    pairs += [("kim_canny", seed, MAIN["kim_canny"], POSTHOC) for seed in range(args.posthoc_seeds)]
+    grid = [(n, seed, o, ("attention",)) for seed in range(args.grid_seeds) for n, o in GRID.items() if n not in MAIN]
+    return pairs + ([] if args.no_grid else grid)
+
+
+def finished(pair: Pair, args: argparse.Namespace) -> bool:
+    folder = Path(args.out) / "models" / f"{pair[0]}_s{pair[1]}" / "eval"
+    return all(len(read_results(folder / f"{m}.jsonl")) == args.test_frames for m in pair[3])
 
 
 def main() -> int:
@@ -166,53 +335,78 @@ def main() -> int:
     parser.add_argument("--train-frames", type=int, default=4000)
     parser.add_argument("--test-frames", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the headline variants")
+    parser.add_argument("--grid-seeds", type=int, default=3, help="seeds of the other Pareto grid points")
+    parser.add_argument("--posthoc-seeds", type=int, default=3, help="kim_canny seeds the post-hoc methods explain")
+    parser.add_argument("--no-grid", action="store_true")
+    parser.add_argument("--road-steps", type=int, default=5, help="ROAD removal fractions k/N")
+    parser.add_argument("--sanity-frames", type=int, default=16)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--eval-batch", type=int, help="default: 64 on CPU, 1024 on GPU")
-    parser.add_argument("--no-ablation", action="store_true")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--jobs", type=int, default=1, help="(variant, seed) pairs trained and evaluated at once")
+    parser.add_argument("--summarize", action="store_true", help="only summarize the models finished so far")
+    parser.add_argument("--only", help="comma-separated <name>_s<seed> pairs to run (e.g. a second process)")
     args = parser.parse_args()
     data = Path(args.out) / "data"
     if not (data / "test" / "driving_log.csv").is_file():
         write_splits(data, {"train": args.train_frames, "val": 500, "test": args.test_frames}, seed=7)
-    variants = {**MAIN, **({} if args.no_ablation else ABLATION)}
-    pairs = [(name, seed, overrides) for seed in range(args.seeds) for name, overrides in variants.items()]
+    pairs = pairs_to_run(args)
+    if args.only:
+        pairs = [p for p in pairs if f"{p[0]}_s{p[1]}" in args.only.split(",")]
+    if args.summarize:
+        pairs = [p for p in pairs if finished(p, args)]
     # every pair reads the same caches: build them once here, not in several processes at once
-    preprocessing = train_config(*pairs[0], args, data).preprocessing
+    preprocessing = train_config(*pairs[0][:3], args, data).preprocessing
     for split in ("train", "val", "test"):
         build_cache(SimLogSource(data / split), preprocessing, data / "cache")
-    results: dict[str, dict[int, dict]] = {name: {} for name in variants}
-    if args.jobs == 1:
-        for name, seed, overrides in pairs:
-            results[name][seed] = run_pair(name, seed, overrides, args, data)
+    results: dict[str, dict[int, dict]] = {}
+    if args.jobs == 1 or args.summarize:
+        for pair in tqdm(pairs, desc="models", unit="model", disable=not args.summarize):
+            results.setdefault(pair[0], {}).setdefault(pair[1], {}).update(run_pair(pair, args, data))
     else:
         spawn = multiprocessing.get_context("spawn")  # CUDA cannot be forked
         with ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool:
-            jobs = {pool.submit(run_pair, name, seed, overrides, args, data): (name, seed)
-                    for name, seed, overrides in pairs}  # fmt: skip
+            jobs = {pool.submit(run_pair, pair, args, data): pair for pair in pairs}
             for job in tqdm(as_completed(jobs), total=len(jobs), desc="models", unit="model"):
-                name, seed = jobs[job]
-                results[name][seed] = job.result()
+                name, seed = jobs[job][:2]
+                results.setdefault(name, {}).setdefault(seed, {}).update(job.result())
     table = summarize({name: [runs[seed] for seed in sorted(runs)] for name, runs in results.items()})
+    points = pareto(table)
+    best = best_point(points)
     (Path(args.out) / "headline.json").write_text(json.dumps(table, indent=2))
-    plot_curves(Path(args.out), list(MAIN), args.seeds, Path(args.out) / "deletion_curves.png")
-    head = table[HEADLINE]
+    (Path(args.out) / "headline.md").write_text(markdown_table(table))
+    plot_curves(Path(args.out), {n: sorted(results[n]) for n in MAIN if n in results},
+                Path(args.out) / "deletion_curves.png")  # fmt: skip
+    plot_pareto(points, Path(args.out) / "pareto.png")
+    head = table[HEADLINE]["methods"]["attention"]
     summary = {
-        "deletion_auc_ratio": round(head["vs_kim_canny"], 3),
-        "ci_low": round(head["vs_kim_canny_ci"][0], 3),
-        "ci_high": round(head["vs_kim_canny_ci"][1], 3),
-        "rmse_ratio": round(head["rmse_ratio"], 3),
-        "seeds": args.seeds,
-        "quant_sign_b2_ratio": round(table["quant_sign_b2"]["vs_kim_canny"], 3),
-        "quant_sign_b2_ci": [round(x, 3) for x in table["quant_sign_b2"]["vs_kim_canny_ci"]],
+        "deletion_auc_ratio": round(head["deletion_auc"]["vs_kim_canny"], 3),
+        "ci_low": round(head["deletion_auc"]["vs_kim_canny_ci"][0], 3),
+        "ci_high": round(head["deletion_auc"]["vs_kim_canny_ci"][1], 3),
+        "road_ratio": round(head["road_morf_auc"]["vs_kim_canny"], 3),
+        "road_ci": [round(x, 3) for x in head["road_morf_auc"]["vs_kim_canny_ci"]],
+        "rmse_ratio": round(table[HEADLINE]["rmse_ratio"], 3),
+        "sanity_rho": round(head["sanity_rho"], 3),
+        "uniform_effect": round(table[HEADLINE]["uniform_shift_over_rmse"], 3),
+        "seeds": table[HEADLINE]["seeds"],  # as finished, which may be fewer than asked for
+        "grid_points_finished": len(points),
+        "best_grid_point": best["name"] if best else None,
     }
-    settings = {k: getattr(args, k) for k in ("train_frames", "test_frames", "epochs", "seeds", "batch", "jobs")}
-    record("headline", summary, headline_variant=HEADLINE, settings=settings, variants=table)
-    for name, row in table.items():
-        print(f"{name:15s} del AUC {row['deletion_auc_mean']:.4f} ± {row['deletion_auc_sd_over_seeds']:.4f} "
-              f"x{row['vs_kim_canny']:.2f} [{row['vs_kim_canny_ci'][0]:.2f}, {row['vs_kim_canny_ci'][1]:.2f}] "
-              f"/random {row['vs_random']:.2f} RMSE x{row['rmse_ratio']:.2f}")  # fmt: skip
+    keys = ("train_frames", "test_frames", "epochs", "seeds", "grid_seeds", "posthoc_seeds", "road_steps",
+            "sanity_frames", "batch", "jobs")  # fmt: skip
+    settings = {k: getattr(args, k) for k in keys}
+    settings["models_finished"] = {name: sorted(runs) for name, runs in results.items()}
+    record("headline", summary, headline_variant=HEADLINE, settings=settings, variants=table, pareto=points)
+    print(markdown_table(table))
+    for name, entry in table.items():
+        att = entry["methods"]["attention"]
+        print(f"{name:20s} seeds {entry['seeds']} deletion x{att['deletion_auc']['vs_kim_canny']:.2f} "
+              f"[{att['deletion_auc']['vs_kim_canny_ci'][0]:.2f}, {att['deletion_auc']['vs_kim_canny_ci'][1]:.2f}] "
+              f"ROAD x{att['road_morf_auc']['vs_kim_canny']:.2f} [{att['road_morf_auc']['vs_kim_canny_ci'][0]:.2f}, "
+              f"{att['road_morf_auc']['vs_kim_canny_ci'][1]:.2f}] RMSE x{entry['rmse_ratio']:.2f} "
+              f"rho {att.get('sanity_rho', float('nan')):.2f} "
+              f"uniform {entry['uniform_shift_over_rmse']:.2f}")  # fmt: skip
     return 0
 
 

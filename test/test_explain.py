@@ -292,7 +292,7 @@ def _checkpoint(tmp_path, preprocessing: Preprocessing, variant: str = "kim_cann
 
 def _evaluate(*args) -> subprocess.CompletedProcess:
     command = [sys.executable, str(ROOT / "training" / "evaluate.py"), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, timeout=1200)  # generous: a loaded machine
 
 
 def _last_line(done: subprocess.CompletedProcess) -> str:
@@ -304,7 +304,8 @@ def _last_line(done: subprocess.CompletedProcess) -> str:
 def test_evaluate_cli_report_and_bad_input(tmp_path, synthetic_logs) -> None:
     kc, qs = _checkpoint(tmp_path, Preprocessing()), _checkpoint(tmp_path, Preprocessing(), "quant_sign")
     out = tmp_path / "report"
-    common = ["--data", str(synthetic_logs["val"]), "--cache-dir", str(tmp_path / "cache"), "--steps", "5"]
+    common = ["--data", str(synthetic_logs["val"]), "--cache-dir", str(tmp_path / "cache"), "--steps", "5",
+              "--road-steps", "3", "--sanity-frames", "2"]  # fmt: skip
     ok = _evaluate("--checkpoint", f"kim_canny={kc}", "--checkpoint", f"ours={qs}", "--methods", "attention,random",
                    "--frames", "8", "--out", str(out), *common)  # fmt: skip
     assert ok.returncode == 0, ok.stderr[-2000:]
@@ -321,6 +322,13 @@ def test_evaluate_cli_report_and_bad_input(tmp_path, synthetic_logs) -> None:
     random_rows = read_results(out / "ours" / "random.jsonl")
     vs_random = np.mean([r["deletion_auc"] for r in ours]) / np.mean([r["deletion_auc"] for r in random_rows])
     assert stats["vs_random"][0] == pytest.approx(vs_random, rel=1e-9)
+    road = np.mean([r["road_morf_auc"] for r in ours]) / np.mean([r["road_morf_auc"] for r in base])
+    assert stats["road_vs_kim_canny"][0] == pytest.approx(road, rel=1e-9)
+    assert all(len(r["road_morf"]) == len(r["road_lerf"]) == 4 and r["uniform_shift"] >= 0 for r in ours)
+    sanity = json.loads((out / "ours" / "attention.sanity.json").read_text())
+    assert sanity["frames"] == 2 and list(sanity["stages"])[-1] == "conv1"
+    assert stats["sanity_rho"] == pytest.approx(np.mean(sanity["stages"]["conv1"]))
+    assert results["models"]["ours"]["uniform_shift"][0] == pytest.approx(np.mean([r["uniform_shift"] for r in ours]))
     errors = np.array([r["prediction"] - r["target"] for r in ours])
     assert results["models"]["ours"]["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-9)
     assert {"curves.png", "overlays.png", "table.md"} <= {p.name for p in out.iterdir()}

@@ -10,8 +10,10 @@ import pytest
 import torch
 from conftest import ROOT, small_train_overrides
 from processes import finish, output, spawn
+from safetensors import safe_open
 
 from qattn_ros.data.simlog import SimLogSource
+from qattn_ros.errors import ConfigError
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
 from qattn_ros.model import VARIANTS
@@ -41,7 +43,10 @@ def test_resume_continues_from_the_last_epoch(synthetic_logs, tmp_path) -> None:
     first, _ = load_checkpoint(tmp_path / "run" / "last")
     resumed = Trainer(load_train_config(None, overrides + ["optim.epochs=2"]))
     assert resumed.epoch == 1 and resumed.step == 5
-    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), resumed.model.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), resumed.kept.state_dict().values()))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(first.state_dict().values(), resumed.model.state_dict().values())
+    ), "the raw weights, not the average, continue training"
     assert resumed.optimizer.state_dict()["state"], "optimizer moments restored"
     resumed.fit()
     _, info = load_checkpoint(tmp_path / "run" / "last")
@@ -78,6 +83,17 @@ def _train_process(overrides: list[str]) -> subprocess.Popen:
     return spawn(command)
 
 
+def _saved_epoch(out) -> int | None:
+    """The epoch `last` holds once its checkpoint and its resume state (same step) are both in place."""
+    try:
+        training = json.loads((out / "last.json").read_text())["training"]
+        with safe_open(str(out / "last.optimizer.safetensors"), "pt") as handle:
+            step = int((handle.metadata() or {})["step"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return training["epoch"] if step == training["step"] else None
+
+
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_logs, tmp_path) -> None:
     """SIGKILL during epoch 2, then run again: the weights equal an uninterrupted run's, dropout and all."""
     settings = ["model.variant=quant_sign", "model.rest_dropout=0.5", "model.head_dropout=0.2", "optim.epochs=2",
@@ -91,10 +107,9 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_logs, tmp_
     killed = _train_process(overrides(tmp_path / "killed"))
     history = tmp_path / "killed" / "last.json"
     end = time.monotonic() + 600
-    while killed.poll() is None and time.monotonic() < end and not history.is_file():
-        time.sleep(0.02)  # epoch 1 is saved: epoch 2 has begun
-    time.sleep(0.5)
-    assert killed.poll() is None, "still in epoch 2 when killed"
+    while killed.poll() is None and time.monotonic() < end and _saved_epoch(tmp_path / "killed") != 1:
+        time.sleep(0.02)  # waits for a condition: epoch 1 completely saved (checkpoint and resume state)
+    assert killed.poll() is None, "still running (in epoch 2) when killed"
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=30)
     saved = json.loads(history.read_text())["training"]
@@ -135,3 +150,34 @@ def test_recurrent_sequences_and_the_attention_regularizers_train(synthetic_logs
         return float(-(alpha * alpha.clamp_min(1e-12).log()).sum(1).mean())
 
     assert mean_entropy(1.0) < mean_entropy(0.0) - 0.05, "the penalty makes the attention more peaked"
+
+
+def test_the_kept_model_is_the_exponential_moving_average_of_the_weights(synthetic_logs, tmp_path) -> None:
+    """best/last hold W_ema = d W_ema + (1 - d) W_step after every step (the first step copies)."""
+    decay = 0.7
+    overrides = small_train_overrides(synthetic_logs, tmp_path / "run", tmp_path.parent / "cache") + FAST
+    overrides += [
+        "model.variant=kim_canny",
+        "optim.epochs=1",
+        "optim.max_steps_per_epoch=4",
+        f"optim.ema_decay={decay}",
+    ]
+    trainer = Trainer(load_train_config(None, overrides))
+    expected: dict[str, torch.Tensor] = {}
+    step = trainer.optimizer.step
+
+    def step_and_average(*args, **kwargs):
+        step(*args, **kwargs)
+        for name, value in trainer.model.state_dict().items():
+            if value.is_floating_point():
+                expected[name] = value.clone() if name not in expected else decay * expected[name] + (1 - decay) * value
+
+    trainer.optimizer.step = step_and_average
+    trainer.fit()
+    best, _ = load_checkpoint(tmp_path / "run" / "best")
+    saved = best.state_dict()
+    assert all(torch.allclose(saved[name], value, atol=1e-6) for name, value in expected.items())
+    raw = trainer.model.state_dict()
+    assert not all(torch.equal(saved[name], raw[name]) for name in expected), "the average is not the raw weights"
+    with pytest.raises(ConfigError, match="ema_decay"):
+        Trainer(load_train_config(None, overrides + ["optim.ema_decay=1.0"]))

@@ -4,7 +4,10 @@
 
 Writes runs/demo/attention_overlays.png (held-out frames, camera | Kim & Canny attention |
 sign-bit attention), runs/demo/closed_loop.gif (camera | attention while it drives) and
-runs/demo/summary.md. About 8 minutes on 2 CPU cores.
+runs/demo/summary.md. About 8 minutes on 2 CPU cores. `--seeds 3` also trains seeds 1 and 2
+(runs/demo/<variant>_s<k>) and puts the mean and spread over seeds beside seed 0's numbers.
+The table reports how much the validation RMSE still swings between consecutive epochs after
+the third (the kept model is the weight average, see docs/method.md).
 """
 
 from __future__ import annotations
@@ -42,6 +45,16 @@ def test_metrics(predictor: SteeringPredictor, frames: Frames) -> dict:
     return {**steering_errors(steering, frames.targets), "mask_mass_ratio": float(np.nanmean(mass_ratio))}
 
 
+def late_swing(history: list[dict], after: int = 3) -> float:
+    """Largest relative change of the validation RMSE between consecutive epochs after epoch `after`."""
+    values = [h["val_rmse"] for h in history]
+    return max((abs(b - a) / a for a, b in zip(values[after - 1 : -1], values[after:])), default=0.0)
+
+
+def spread(values: list[float], digits: int = 4) -> str:
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}" if len(values) > 1 else "–"
+
+
 def overlay_figure(predictors: dict, log: Path, out: Path, count: int = 6) -> None:
     source = SimLogSource(log)
     records = [r for _, r in zip(range(count), source)]
@@ -74,41 +87,53 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="data_out/synthetic")
     parser.add_argument("--train-frames", type=int, default=6000)
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=1, help="training seeds; seed 0 makes the figures")
     args = parser.parse_args(argv)
     out, data = Path(args.out), Path(args.data)
     out.mkdir(parents=True, exist_ok=True)
     if not (data / "test" / "driving_log.csv").is_file():
         write_splits(data, {"train": args.train_frames, "val": 500, "test": 500})
     predictors, rows = {}, []
-    for variant in VARIANTS:
-        config = load_train_config(
-            ROOT / "config" / "train" / "synthetic.yaml",
-            [f"optim.epochs={args.epochs}", f"out={out / variant}",
-             f"data.train=[{{kind: simlog, path: '{data / 'train'}'}}]",
-             f"data.val=[{{kind: simlog, path: '{data / 'val'}'}}]"],
-            model_path=str(ROOT / "config" / "models" / f"{variant}.yaml"),
-        )  # fmt: skip
-        trainer = Trainer(config)
-        predictors[variant] = SteeringPredictor(trainer.fit(), "cpu")
-        frames = predictors[variant].frames(SimLogSource(data / "test"), config.data.cache_dir)
-        metrics = test_metrics(predictors[variant], frames)
-        val = predictors[variant].info.metrics
-        rows.append(
-            (
-                variant,
-                val["rmse"],
-                metrics["rmse"],
-                metrics["mae"],
-                val["mean_baseline_rmse"],
-                metrics["mask_mass_ratio"],
-            )
-        )
+    for seed in range(args.seeds):  # seed by seed: seed 0's models (the figures) first
+        for variant in VARIANTS:
+            folder = out / (variant if seed == 0 else f"{variant}_s{seed}")
+            config = load_train_config(
+                ROOT / "config" / "train" / "synthetic.yaml",
+                [f"optim.epochs={args.epochs}", f"out={folder}", f"seed={seed}",
+                 f"data.train=[{{kind: simlog, path: '{data / 'train'}'}}]",
+                 f"data.val=[{{kind: simlog, path: '{data / 'val'}'}}]"],
+                model_path=str(ROOT / "config" / "models" / f"{variant}.yaml"),
+            )  # fmt: skip
+            predictor = SteeringPredictor(Trainer(config).fit(), "cpu")
+            frames = predictor.frames(SimLogSource(data / "test"), config.data.cache_dir)
+            metrics = test_metrics(predictor, frames)
+            val = predictor.info.metrics
+            history = json.loads((folder / "history.json").read_text())
+            rows.append({"variant": variant, "seed": seed, "val_rmse": val["rmse"], "test_rmse": metrics["rmse"],
+                         "test_mae": metrics["mae"], "mean_baseline_rmse": val["mean_baseline_rmse"],
+                         "mask_mass_ratio": metrics["mask_mass_ratio"],
+                         "late_val_swing": late_swing(history)})  # fmt: skip
+            if seed == 0:
+                predictors[variant] = predictor
     overlay_figure(predictors, data / "test", out / "attention_overlays.png")
+    columns = ("val_rmse", "test_rmse", "test_mae", "mean_baseline_rmse", "mask_mass_ratio", "late_val_swing")
     table = [
-        "| model | val RMSE | test RMSE | test MAE | predict-the-mean RMSE | attention on relevant pixels (x area) |",
-        "|---|---|---|---|---|---|",
-        *[f"| {v} | {a:.4f} | {b:.4f} | {c:.4f} | {d:.4f} | {e:.2f} |" for v, a, b, c, d, e in rows],
-    ]
+        "| model | val RMSE | test RMSE | test MAE | predict-the-mean RMSE | attention on relevant pixels (x area) "
+        "| largest val RMSE swing after epoch 3 |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {r['variant']} | " + " | ".join(f"{r[c]:.4f}" if c.endswith("rmse") or c == "test_mae" else
+                                              f"{r[c]:.2f}" if c == "mask_mass_ratio" else f"{100 * r[c]:.1f} %"
+                                              for c in columns) + " |" for r in rows if r["seed"] == 0],
+    ]  # fmt: skip
+    if args.seeds > 1:
+        table += ["", f"Mean ± standard deviation over {args.seeds} training seeds (seed 0 above):", "",
+                  "| model | val RMSE | test RMSE | test MAE | attention on relevant pixels (x area) "
+                  "| largest val RMSE swing after epoch 3 |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for variant in VARIANTS:
+            mine = [r for r in rows if r["variant"] == variant]
+            table.append(f"| {variant} | " + " | ".join(spread([r[c] for r in mine]) for c in columns[:3])
+                         + f" | {spread([r['mask_mass_ratio'] for r in mine], 2)} | "
+                         f"{100 * max(r['late_val_swing'] for r in mine):.1f} % (largest) |")  # fmt: skip
     drive = closed_loop_drive(predictors["quant_sign"], out)
     table += ["", "Closed loop: the trained quant_sign model drives 1 km of a held-out road at 15 m/s "
               "(training/closed_loop.py; camera | attention in closed_loop.gif):", "",
@@ -116,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
               f"mean |offset| {drive['mean_abs_offset_m']:.3f} m, max {drive['max_abs_offset_m']:.2f} m"]  # fmt: skip
     summary = "\n".join(["Steering in simulator units (x25 deg, positive right).", "", *table, ""])
     (out / "summary.md").write_text(summary)
-    keys = ("variant", "val_rmse", "test_rmse", "test_mae", "mean_baseline_rmse", "mask_mass_ratio")
-    (out / "summary.json").write_text(json.dumps([dict(zip(keys, row)) for row in rows], indent=2))
+    (out / "summary.json").write_text(json.dumps(rows, indent=2))
     print(summary)
     print(f"overlays: {out / 'attention_overlays.png'}, closed loop: {out / 'closed_loop.gif'}")
     return 0

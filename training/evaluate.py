@@ -5,8 +5,11 @@
       --data "{kind: simlog, path: data_out/synthetic/test}" --methods attention,visual_backprop,gradcam,random \
       --frames 500 --out reports/synthetic
 
-Writes <out>/<model>/<method>.jsonl per frame as it goes (rerun to resume), then
-results.json, table.md, curves.png and overlays.png (frames where the methods disagree most).
+Writes <out>/<model>/<method>.jsonl per frame as it goes (rerun to resume): deletion onto the
+substrate, ROAD most- and least-relevant-first (noisy linear imputation), insertion, mask scores
+and the uniform-attention shift; <method>.sanity.json holds the cascading-randomization check on
+the first --sanity-frames frames. Then results.json, table.md, curves.png and overlays.png
+(frames where the methods disagree most). docs/evaluation.md describes every measure.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 
 from qattn_ros.data.sources import open_source, spec_from_text
 from qattn_ros.errors import CheckpointError, ConfigError, DataError
-from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results
+from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results, sanity_method
 from qattn_ros.explain.report import plot_overlays, write_report
 from qattn_ros.explain.saliency import METHODS, SaliencyError, saliency
 from qattn_ros.predictor import Frames, SteeringPredictor
@@ -78,6 +81,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--substrate", choices=("mean", "blur"), default="mean")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 64 on CPU, 1024 on GPU)")
     parser.add_argument("--no-insertion", action="store_true")
+    parser.add_argument("--road-steps", type=int, default=10, help="ROAD removal fractions k/N (0: no ROAD)")
+    parser.add_argument("--sanity-frames", type=int, default=16,
+                        help="frames of the cascading-randomization check (0: none)")  # fmt: skip
+    parser.add_argument("--no-uniform", action="store_true", help="skip the uniform-attention intervention")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache-dir", default="data_out/cache")
@@ -90,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     settings = EvalSettings(steps=args.steps, substrate=args.substrate, batch_size=args.batch_size, seed=args.seed,
-                            insertion=not args.no_insertion)  # fmt: skip
+                            insertion=not args.no_insertion, road_steps=args.road_steps,
+                            uniform=not args.no_uniform, sanity_frames=args.sanity_frames)  # fmt: skip
     models: list[Evaluated] = []
     try:
         unknown = [m for m in methods if m not in METHODS]
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 if method == "attention" and not predictor.has_attention:
                     continue
                 evaluate_method(predictor, method, frames, out / name / f"{method}.jsonl", settings)
+                sanity_method(predictor, method, frames, out / name / f"{method}.sanity.json", settings)
     except (ConfigError, DataError, CheckpointError, SaliencyError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         if out.is_dir():

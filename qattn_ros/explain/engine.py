@@ -3,7 +3,11 @@
 Each finished group of frames is appended to `<out>/<model>/<method>.jsonl` (one JSON
 object per frame) and flushed, so an interrupted run keeps what it finished; a rerun
 skips the frames already there. Every per-frame quantity is seeded by the frame index,
-so a resumed evaluation equals an uninterrupted one.
+so a resumed evaluation equals an uninterrupted one. Per frame: the deletion curve onto
+the chosen substrate, ROAD's most- and least-relevant-first curves (noisy linear
+imputation), the insertion curve, the mask scores, and for a model with attention how far
+uniform attention moves the steering. The sanity check (cascading randomization) runs on
+the first `sanity_frames` frames and goes to `<method>.sanity.json`.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import torch
 from tqdm import tqdm
 
 from ..predictor import Frames, SteeringPredictor, exact_float32
+from .intervention import uniform_shift
 from .perturbation import auc, curves
 from .saliency import saliency
+from .sanity import cascading_randomization
 
 
 @dataclass
@@ -29,6 +35,10 @@ class EvalSettings:
     frames_per_group: int = 64  # frames whose saliency is computed together
     seed: int = 0
     insertion: bool = True
+    # off unless asked for (training/evaluate.py and benchmarks/headline.py ask), so online replay stays lean
+    road_steps: int = 0  # ROAD removal fractions k / road_steps, MoRF and LeRF (10 in the reports); 0: none
+    uniform: bool = False  # the uniform-attention intervention, for models with attention
+    sanity_frames: int = 0  # frames of the cascading-randomization check (16 in the reports); 0: none
 
 
 def relevance_scores(maps: torch.Tensor, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,6 +105,13 @@ def evaluate_group(
                settings.seed).cpu().numpy()
         if settings.insertion else None
     )  # fmt: skip
+    road = {
+        order: curves(predict, x, maps, ids, "deletion", settings.road_steps, "road", settings.batch_size,
+                      settings.seed, order).cpu().numpy()
+        for order in (("most", "least") if settings.road_steps else ())
+    }  # fmt: skip
+    model = predictor.model
+    shift = uniform_shift(model, x).cpu().numpy() if settings.uniform and model.attention is not None else None
     scores = relevance_scores(maps, np.asarray(masks)) if masks is not None else None
     rows = []
     for row, frame in enumerate(ids):
@@ -108,6 +125,12 @@ def evaluate_group(
         if insertion is not None:
             record["insertion"] = insertion[row].round(7).tolist()
             record["insertion_auc"] = float(auc(insertion[row]))
+        for order, name in (("most", "road_morf"), ("least", "road_lerf")):
+            if order in road:
+                record[name] = road[order][row].round(7).tolist()
+                record[f"{name}_auc"] = float(auc(road[order][row]))
+        if shift is not None:
+            record["uniform_shift"] = float(shift[row])
         if scores is not None:
             record["mask_mass"], record["mask_mass_ratio"] = float(scores[0][row]), float(scores[1][row])
             record["pointing_hit"] = bool(scores[2][row])
@@ -145,4 +168,25 @@ def evaluate_method(
             maps = saliency(method, model, x, ids, settings.seed)
             masks = frames.masks[ids] if frames.masks is not None else None
             append_rows(handle, evaluate_group(predictor, x, maps, ids, frames.targets[ids], masks, settings))
+    return out_file
+
+
+def sanity_method(
+    predictor: SteeringPredictor, method: str, frames: Frames, out_file: Path, settings: EvalSettings
+) -> Path | None:
+    """Cascading randomization on the first `settings.sanity_frames` frames -> {stage: [rho per frame]}.
+
+    Kept if `out_file` exists for the same frames (rerun to resume); skipped for the random order.
+    """
+    count = min(settings.sanity_frames, len(frames))
+    if method == "random" or count == 0:
+        return None
+    if out_file.is_file() and json.loads(out_file.read_text()).get("frames") == count:
+        return out_file
+    ids = np.arange(count)
+    with exact_float32():
+        x = predictor.normalize(frames.images[ids])
+        rho = cascading_randomization(predictor.model, method, x, ids, settings.seed)
+    stages = {name: values.round(5).tolist() for name, values in rho.items()}
+    out_file.write_text(json.dumps({"frames": count, "stages": stages}))
     return out_file

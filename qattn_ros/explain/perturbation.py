@@ -4,7 +4,10 @@ Pixels are ranked by saliency resolved to 2^-20 (~1e-6) of the frame's saliency 
 that values equal but for float rounding (a few float32 ulps, ~6e-8 of the peak, as a GPU's
 batch-size-dependent kernels leave them) are ties; ties are broken by a random order seeded
 per frame, never by pixel index. Step k of K perturbs the top fraction k/K:
-  deletion:  those pixels take the substrate (dataset mean = 0 after normalization, or blur);
+  deletion:  those pixels take the substrate: the dataset mean (0 after normalization), a blur,
+             or ROAD's noisy linear imputation from the pixels kept (road.py), which does not
+             leak the removed region's shape; `order` "least" removes the least salient first
+             (ROAD's LeRF; "most" is MoRF);
   insertion: start from the blurred image and put those pixels back.
 The curve is d_k = |y(x_k) - y(x_0)| with x_0 the unperturbed image; AUC is the trapezoid
 over the fraction in [0, 1]. Deletion: higher is better. Insertion: lower is better.
@@ -23,8 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .road import DEFAULT_NOISE, noisy_linear_fill
+
 Predict = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, H, W) -> (N,)
 RANK_LEVELS = 2**20  # saliency resolution for ranking, per frame
+SUBSTRATES = ("mean", "blur", "road")
+ORDERS = ("most", "least")
 
 
 def auc(curve: np.ndarray) -> np.ndarray:
@@ -67,15 +74,33 @@ def pixel_ranks(saliency: torch.Tensor, frame_ids: np.ndarray, seed: int) -> tor
     return ranks
 
 
+def chosen_pixels(ranks: torch.Tensor, steps: torch.Tensor, total_steps: int, size: torch.Size) -> torch.Tensor:
+    """(B, 1, H, W) True where the pixel is among the top steps/total_steps of its frame's ranking."""
+    count = torch.round(steps.double() / total_steps * ranks.shape[1]).long()
+    return (ranks < count.unsqueeze(1)).view(ranks.shape[0], 1, *size)
+
+
 def perturbed(
     x: torch.Tensor, ranks: torch.Tensor, steps: torch.Tensor, total_steps: int, mode: str, substrate: torch.Tensor
 ) -> torch.Tensor:
     """x_k for each (frame, step) pair: x (B, C, H, W), ranks (B, H*W), steps (B,) -> (B, C, H, W)."""
-    count = torch.round(steps.double() / total_steps * ranks.shape[1]).long()
-    chosen = (ranks < count.unsqueeze(1)).view(x.shape[0], 1, *x.shape[-2:])
+    chosen = chosen_pixels(ranks, steps, total_steps, x.shape[-2:])
     if mode == "deletion":
         return torch.where(chosen, substrate, x)
     return torch.where(chosen, x, substrate)  # insertion: start from the substrate (blurred image)
+
+
+def road_imputed(
+    x: torch.Tensor, ranks: torch.Tensor, steps: torch.Tensor, total_steps: int, frame_ids: np.ndarray, seed: int
+) -> torch.Tensor:
+    """x_k with the chosen pixels imputed (ROAD); the noise is seeded by (seed, frame, step)."""
+    chosen = chosen_pixels(ranks, steps, total_steps, x.shape[-2:])[:, 0].cpu().numpy()
+    images = x.detach().cpu().double().numpy()
+    filled = [
+        noisy_linear_fill(image, removed, np.random.default_rng([seed, int(frame), 13, int(step)]), DEFAULT_NOISE)
+        for image, removed, frame, step in zip(images, chosen, frame_ids, steps.tolist())
+    ]
+    return torch.from_numpy(np.stack(filled)).to(x.device, x.dtype)
 
 
 def default_batch_size(device: torch.device | str) -> int:
@@ -87,13 +112,23 @@ def default_batch_size(device: torch.device | str) -> int:
     return 1024 if torch.device(device).type == "cuda" else 64
 
 
-def substrate_for(x: torch.Tensor, mode: str, kind: str) -> torch.Tensor:
-    """Deletion: dataset mean (0) or blur; insertion always starts from the blurred image."""
+def substrate_for(x: torch.Tensor, mode: str, kind: str) -> torch.Tensor | None:
+    """Deletion: dataset mean (0) or blur, None for ROAD (imputed per step); insertion starts from the blur."""
+    if kind not in SUBSTRATES:
+        raise ValueError(f"substrate: unknown {kind!r}; expected one of {', '.join(SUBSTRATES)}")
+    if kind == "road" and mode != "deletion":
+        raise ValueError("substrate road: ROAD removes pixels (deletion); insertion starts from the blur")
     if mode == "insertion" or kind == "blur":
         return blur(x)
-    if kind != "mean":
-        raise ValueError(f"substrate: unknown {kind!r}; expected mean or blur")
-    return torch.zeros_like(x)
+    return torch.zeros_like(x) if kind == "mean" else None
+
+
+def ordered_ranks(saliency: torch.Tensor, frame_ids: np.ndarray, seed: int, order: str) -> torch.Tensor:
+    """`pixel_ranks`, reversed for order "least" (least salient pixel first)."""
+    if order not in ORDERS:
+        raise ValueError(f"order: unknown {order!r}; expected one of {', '.join(ORDERS)}")
+    ranks = pixel_ranks(saliency, frame_ids, seed)
+    return ranks if order == "most" else ranks.shape[1] - 1 - ranks
 
 
 @torch.no_grad()
@@ -107,13 +142,14 @@ def curves(
     substrate: str = "mean",
     batch_size: int | None = None,
     seed: int = 0,
+    order: str = "most",
 ) -> torch.Tensor:
     """(B, K + 1) curves d_k, on x's device, for frames x (B, C, H, W) in batches of at most `batch_size` images.
 
     `batch_size` None: `default_batch_size` for x's device.
     """
     batch_size = batch_size or default_batch_size(x.device)
-    ranks = pixel_ranks(saliency, frame_ids, seed)
+    ranks = ordered_ranks(saliency, frame_ids, seed, order)
     base = substrate_for(x, mode, substrate)
     reference = predict(x)
     frames = torch.arange(x.shape[0], device=x.device).repeat_interleave(total_steps + 1)
@@ -121,7 +157,10 @@ def curves(
     outputs = torch.empty(len(frames), device=x.device)
     for begin in range(0, len(frames), batch_size):
         f, k = frames[begin : begin + batch_size], steps[begin : begin + batch_size]
-        batch = perturbed(x[f], ranks[f], k, total_steps, mode, base[f])
+        if base is None:
+            batch = road_imputed(x[f], ranks[f], k, total_steps, frame_ids[f.cpu().numpy()], seed)
+        else:
+            batch = perturbed(x[f], ranks[f], k, total_steps, mode, base[f])
         outputs[begin : begin + batch_size] = predict(batch.contiguous(memory_format=torch.channels_last))
     return (outputs.view(x.shape[0], total_steps + 1) - reference.unsqueeze(1)).abs().double()
 
@@ -136,19 +175,29 @@ def curves_loop(
     total_steps: int = 50,
     substrate: str = "mean",
     seed: int = 0,
+    order: str = "most",
 ) -> torch.Tensor:
     """The same curves one frame and one step at a time (the reference)."""
     result = torch.zeros(x.shape[0], total_steps + 1, dtype=torch.float64, device=x.device)
     for row in range(x.shape[0]):
         image = x[row : row + 1]
-        order = pixel_ranks(saliency[row : row + 1], frame_ids[row : row + 1], seed)[0].argsort()
+        ranking = ordered_ranks(saliency[row : row + 1], frame_ids[row : row + 1], seed, order)[0].argsort()
         base = substrate_for(image, mode, substrate)
         reference = predict(image)[0]
-        pixels = order.numel()
+        pixels = ranking.numel()
         for k in range(total_steps + 1):
             chosen = torch.zeros(pixels, dtype=torch.bool, device=x.device)
-            chosen[order[: int(round(k / total_steps * pixels))]] = True
+            chosen[ranking[: int(round(k / total_steps * pixels))]] = True
             chosen = chosen.view(1, 1, *image.shape[-2:])
-            step = torch.where(chosen, base, image) if mode == "deletion" else torch.where(chosen, image, base)
+            if base is None:
+                rng = np.random.default_rng([seed, int(frame_ids[row]), 13, k])
+                filled = noisy_linear_fill(
+                    image[0].cpu().double().numpy(), chosen[0, 0].cpu().numpy(), rng, DEFAULT_NOISE
+                )
+                step = torch.from_numpy(filled).to(image.device, image.dtype).unsqueeze(0)
+            elif mode == "deletion":
+                step = torch.where(chosen, base, image)
+            else:
+                step = torch.where(chosen, image, base)
             result[row, k] = (predict(step)[0] - reference).abs()
     return result

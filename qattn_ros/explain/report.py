@@ -2,7 +2,9 @@
 
 Means carry 95 % bootstrap intervals over frames; ratios (to the random order of the same
 model, to the Kim & Canny attention) are ratios of means with paired bootstrap intervals
-over the frames both were computed on.
+over the frames both were computed on, under deletion onto the substrate and under ROAD
+(most relevant first). The sanity check reports the mean Spearman rho between trained and
+randomized maps after each stage of the cascade; `sanity_rho` is the last (all layers random).
 """
 
 from __future__ import annotations
@@ -66,29 +68,47 @@ def aggregate(folder: Path) -> dict:
         if labelled:
             errors = steering_errors([r["prediction"] for r in labelled], [r["target"] for r in labelled])
             entry["rmse"], entry["mae"] = errors["rmse"], errors["mae"]
-        random_auc = _by_frame(model["runs"].get("random", []), "deletion_auc")
+        shifts = [r["uniform_shift"] for r in any_rows if "uniform_shift" in r]
+        if shifts:
+            entry["uniform_shift"] = bootstrap_mean(np.array(shifts))
         for method, rows in model["runs"].items():
             deletion = _by_frame(rows, "deletion_auc")
             stats = {"frames": len(rows), "deletion_auc": bootstrap_mean(np.array(list(deletion.values())))}
-            if any("insertion_auc" in r for r in rows):
-                stats["insertion_auc"] = bootstrap_mean(np.array(list(_by_frame(rows, "insertion_auc").values())))
-            if random_auc and method != "random":
-                stats["vs_random"] = bootstrap_ratio(*_paired(deletion, random_auc))
-            if baseline:
-                stats["vs_kim_canny"] = bootstrap_ratio(
-                    *_paired(deletion, _by_frame(models[baseline]["runs"][BASELINE[1]], "deletion_auc"))
-                )
+            for key in ("insertion_auc", "road_morf_auc", "road_lerf_auc"):
+                if any(key in r for r in rows):
+                    stats[key] = bootstrap_mean(np.array(list(_by_frame(rows, key).values())))
+            for key, prefix in (("deletion_auc", "vs"), ("road_morf_auc", "road_vs")):
+                mine = _by_frame(rows, key)
+                if not mine:
+                    continue
+                random_rows = _by_frame(model["runs"].get("random", []), key)
+                if random_rows and method != "random":
+                    stats[f"{prefix}_random"] = bootstrap_ratio(*_paired(mine, random_rows))
+                if baseline:
+                    base_rows = _by_frame(models[baseline]["runs"][BASELINE[1]], key)
+                    stats[f"{prefix}_kim_canny"] = bootstrap_ratio(*_paired(mine, base_rows)) if base_rows else None
+            sanity = read_sanity(folder / name / f"{method}.sanity.json")
+            if sanity:
+                stats["sanity_by_stage"] = sanity
+                stats["sanity_rho"] = list(sanity.values())[-1]
             hits = [r["pointing_hit"] for r in rows if "pointing_hit" in r]
             if hits:
                 stats["pointing"] = float(np.mean(hits))
                 ratios = [r["mask_mass_ratio"] for r in rows if r.get("mask_mass_ratio") == r.get("mask_mass_ratio")]
                 stats["mask_mass_ratio"] = bootstrap_mean(np.array(ratios)) if ratios else None
-            stats["deletion_curve"] = np.mean([r["deletion"] for r in rows], axis=0).tolist()
-            if "insertion" in rows[0]:
-                stats["insertion_curve"] = np.mean([r["insertion"] for r in rows], axis=0).tolist()
+            for key in ("deletion", "road_morf", "road_lerf", "insertion"):
+                if key in rows[0]:
+                    stats[f"{key}_curve"] = np.mean([r[key] for r in rows], axis=0).tolist()
             entry["methods"][method] = stats
         summary[name] = entry
     return {"baseline": baseline, "models": summary}
+
+
+def read_sanity(path: Path) -> dict[str, float]:
+    """{stage: mean rho over frames} from a .sanity.json, in cascade order; {} if there is none."""
+    if not path.is_file():
+        return {}
+    return {stage: float(np.mean(values)) for stage, values in json.loads(path.read_text())["stages"].items()}
 
 
 def _ci(value: tuple | None, digits: int = 4) -> str:
@@ -100,35 +120,45 @@ def _ci(value: tuple | None, digits: int = 4) -> str:
 
 def markdown_table(results: dict) -> str:
     lines = [
-        "| model | method | frames | deletion AUC ↑ | insertion AUC ↓ | deletion / random "
-        "| deletion / kim_canny attention | pointing | mass on mask (× area) | RMSE | MAE |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | method | frames | deletion AUC ↑ | deletion / random | deletion / kim_canny attention "
+        "| ROAD MoRF AUC ↑ | ROAD LeRF AUC ↓ | ROAD MoRF / random | ROAD MoRF / kim_canny attention "
+        "| insertion AUC ↓ | sanity ρ ↓ | uniform-attention shift | pointing | mass on mask (× area) | RMSE | MAE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     nan = float("nan")
     for name, model in results["models"].items():
         for method, s in model["methods"].items():
             pointing = f"{s['pointing']:.2f}" if "pointing" in s else "–"
+            rho = f"{s['sanity_rho']:.2f}" if "sanity_rho" in s else "–"
             lines.append(
-                f"| {name} | {method} | {s['frames']} | {_ci(s['deletion_auc'])} | {_ci(s.get('insertion_auc'))} | "
-                f"{_ci(s.get('vs_random'), 2)} | {_ci(s.get('vs_kim_canny'), 2)} | {pointing} | "
+                f"| {name} | {method} | {s['frames']} | {_ci(s['deletion_auc'])} | {_ci(s.get('vs_random'), 2)} | "
+                f"{_ci(s.get('vs_kim_canny'), 2)} | {_ci(s.get('road_morf_auc'))} | {_ci(s.get('road_lerf_auc'))} | "
+                f"{_ci(s.get('road_vs_random'), 2)} | {_ci(s.get('road_vs_kim_canny'), 2)} | "
+                f"{_ci(s.get('insertion_auc'))} | {rho} | {_ci(model.get('uniform_shift'))} | {pointing} | "
                 f"{_ci(s.get('mask_mass_ratio'), 2)} | {model.get('rmse', nan):.4f} | {model.get('mae', nan):.4f} |"
             )
     return "\n".join(lines) + "\n"
 
 
 def plot_curves(results: dict, out: Path) -> Path:
-    fig = Figure(figsize=(12, 4.5))
-    axes = fig.subplots(1, 2)
+    panels = [
+        ("deletion_curve", "deletion onto the substrate, most salient first (higher = more faithful)"),
+        ("road_morf_curve", "ROAD, most relevant first (higher = more faithful)"),
+        ("road_lerf_curve", "ROAD, least relevant first (lower = more faithful)"),
+        ("insertion_curve", "insertion from the blurred image (lower = more faithful)"),
+    ]
+    fig = Figure(figsize=(12, 9))
+    axes = fig.subplots(2, 2).flat
     for name, model in results["models"].items():
         for method, s in model["methods"].items():
-            label = f"{name} / {method}"
-            steps = np.linspace(0, 1, len(s["deletion_curve"]))
-            (line,) = axes[0].plot(steps, s["deletion_curve"], label=label)
-            if "insertion_curve" in s:
-                axes[1].plot(steps, s["insertion_curve"], label=label, color=line.get_color())
-    axes[0].set_title("deletion: |Δ steering| as the most salient pixels are removed (higher = more faithful)")
-    axes[1].set_title("insertion: from the blurred image (lower = more faithful)")
-    for ax in axes:
+            color = None
+            for ax, (key, _) in zip(axes, panels):
+                if key in s:
+                    steps = np.linspace(0, 1, len(s[key]))
+                    (line,) = ax.plot(steps, s[key], label=f"{name} / {method}", color=color)
+                    color = line.get_color()
+    for ax, (_, title) in zip(axes, panels):
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("fraction of pixels")
         ax.set_ylabel("|y(x_k) - y(x_0)|")
         ax.grid(alpha=0.3)

@@ -36,6 +36,9 @@ class OptimConfig:
     warmup_steps: int = 100
     seq_len: int = 1  # > 1 trains the recurrent model on consecutive frames
     max_steps_per_epoch: int | None = None
+    # exponential moving average of the weights (and BatchNorm statistics), updated every step:
+    # validation, `best` and `last` use it; 0 keeps the raw weights (see docs/method.md)
+    ema_decay: float = 0.95
 
 
 @dataclass

@@ -4,6 +4,10 @@ Runs in one process or under `torchrun` (DDP; NCCL on GPUs, gloo on CPU). Each s
 takes a global batch; rank r trains on its share batch[r::world], split into
 `accumulation` micro-batches. So one process with accumulation = W computes the same
 gradients as W DDP ranks: BatchNorm sees the same micro-batches either way.
+
+With `optim.ema_decay` > 0 the kept model is an exponential moving average of the weights
+(torch.optim.swa_utils): validation, `best` and `last` use it, and `last.optimizer.safetensors`
+also holds the raw weights, so a resume continues both.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..data.cache import build_cache
@@ -158,16 +163,36 @@ class Trainer:
         self.model.target_std.fill_(float(max(targets.std(), 1e-6)))
         self.optimizer = make_optimizer(self.model, config.optim)
         self.epoch, self.step, self.best_rmse, self.history = 0, 0, math.inf, []
+        kept_state = None
         if (self.out / "last.json").is_file():
-            self._resume()
+            kept_state = self._resume()
         else:
             calibration = np.arange(min(256, len(self.train_set)))
             self.model.train()
             self.model.calibrate(self._inputs(calibration, augment_batch=False)[0])
+        self.ema = self._make_ema(kept_state)
         self.ddp = None
         if self.dist.world > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+
+    def _make_ema(self, kept_state: dict | None) -> AveragedModel | None:
+        """The weight average (None with ema_decay 0); on resume it starts from the saved kept weights."""
+        decay = self.config.optim.ema_decay
+        if not 0.0 <= decay < 1.0:
+            raise ConfigError(f"optim.ema_decay: must be in [0, 1), got {decay}")
+        if decay == 0:
+            return None
+        ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        if kept_state is not None:
+            ema.module.load_state_dict(kept_state)
+            ema.n_averaged.fill_(max(self.step, 1))
+        return ema
+
+    @property
+    def kept(self) -> SteeringNet:
+        """The model validated and saved: the weight average, or the raw weights without one."""
+        return self.ema.module if self.ema is not None else self.model
 
     # -- data -----------------------------------------------------------------------------
     def _inputs(
@@ -247,6 +272,8 @@ class Trainer:
                     (loss / len(micro_batches)).backward()
                 total, count = total + parts["mse"], count + 1
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             self.step += 1
             bar.update(1)
             bar.set_postfix(mse=f"{total / count:.4f}", lr=f"{self._lr():.1e}")
@@ -257,13 +284,13 @@ class Trainer:
     def evaluate(self, frames: FrameSet | None = None) -> dict:
         """Steering RMSE / MAE over the validation frames (sharded over ranks)."""
         frames = frames or self.val_set
-        self.model.eval()
+        model = self.kept.eval()
         mine = np.arange(len(frames))[self.dist.rank :: self.dist.world]
         batch = max(self.config.optim.batch_size, 256)
         predicted = [np.zeros(0, np.float32)]
         for begin in range(0, len(mine), batch):
             x, _ = self._inputs(mine[begin : begin + batch], augment_batch=False, frames=frames)
-            predicted.append(self.model(x).steering.cpu().numpy())
+            predicted.append(model(x).steering.cpu().numpy())
         world = self.dist.world  # rank r evaluated frames r::world; gathered in rank order
         order = np.concatenate([np.arange(len(frames))[r::world] for r in range(world)])
         predicted = self.dist.concatenate(np.concatenate(predicted))
@@ -303,18 +330,21 @@ class Trainer:
 
     def _save(self, name: str, metrics: dict) -> Path:
         if name != "last":
-            return save_checkpoint(self.out / name, self.model, self._info(metrics))
-        # `last` also keeps what an exact resume needs: optimizer moments and the random state (dropout),
-        # tagged with their step and renamed into place only after the checkpoint itself is complete
+            return save_checkpoint(self.out / name, self.kept, self._info(metrics))
+        # `last` also keeps what an exact resume needs: optimizer moments, the random state (dropout) and,
+        # under a weight average, the raw weights, tagged with their step and renamed into place only after
+        # the checkpoint itself is complete
         state = self.optimizer.state_dict()
         tensors = {f"{i}.{k}": v.contiguous().cpu() for i, s in state["state"].items() for k, v in s.items()}
+        if self.ema is not None:
+            tensors.update({f"raw.{k}": v.contiguous().cpu() for k, v in self.model.state_dict().items()})
         tensors["rng.cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         resume_file = self.out / "last.optimizer.safetensors"
         tmp = resume_file.with_name(resume_file.name + ".tmp")
         save_file(tensors, str(tmp), metadata={"step": str(self.step)})
-        path = save_checkpoint(self.out / "last", self.model, self._info(metrics))
+        path = save_checkpoint(self.out / "last", self.kept, self._info(metrics))
         tmp.replace(resume_file)
         return path
 
@@ -336,13 +366,17 @@ class Trainer:
             rng = tensors.pop("rng.cuda").cpu()
             if self.device.type == "cuda":
                 torch.cuda.set_rng_state(rng, self.device)
+        raw = {k.removeprefix("raw."): tensors.pop(k) for k in [k for k in tensors if k.startswith("raw.")]}
+        if raw:
+            self.model.load_state_dict(raw)
         state = self.optimizer.state_dict()
         for key, value in tensors.items():
             index, name = key.split(".", 1)
             state["state"].setdefault(int(index), {})[name] = value
         self.optimizer.load_state_dict(state)
 
-    def _resume(self) -> None:
+    def _resume(self) -> dict:
+        """Continue from `last`; returns its (kept) weights, which start the weight average."""
         model, info = load_checkpoint(self.out / "last", self.device)
         if info.model != self.config.model:
             raise DataError(
@@ -361,6 +395,7 @@ class Trainer:
         self.best_rmse, self.history = training["best_rmse"], training["history"]
         if self.dist.main and self.config.progress:
             print(f"resuming {self.out} after epoch {self.epoch}")
+        return model.state_dict()
 
     def fit(self) -> Path:
         """Train the remaining epochs; returns the path of the best checkpoint."""
