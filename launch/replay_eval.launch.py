@@ -55,6 +55,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("group", default_value="32", description="frames evaluated (and saved) together"),
         DeclareLaunchArgument("record", default_value="true", description="record camera + outputs to mcap"),
         DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda | cuda:N"),
+        DeclareLaunchArgument("backend", default_value="torch", description="the steering node's: torch | onnxruntime"),
         DeclareLaunchArgument("answer_timeout", default_value="20.0", description="s to wait for each answer"),
         DeclareLaunchArgument("startup_timeout", default_value="60.0", description="s to wait for the graph"),
         DeclareLaunchArgument("bag_camera_topic", default_value="", description="a ROS 2 bag's camera topic"),
@@ -91,6 +92,7 @@ def generate_launch_description() -> LaunchDescription:
                 {
                     "checkpoint": arg("checkpoint"),
                     "device": arg("device"),
+                    "backend": arg("backend"),
                     "use_sim_time": True,
                     "reliability": "reliable",
                     "camera_timeout": 10.0,

@@ -49,6 +49,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import SetBool
 
+from ..backends import BACKENDS
 from ..device import pick_device
 from ..errors import CheckpointError, ConfigError
 from ..explain.overlay import COLORMAPS, overlay
@@ -78,6 +79,7 @@ PARAMS = {
     "checkpoint": Param("", "path to <name>.safetensors (its <name>.json beside it)"),
     "autostart": Param(True, "configure and activate at start"),
     "device": Param("auto", "auto | cpu | cuda | cuda:N"),
+    "backend": Param("torch", "torch, or onnxruntime[:tensorrt] on qattn_export's <name>.onnx", choices=BACKENDS),
     "transport": Param("raw", "subscribe `image` (raw) or `image/compressed`", choices=("raw", "compressed")),
     "reliability": Param("best_effort", "image QoS reliability", choices=("best_effort", "reliable")),
     "base_frame": Param("base_link", "frame_id of cmd_vel and drive"),
@@ -162,14 +164,15 @@ class SteeringNode(LifecycleNode):
             device = pick_device(p["device"])
             if device.type == "cpu" and p["cpu_threads"] > 0:
                 torch.set_num_threads(p["cpu_threads"])  # one image at a time: more threads mostly wait on each other
-            self.predictor = SteeringPredictor(p["checkpoint"], device)
+            self.predictor = SteeringPredictor(p["checkpoint"], device, p["backend"])
         except (CheckpointError, ConfigError) as error:
             return self._configure_failed(str(error))
         if p["keep_heap"] and not keep_heap():
             self.get_logger().warning("keep_heap: not a glibc process, per-frame buffers are allocated anew")
         info = self.predictor.info
         self.get_logger().info(
-            f"{info.model.variant} checkpoint {p['checkpoint']} on {device} (device={p['device']}); steering unit "
+            f"{info.model.variant} checkpoint {p['checkpoint']} on {device} (device={p['device']}, backend="
+            f"{p['backend']}); steering unit "
             f"{info.steering_unit}, positive {'left' if info.positive_is_left else 'right'}, converted to the "
             f"front-wheel angle with the checkpoint's {info.vehicle}"
         )
