@@ -71,6 +71,14 @@ def exported(logs, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
+def untrained(tmp_path_factory) -> str:
+    """An untrained quant_sign checkpoint and its export: enough where only files and refusals matter."""
+    checkpoint = _checkpoint(tmp_path_factory.mktemp("untrained") / "model", variant="quant_sign")
+    export.export_checkpoint(checkpoint)
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
 def recurrent(logs, tmp_path_factory) -> str:
     """A recurrent quant_sign model trained on sequences of 3 frames, exported by export_checkpoint."""
     checkpoint = _train(logs, tmp_path_factory.mktemp("recurrent"), "model.recurrent=true", "optim.seq_len=3")
@@ -111,9 +119,9 @@ def test_export_keeps_the_checkpoint_contract_and_the_outputs(exported) -> None:
     assert np.abs(s_torch - s_ort).max() <= TOLERANCE and np.abs(a_torch - a_ort).max() <= TOLERANCE
 
 
-def test_a_replaced_or_stale_export_is_refused(exported, tmp_path) -> None:
-    for name in ("best.safetensors", "best.json", "best.onnx", "best.onnx.json"):
-        (tmp_path / name.replace("best", "model")).write_bytes((Path(exported).parent / name).read_bytes())
+def test_a_replaced_or_stale_export_is_refused(untrained, tmp_path) -> None:
+    for name in ("model.safetensors", "model.json", "model.onnx", "model.onnx.json"):
+        (tmp_path / name).write_bytes((Path(untrained).parent / name).read_bytes())
     checkpoint = tmp_path / "model.safetensors"
     onnx_file = tmp_path / "model.onnx"
     data = onnx_file.read_bytes()
@@ -173,30 +181,30 @@ def test_a_recurrent_model_exports_its_state_as_inputs_and_outputs(recurrent) ->
     assert abs(carried - fresh) > TOLERANCE, "the state fed back in moves the prediction by more than the tolerance"
 
 
-def test_an_absent_execution_provider_is_refused_never_replaced_by_the_cpu(exported) -> None:
+def test_an_absent_execution_provider_is_refused_never_replaced_by_the_cpu(untrained) -> None:
     available = onnxruntime.get_available_providers()
     with pytest.raises(ConfigError, match=f"{CUDA} not installed.*refusing rather than running on the CPU"):
         providers_for("onnxruntime", torch.device("cuda:0"), [CPU])
     with pytest.raises(ConfigError, match=f"{TENSORRT}, {CUDA} not installed"):
         providers_for("onnxruntime:tensorrt", torch.device("cuda:1"), [CPU])
     with pytest.raises(ConfigError, match="runs on a GPU"):
-        SteeringPredictor(exported, "cpu", "onnxruntime:tensorrt")
+        SteeringPredictor(untrained, "cpu", "onnxruntime:tensorrt")
     if CUDA in available:
         pytest.skip("this onnxruntime has the CUDA provider")
     with pytest.raises(ConfigError, match=f"{CUDA} not installed"):  # this machine's real onnxruntime
-        OnnxRuntimeNet(onnx_paths(exported)[0], torch.device("cuda:0"))
+        OnnxRuntimeNet(onnx_paths(untrained)[0], torch.device("cuda:0"))
 
 
-def test_without_onnxruntime_torch_works_and_onnxruntime_says_how_to_install(exported) -> None:
+def test_without_onnxruntime_torch_works_and_onnxruntime_says_how_to_install(untrained) -> None:
     script = f"""
 import sys
 sys.modules["onnxruntime"] = None  # as if not installed
 from qattn_ros.errors import ConfigError
 from qattn_ros.predictor import SteeringPredictor
 import qattn_ros.ros.steering_node
-SteeringPredictor({exported!r}, "cpu")
+SteeringPredictor({untrained!r}, "cpu")
 try:
-    SteeringPredictor({exported!r}, "cpu", "onnxruntime")
+    SteeringPredictor({untrained!r}, "cpu", "onnxruntime")
 except ConfigError as error:
     print(error)
 """
@@ -212,8 +220,8 @@ except ConfigError as error:
         ("tensorflow", "parameter backend='tensorflow': expected one of torch, onnxruntime, onnxruntime:tensorrt"),
     ],
 )
-def test_the_node_refuses_a_backend_it_cannot_run(exported, backend, needle) -> None:
-    process = start_process(NODE, {"checkpoint": exported, "device": "cpu", "backend": backend}, claim_domain_id())
+def test_the_node_refuses_a_backend_it_cannot_run(untrained, backend, needle) -> None:
+    process = start_process(NODE, {"checkpoint": untrained, "device": "cpu", "backend": backend}, claim_domain_id())
     output = finish(process, 120)
     assert process.returncode == 1, output
     last = output.strip().splitlines()[-1]
@@ -227,6 +235,7 @@ def _replay(source: str, checkpoint: str, out: Path, backend: str) -> dict[int, 
                "--device", "cpu", "--steps", "10", "--no-record", "--backend", backend]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert f"backend={backend})" in done.stderr, "the node says which backend it runs"
     summary = json.loads((out / "replay.json").read_text())
     assert summary["complete"] and summary["counts"]["evaluated"] == REPLAY_FRAMES
     assert summary["counts"]["steering_mismatch"] == 0, "the node's steering is the evaluator's torch model's"
@@ -249,3 +258,13 @@ def test_replay_with_onnxruntime_gives_the_torch_report(exported, tmp_path) -> N
                 assert with_ort[key][name] == pytest.approx(value, abs=TOLERANCE), (key, name)
     aucs = [row["deletion_auc"] for (method, _), row in with_torch.items() if method == "attention"]
     assert np.std(aucs) > 0, "the frames explain differently: a constant would pass by accident"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_table_normalization_is_normalize_to_the_last_bit(seed) -> None:
+    """The node's hot path (one cv2.LUT pass) gives exactly the floats training normalized with."""
+    rng = np.random.default_rng(seed)
+    preprocessing = Preprocessing(mean=rng.uniform(0, 1, 3).tolist(), std=rng.uniform(1e-3, 4, 3).tolist())
+    images = rng.integers(0, 256, (1 + seed % 3, 80, 160, 3), dtype=np.uint8)
+    images[0, 0, :3, :] = [[0, 0, 0], [255, 255, 255], [127, 128, 1]]  # the ends of the table
+    assert torch.equal(preprocessing.normalize_frames(images), preprocessing.normalize(torch.from_numpy(images)))
