@@ -268,3 +268,18 @@ def test_table_normalization_is_normalize_to_the_last_bit(seed) -> None:
     images = rng.integers(0, 256, (1 + seed % 3, 80, 160, 3), dtype=np.uint8)
     images[0, 0, :3, :] = [[0, 0, 0], [255, 255, 255], [127, 128, 1]]  # the ends of the table
     assert torch.equal(preprocessing.normalize_frames(images), preprocessing.normalize(torch.from_numpy(images)))
+
+
+def test_code_margin_finds_a_feature_on_a_rounding_boundary(tmp_path) -> None:
+    """What lets an export through when one frame moves by a whole quantizer code: torch's own features sit
+    within FLIP_MARGIN of a rounding boundary there; anywhere else a difference refuses the export."""
+    torch.manual_seed(0)
+    net = SteeringNet(ModelConfig(variant="quant_sign", bits=2)).eval()
+    x = torch.randn(3, 3, 80, 160)
+    net.calibrate(x)
+    with torch.no_grad():
+        feature = float(net.features(x)[1].abs().max())
+        net.quantizer.step.fill_(feature / 0.5)  # frame 1's largest |feature| now lies on the 0 | ±1 boundary
+    margins = export.code_margin(net, x)
+    assert margins[1] < export.FLIP_MARGIN <= margins.max()
+    assert torch.isinf(export.code_margin(SteeringNet(ModelConfig(variant="kim_canny")).eval(), x)).all()
