@@ -170,7 +170,7 @@ def measure(subject: list[str], topic: str, args) -> dict:
         rclpy.spin_once(receiver, timeout_sec=0.05)
     role = ["-m", "benchmarks.node_latency", "--role"]
     publisher = spawn([*role, "publisher", "--seconds", str(args.seconds), "--rate", str(args.rate)], env)
-    deadline = time.monotonic() + args.seconds + 20
+    deadline = time.monotonic() + 2 * args.seconds + 60  # generous: a loaded machine starts the publisher late
     while publisher.poll() is None and time.monotonic() < deadline:
         rclpy.spin_once(receiver, timeout_sec=0.01)
     stop(publisher)  # it has printed its count; its Fast DDS shutdown occasionally hangs
@@ -237,6 +237,7 @@ def main() -> int:
     # without fragment loss under load
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", LOCAL_TRANSPORTS)
     tmp = tempfile.TemporaryDirectory()
+    load = [os.getloadavg()[0]]  # a shared machine: say how busy it was
     backends = args.backends.split(",")
     if "onnxruntime" in backends:
         from benchmarks.inference_backends import exported_copy
@@ -252,9 +253,11 @@ def main() -> int:
         figures = node_figures(node, relay, *model_latency(checkpoint, 300, args.rate, backend))
         summary.update(figures if not summary else {f"{backend}_{k}": v for k, v in figures.items()})
     tmp.cleanup()
+    load.append(os.getloadavg()[0])
     if len(backends) > 1:
         summary["backends"] = backends
     record("node_latency", summary, seconds=args.seconds, rate_hz=args.rate, image="640x480 rgb8",
+           load_average_1min=load,
            phases=f"relay, then the node ({', '.join(backends)}), each alone with the publisher and the receiver",
            model_ms="SteeringPredictor.predict: preprocessing + forward on the same frames after the run, "
            "one per camera period (model_*) and back to back (model_back_to_back_*)")  # fmt: skip
