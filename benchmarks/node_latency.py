@@ -177,9 +177,12 @@ def measure(subject: list[str], topic: str, args) -> dict:
     end = time.monotonic() + 2
     while time.monotonic() < end:
         rclpy.spin_once(receiver, timeout_sec=0.01)
-    sent = int(publisher.stdout.read().split("sent")[-1])
+    output = publisher.stdout.read()
     stop(process)
     rclpy.shutdown()
+    if "sent" not in output:  # the subject is stopped first: a failed phase leaves no node running
+        raise RuntimeError(f"the publisher did not finish in {2 * args.seconds + 60:.0f} s: {output[-500:]}")
+    sent = int(output.split("sent")[-1])
     latency_ms = np.array([(received - stamp) / 1e6 for stamp, received in arrivals.items()])
     return {"latency_ms": latency_ms, "sent": sent, "diagnostics": diagnostics}
 
