@@ -68,8 +68,8 @@ def output_differences(checkpoint: str, frames: list[np.ndarray]) -> dict:
         x = torch_predictor.normalize(torch_predictor.preprocessing.to_model_uint8(frame)[None])
         rows.append((abs(a.steering - b.steering), attention, float(code_margin(torch_predictor.model, x)[0])))
     steering, attention, margin = map(np.array, zip(*rows))
-    flip = margin < FLIP_MARGIN
     worst = np.maximum(steering, attention)
+    flip = (margin < FLIP_MARGIN) & (worst > 1e-5)
     g = lambda values: float(f"{values.max():.3g}") if len(values) else 0.0  # noqa: E731
     return {"max_abs_diff": g(worst[~flip]), "max_abs_diff_steering": g(steering[~flip]),
             "max_abs_diff_attention": g(attention[~flip]), "frames_compared": len(frames),
