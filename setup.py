@@ -33,6 +33,7 @@ setup(
             "qattn_replay = qattn_ros.ros.replay:main",
             "simulator = qattn_ros.ros.simulator:main",
             "qattn_sim = qattn_ros.ros.sim_drive:main",
+            "qattn_export = qattn_ros.export:main",
         ],
     },
 )

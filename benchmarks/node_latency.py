@@ -87,7 +87,7 @@ def spawn(args: list[str], env: dict) -> subprocess.Popen:
     )
 
 
-def model_latency(checkpoint: str, count: int, rate: float) -> tuple[np.ndarray, np.ndarray]:
+def model_latency(checkpoint: str, count: int, rate: float, backend: str = "torch") -> tuple[np.ndarray, np.ndarray]:
     """SteeringPredictor.predict times (ms): one frame per camera period as in the node, and back to back.
 
     At 30 Hz the core idles between frames and each forward starts with cold caches (on this
@@ -101,7 +101,7 @@ def model_latency(checkpoint: str, count: int, rate: float) -> tuple[np.ndarray,
 
     torch.set_num_threads(DEFAULTS["cpu_threads"])  # as the node runs it
     keep_heap()
-    predictor = SteeringPredictor(checkpoint, "cpu")
+    predictor = SteeringPredictor(checkpoint, "cpu", backend)
     frames = synthetic_frames(FRAMES)
     for frame in frames[:5]:
         predictor.predict(frame)
@@ -170,51 +170,30 @@ def measure(subject: list[str], topic: str, args) -> dict:
         rclpy.spin_once(receiver, timeout_sec=0.05)
     role = ["-m", "benchmarks.node_latency", "--role"]
     publisher = spawn([*role, "publisher", "--seconds", str(args.seconds), "--rate", str(args.rate)], env)
-    deadline = time.monotonic() + args.seconds + 20
+    deadline = time.monotonic() + 2 * args.seconds + 60  # generous: a loaded machine starts the publisher late
     while publisher.poll() is None and time.monotonic() < deadline:
         rclpy.spin_once(receiver, timeout_sec=0.01)
     stop(publisher)  # it has printed its count; its Fast DDS shutdown occasionally hangs
     end = time.monotonic() + 2
     while time.monotonic() < end:
         rclpy.spin_once(receiver, timeout_sec=0.01)
-    sent = int(publisher.stdout.read().split("sent")[-1])
+    output = publisher.stdout.read()
     stop(process)
     rclpy.shutdown()
+    if "sent" not in output:  # the subject is stopped first: a failed phase leaves no node running
+        raise RuntimeError(f"the publisher did not finish in {2 * args.seconds + 60:.0f} s: {output[-500:]}")
+    sent = int(output.split("sent")[-1])
     latency_ms = np.array([(received - stamp) / 1e6 for stamp, received in arrivals.items()])
     return {"latency_ms": latency_ms, "sent": sent, "diagnostics": diagnostics}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--rate", type=float, default=30.0)
-    parser.add_argument("--checkpoint", help="default: an untrained quant_sign model (same compute)")
-    parser.add_argument("--role", choices=("bench", "publisher", "relay"), default="bench", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.role == "publisher":
-        run_publisher(args.rate, args.seconds)
-        return 0
-    if args.role == "relay":
-        run_relay()
-        return 0
-
-    from benchmarks.record import record
-    from qattn_ros.ros.dds_transport import apply_transport
-
-    # the package's transport (shared memory for whole frames) in this process and the ones it starts
-    apply_transport()
-    tmp = tempfile.TemporaryDirectory()
-    checkpoint = args.checkpoint or make_checkpoint(Path(tmp.name))
-    relay = measure(["-m", "benchmarks.node_latency", "--role", "relay"], "relay/image", args)
-    node = measure(["-m", "qattn_ros.ros.steering_node", "--ros-args", "-p", f"checkpoint:={checkpoint}"],
-                   "attention/overlay", args)  # fmt: skip
+def node_figures(node: dict, relay: dict, model_ms: np.ndarray, back_to_back_ms: np.ndarray) -> dict:
+    """The summary figures of one node phase against the relay and the bare model."""
     node_ms, relay_ms = node["latency_ms"], relay["latency_ms"]
     totals = node["diagnostics"][-1] if node["diagnostics"] else {}
     busy = [w for w in node["diagnostics"] if int(w.get("frames_out", 0)) > 0]
-    model_ms, back_to_back_ms = model_latency(checkpoint, 300, args.rate)
-    tmp.cleanup()
     p = lambda values, q: round(float(np.percentile(values, q)), 2)  # noqa: E731
-    summary = {
+    return {
         "p50_ms": p(node_ms, 50),
         "p99_ms": p(node_ms, 99),
         "relay_p50_ms": p(relay_ms, 50),
@@ -236,8 +215,52 @@ def main() -> int:
         "node_internal_p50_ms": round(float(np.median([float(w["latency_p50_ms"]) for w in busy] or [np.nan])), 2),
         "node_internal_p99_ms": round(float(np.max([float(w["latency_p99_ms"]) for w in busy] or [np.nan])), 2),
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=30.0)
+    parser.add_argument("--checkpoint", help="default: an untrained quant_sign model (same compute)")
+    parser.add_argument("--backends", default="torch", help="comma-separated: the node phase and model timing for "
+                        "each (torch, onnxruntime: exported to a temporary copy first)")  # fmt: skip
+    parser.add_argument("--role", choices=("bench", "publisher", "relay"), default="bench", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "publisher":
+        run_publisher(args.rate, args.seconds)
+        return 0
+    if args.role == "relay":
+        run_relay()
+        return 0
+
+    from benchmarks.record import record
+    from qattn_ros.ros.dds_transport import apply_transport
+
+    # the package's transport (shared memory for whole frames) in this process and the ones it starts
+    apply_transport()
+    tmp = tempfile.TemporaryDirectory()
+    load = [os.getloadavg()[0]]  # a shared machine: say how busy it was
+    backends = args.backends.split(",")
+    if "onnxruntime" in backends:
+        from benchmarks.inference_backends import exported_copy
+
+        checkpoint = exported_copy(args.checkpoint, Path(tmp.name))
+    else:
+        checkpoint = args.checkpoint or make_checkpoint(Path(tmp.name))
+    relay = measure(["-m", "benchmarks.node_latency", "--role", "relay"], "relay/image", args)
+    summary: dict = {}
+    for backend in backends:
+        node = measure(["-m", "qattn_ros.ros.steering_node", "--ros-args", "-p", f"checkpoint:={checkpoint}", "-p",
+                        f"backend:={backend}"], "attention/overlay", args)  # fmt: skip
+        figures = node_figures(node, relay, *model_latency(checkpoint, 300, args.rate, backend))
+        summary.update(figures if not summary else {f"{backend}_{k}": v for k, v in figures.items()})
+    tmp.cleanup()
+    load.append(os.getloadavg()[0])
+    if len(backends) > 1:
+        summary["backends"] = backends
     record("node_latency", summary, seconds=args.seconds, rate_hz=args.rate, image="640x480 rgb8",
-           phases="relay, then node, each alone with the publisher and the receiver",
+           load_average_1min=load,
+           phases=f"relay, then the node ({', '.join(backends)}), each alone with the publisher and the receiver",
            model_ms="SteeringPredictor.predict: preprocessing + forward on the same frames after the run, "
            "one per camera period (model_*) and back to back (model_back_to_back_*)")  # fmt: skip
     return 0

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .backends import load_network
 from .data.cache import build_cache, open_cache
 from .data.frames import FrameSet
 from .data.record import Source
 from .device import pick_device
 from .errors import DataError
-from .model.checkpoint import load_checkpoint
 from .model.network import RecurrentState, SteeringOutput
 from .preprocess import Box, CameraGeometry, FrameFit, Preprocessing, fit_frame
 from .units import to_wheel_angle
@@ -75,10 +75,12 @@ def exact_float32() -> Iterator[None]:
 class SteeringPredictor:
     """A verified checkpoint on a device, ready for single frames (stateful) or batches."""
 
-    def __init__(self, checkpoint: str | Path, device: str | torch.device = "auto") -> None:
+    def __init__(self, checkpoint: str | Path, device: str | torch.device = "auto", backend: str = "torch") -> None:
+        """`backend`: torch, or onnxruntime[:tensorrt] on the <name>.onnx qattn_export wrote (qattn_ros.backends)."""
         self.checkpoint = str(checkpoint)
         self.device = pick_device(device)
-        self.model, self.info = load_checkpoint(checkpoint, self.device)
+        self.backend = backend
+        self.model, self.info = load_network(checkpoint, self.device, backend)
         self.state: RecurrentState | None = None
         self.camera = self.info.camera or CameraGeometry.of_model_input(self.info.preprocessing)
         self.fit_camera()
@@ -89,11 +91,13 @@ class SteeringPredictor:
 
     @property
     def has_attention(self) -> bool:
-        return self.model.attention is not None
+        return self.info.model.has_attention
 
     def normalize(self, images_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(B, h, w, 3) uint8 at model resolution -> (B, 3, h, w) model input on the device."""
         if isinstance(images_uint8, np.ndarray):
+            if self.device.type == "cpu":  # the node's hot path: the same floats by table look-up
+                return self.preprocessing.normalize_frames(images_uint8)
             images_uint8 = torch.from_numpy(np.array(images_uint8))  # copy: cached frames are read-only memmaps
         return self.preprocessing.normalize(images_uint8.to(self.device))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -93,6 +94,22 @@ class Preprocessing:
     def to_unit(batch_uint8: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [0, 1] (where augmentation works)."""
         return batch_uint8.permute(0, 3, 1, 2).float().div_(255.0)
+
+    def normalize_frames(self, batch_uint8: np.ndarray) -> torch.Tensor:
+        """`normalize` on the CPU in one table look-up per value (cv2.LUT): the same floats, a third of the time.
+
+        Each output depends only on a byte and its channel, so 3 x 256 values computed once by
+        `normalize` itself replace its per-frame uint8 -> float -> /255 -> -mean -> /std passes.
+        """
+        batch = np.ascontiguousarray(batch_uint8)
+        values = cv2.LUT(batch.reshape(-1, *batch.shape[2:]), self._normalized_bytes)
+        return torch.from_numpy(values.reshape(batch.shape)).permute(0, 3, 1, 2)
+
+    @cached_property
+    def _normalized_bytes(self) -> np.ndarray:
+        """(1, 256, 3) float32: normalize() of each byte value in each channel."""
+        every_byte = torch.arange(256, dtype=torch.uint8).view(1, 1, 256, 1).expand(1, 1, 256, 3)
+        return self.normalize(every_byte.contiguous())[0, :, 0].T.contiguous().numpy()[None]
 
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> the model input, dataset mean at 0."""

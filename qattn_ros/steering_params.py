@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .backends import BACKENDS
 from .explain.overlay import COLORMAPS
 from .preprocess import CAMERA_FITS
 from .units import DEFAULT_VEHICLE
@@ -27,6 +28,7 @@ PARAMS = {
     "checkpoint": Param("", "path to <name>.safetensors (its <name>.json beside it)"),
     "autostart": Param(True, "configure and activate at start"),
     "device": Param("auto", "auto | cpu | cuda | cuda:N"),
+    "backend": Param("torch", "torch, or onnxruntime[:tensorrt] on qattn_export's <name>.onnx", choices=BACKENDS),
     "transport": Param("raw", "subscribe `image` (raw) or `image/compressed`", choices=("raw", "compressed")),
     "reliability": Param("best_effort", "image QoS reliability", choices=("best_effort", "reliable")),
     "base_frame": Param("base_link", "frame_id of cmd_vel and drive"),

@@ -140,6 +140,7 @@ REPLAY_ARGUMENTS = [
     Argument("group", "32", "frames evaluated (and saved) together", EVALUATOR, "group", "int"),
     Argument("record", "true", "record camera + outputs to mcap", EVALUATOR, "record", "bool"),
     Argument("device", "auto", "auto | cpu | cuda | cuda:N (the evaluator and qattn_steering)", EVALUATOR, "device"),
+    Argument("backend", "torch", "the steering node's: torch | onnxruntime | onnxruntime:tensorrt"),
     Argument("rviz", "false", "start RViz with the attention view", kind="bool"),
 ]  # fmt: skip
 # No progress bar under launch: launch prints a process's output a line at a time, so a bar redrawn with
@@ -147,7 +148,7 @@ REPLAY_ARGUMENTS = [
 # wide and tqdm draws nothing at all. The player's log lines and replay/status say where a replay is.
 REPLAY_PLAYER_FIXED = {"progress": False}
 # what replay_eval.launch.py passes to steering.launch.py: its own arguments by name, and fixed values
-REPLAY_STEERING = {"checkpoint": "checkpoint", "device": "device", "rviz": "rviz"}
+REPLAY_STEERING = {"checkpoint": "checkpoint", "device": "device", "backend": "backend", "rviz": "rviz"}
 REPLAY_STEERING_FIXED = {"use_sim_time": "true", "reliability": "reliable", "camera_timeout": "10.0"}
 
 # -- sim.launch.py ---------------------------------------------------------------------------------------------

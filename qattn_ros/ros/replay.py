@@ -27,7 +27,7 @@ def graph(args: argparse.Namespace) -> list[tuple[tuple[str, str, str], dict]]:
                   "duration": args.duration, "answer_timeout": args.answer_timeout,
                   "startup_timeout": args.startup_timeout,
                   "bag_camera_topic": args.bag_camera_topic, "bag_steering_topic": args.bag_steering_topic}),
-        (STEERING, {"checkpoint": args.checkpoint, "device": args.device, "use_sim_time": True,
+        (STEERING, {"checkpoint": args.checkpoint, "device": args.device, "backend": args.backend, "use_sim_time": True,
                     "reliability": "reliable", "camera_timeout": 10.0}),
         (EVALUATOR, {"checkpoint": args.checkpoint, "out": args.out, "device": args.device, "every": args.every,
                      "steps": args.steps, "group": args.group, "record": not args.no_record}),
@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=50, help="deletion / insertion steps")
     parser.add_argument("--group", type=int, default=32, help="frames evaluated (and saved) together")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--backend", default="torch", help="the steering node's: torch | onnxruntime[:tensorrt]")
     parser.add_argument("--answer-timeout", type=float, default=20.0, help="s unanswered (not held): a dead graph")
     parser.add_argument("--startup-timeout", type=float, default=60.0, help="s to wait for the graph to come up")
     parser.add_argument("--bag-camera-topic", default="", help="a ROS 2 bag's camera topic")

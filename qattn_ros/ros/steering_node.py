@@ -96,7 +96,7 @@ class SteeringNode(LifecycleNode):
             device = pick_device(p["device"])
             if device.type == "cpu" and p["cpu_threads"] > 0:
                 torch.set_num_threads(p["cpu_threads"])  # one image at a time: more threads mostly wait on each other
-            self.predictor = SteeringPredictor(p["checkpoint"], device)
+            self.predictor = SteeringPredictor(p["checkpoint"], device, p["backend"])
             self.predictor.fit_camera(p["camera_fit"], p["crop_anchor"], p["accept_camera_mismatch"])
             if p["camera_width"] and p["camera_height"]:  # a camera the checkpoint cannot take is refused here
                 self._note_camera(self.predictor.fit(p["camera_height"], p["camera_width"]).mismatch)
@@ -106,7 +106,8 @@ class SteeringNode(LifecycleNode):
             self.get_logger().warning("keep_heap: not a glibc process, per-frame buffers are allocated anew")
         info = self.predictor.info
         self.get_logger().info(
-            f"{info.model.variant} checkpoint {p['checkpoint']} on {device} (device={p['device']}); steering unit "
+            f"{info.model.variant} checkpoint {p['checkpoint']} on {device} (device={p['device']}, backend="
+            f"{p['backend']}); steering unit "
             f"{info.steering_unit}, positive {'left' if info.positive_is_left else 'right'}, converted to the "
             f"front-wheel angle with the checkpoint's {info.vehicle}; trained on {self.predictor.camera.describe()} "
             f"frames, camera_fit={p['camera_fit']}"
