@@ -70,6 +70,11 @@ class StopAt:
     def __init__(self, predictor: SteeringPredictor, stopped: Callable[[], bool]) -> None:
         self.predictor, self.stopped = predictor, stopped
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network itself, for the single forwards evaluate_group makes beside the curves."""
+        return self.predictor.model
+
     def steering(self, x: torch.Tensor) -> torch.Tensor:
         if self.stopped():
             raise Stopped
@@ -132,7 +137,7 @@ class OnlineEvaluation:
                     self.count("bad")
                     warn(f"frame {index}: {error}")
                     continue
-                chosen.append((index, entry, self.predictor.preprocessing.to_model_uint8(rgb)))
+                chosen.append((index, entry, self.predictor.to_model_uint8(rgb)))
         return chosen
 
     def evaluate(self, chosen: list[tuple[int, Pending, np.ndarray]], recorded: Recorded | None,
