@@ -155,7 +155,7 @@ def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, r
     finally:
         log = stop_process(process)
     assert "keep_heap" not in log, "glibc allocator setting applied"
-    assert re.search(r"quant_sign checkpoint .* on cpu \(device=cpu\)", log), log
+    assert re.search(r"quant_sign checkpoint .* on cpu \(device=cpu, backend=torch\)", log), log
     assert "data has 1000 bytes, step x height = 57600" in log
     assert "unsupported encoding 'yuv422_yuy2'" in log and "exceeds max_pixels" in log and "zero-size image" in log
 
