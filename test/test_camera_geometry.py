@@ -134,6 +134,7 @@ def test_the_predictor_crops_before_resizing_and_refuses_what_it_cannot_map(tmp_
 @pytest.fixture(scope="module")
 def trained(synthetic_logs, tmp_path_factory) -> str:
     """A real model, briefly trained on 320x160 synthetic roads (the trainer records that geometry)."""
+    pytest.importorskip("rclpy", reason="drives the node: needs rclpy (absent from the distro-Python runs)")
     from conftest import small_train_overrides
 
     from qattn_ros.fit.config import load_train_config

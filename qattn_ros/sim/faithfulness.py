@@ -33,6 +33,6 @@ def correlate(result: SweepResult, ratios: dict[str, float]) -> dict:
     if len(names) < 3 or np.ptp(robust) == 0 or np.ptp(faithful) == 0:
         return {**out, "spearman_rho": None, "p_value": None, "note": "too few checkpoints (or no spread) to correlate"}
     test = stats.spearmanr(faithful, robust)
-    exact = stats.permutation_test((faithful,), lambda x: stats.spearmanr(x, robust).statistic,
+    exact = stats.permutation_test((faithful,), lambda x: stats.spearmanr(x, robust)[0],
                                    permutation_type="pairings", n_resamples=20000, random_state=0)  # fmt: skip
-    return {**out, "spearman_rho": float(test.statistic), "p_value": float(exact.pvalue)}
+    return {**out, "spearman_rho": float(test[0]), "p_value": float(exact.pvalue)}
