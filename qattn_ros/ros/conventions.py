@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import faulthandler
 import signal
+import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import rclpy
 import rclpy.logging
@@ -12,6 +15,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
 from .dds_transport import apply_transport
+
+Node = TypeVar("Node")
 
 # the last message on a topic, kept for whoever subscribes later (status topics)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -40,3 +45,17 @@ def init_keeping_signals(args: list[str] | None) -> None:
 def stamp_from_ns(stamp_ns: int) -> Time:
     sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
     return Time(sec=sec, nanosec=nanosec)
+
+
+def create_node(factory: Callable[[], Node], refused: tuple[type[BaseException], ...], program: str) -> Node | int:
+    """The node, or the exit status when it does not start: 1 after one line on stderr for a `refused` error
+    (bad parameters, checkpoint), 130 for Ctrl-C while loading (nothing done yet)."""
+    try:
+        return factory()
+    except refused as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    rclpy.try_shutdown()
+    return code

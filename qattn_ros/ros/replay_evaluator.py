@@ -48,7 +48,7 @@ from ..pairing import Pairing, Pending
 from ..predictor import SteeringPredictor
 from ..replay_evaluation import OnlineEvaluation, Recorded
 from .bag_player import HELD, IN_ORDER, READY, frame_index
-from .conventions import LATCHED, init_keeping_signals, stamp_from_ns
+from .conventions import LATCHED, create_node, init_keeping_signals, stamp_from_ns
 from .messages import image_to_rgb, steering_value
 from .recording import RECORDED, Recording
 
@@ -296,15 +296,9 @@ class ReplayEvaluator(Node):
 
 def main(args: list[str] | None = None) -> int:
     init_keeping_signals(args)
-    try:
-        node = ReplayEvaluator()
-    except (ConfigError, CheckpointError) as error:
-        print(f"qattn_replay_evaluator: {error}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    except KeyboardInterrupt:  # Ctrl-C while loading: nothing evaluated yet
-        rclpy.try_shutdown()
-        return 130
+    node = create_node(ReplayEvaluator, (ConfigError, CheckpointError), "qattn_replay_evaluator")
+    if isinstance(node, int):
+        return node
     why, complete = "", False
     try:
         while rclpy.ok() and not node.finished():

@@ -53,7 +53,7 @@ from ..predictor import CameraMismatch, SteeringPredictor
 from ..steering_params import DEFAULTS, PARAMS, choice_error  # noqa: F401 (DEFAULTS: read here by tests and benchmarks)
 from ..units import yaw_rate
 from .attention_images import AttentionImages
-from .conventions import init_keeping_signals
+from .conventions import create_node, init_keeping_signals
 from .heap import keep_heap
 from .messages import BadFrame, compressed_to_rgb, image_to_rgb, steering_message
 from .node_parameters import StartupError, declare_parameters
@@ -356,15 +356,9 @@ class SteeringNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> int:
     init_keeping_signals(args)  # the context stays up for the last zero-speed command
-    try:
-        node = SteeringNode()
-    except (StartupError, rclpy_implementation.RCLError) as error:
-        print(f"qattn_steering: {error}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    except KeyboardInterrupt:  # Ctrl-C while loading: nothing commanded yet
-        rclpy.try_shutdown()
-        return 130
+    node = create_node(SteeringNode, (StartupError, rclpy_implementation.RCLError), "qattn_steering")
+    if isinstance(node, int):
+        return node
     try:
         if node.p["autostart"]:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
