@@ -92,7 +92,8 @@ def deletion_aucs(checkpoints: dict[str, str], count: int, work: Path) -> dict[s
 
 def faithfulness_study(args: argparse.Namespace, main: SweepResult, checkpoints: dict[str, str]) -> dict:
     """Deletion AUC against robustness over the demo and the headline checkpoints (`--faithfulness GLOB`)."""
-    found = sorted(Path(p).with_suffix("") for p in glob.glob(args.faithfulness + ".safetensors"))
+    patterns = args.faithfulness.split(",")
+    found = sorted({Path(p).with_suffix("") for pattern in patterns for p in glob.glob(pattern + ".safetensors")})
     extra = {f"{p.parent.name}": str(p) for p in found if str(p) not in checkpoints.values()}
     print(f"faithfulness: {len(extra)} more checkpoints matching {args.faithfulness}", file=sys.stderr)
     axes = [axis for axis in args.faithfulness_axes if axis in main.sweep]
@@ -137,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--axes", nargs="+", default=list(AXIS_NAMES), choices=AXIS_NAMES)
     parser.add_argument("--jobs", type=int, default=2, help="processes driving at once")
     parser.add_argument("--node-km", type=float, default=0.6, help="km of the qattn_sim lockstep run (0: skip)")
-    parser.add_argument("--faithfulness", metavar="GLOB", help="headline checkpoints, e.g. runs/headline/models/*/best")
+    parser.add_argument(
+        "--faithfulness",
+        metavar="GLOB",
+        help="checkpoints without .safetensors, comma-separated globs, e.g. runs/headline/models/*/best",
+    )
     parser.add_argument("--faithfulness-axes", nargs="+", default=["camera", "curvature"], choices=AXIS_NAMES)
     parser.add_argument("--faithfulness-frames", type=int, default=100, help="held-out frames for deletion AUCs")
     parser.add_argument(
