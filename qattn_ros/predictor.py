@@ -165,15 +165,24 @@ class SteeringPredictor:
                ) -> Frames:  # fmt: skip
         """`limit` evenly spaced frames (all when None) of `source`, decoded once into the cache.
 
-        `cache`: a prebuilt cache entry to read instead; its preprocessing must be this checkpoint's.
+        Frames of another aspect than the trained camera geometry are cropped onto it first, as the node
+        does (centred), so offline figures are the node's. `cache`: a prebuilt cache entry to read instead;
+        its preprocessing and camera fit must be this checkpoint's.
         """
         if cache is not None:
             cached = open_cache(Path(cache))
             if cached.meta["preprocessing"] != self.preprocessing.cache_key():
                 raise DataError(f"cache {cache} was built with preprocessing {cached.meta['preprocessing']}, "
                                 f"but {self.checkpoint} needs {self.preprocessing.cache_key()}")  # fmt: skip
+            if "frame_sizes" not in cached.meta:
+                raise DataError(f"cache {cache} was built by an older version (no frame sizes recorded): rebuild it")
+            if self._needs_fit(cached.meta["frame_sizes"]) and cached.meta["camera"] != self._camera_key():
+                raise DataError(f"cache {cache} holds frames of {cached.meta['frame_sizes']} (height, width) not "
+                                f"fitted onto the checkpoint camera {self.camera.describe()}: rebuild it")  # fmt: skip
         else:
             cached = build_cache(source, self.preprocessing, cache_dir)
+            if self._needs_fit(cached.meta["frame_sizes"]):
+                cached = build_cache(source, self.preprocessing, cache_dir, camera=self.camera)
         count = len(cached) if not limit else min(limit, len(cached))
         rows = np.linspace(0, len(cached) - 1, count).astype(np.int64) if count else np.zeros(0, np.int64)
         info = self.info
@@ -181,6 +190,12 @@ class SteeringPredictor:
         every = np.arange(len(frames))
         images, targets = frames.gather(every)
         return Frames(images, targets, frames.gather_masks(every) if frames.has_masks else None)
+
+    def _needs_fit(self, sizes: list[list[int]]) -> bool:
+        return any(fit_frame(h, w, self.camera).box != (0, h, 0, w) for h, w in sizes)
+
+    def _camera_key(self) -> list[int]:
+        return [self.camera.width, self.camera.height]
 
     def close(self) -> None:
         """Free the model (and its GPU memory); the predictor cannot be used afterwards."""

@@ -185,3 +185,32 @@ def test_4_3_and_16_9_cameras_through_the_node_steer_within_1_5x_of_the_trained_
     squashed.fit_camera("squash", accept_mismatch=True)
     errors = [squashed.predict(f.image).wheel_angle - f.steering for f in frames["4:3"]]
     assert float(np.sqrt(np.mean(np.square(errors)))) > 1.5 * rmse["2:1"], "the test can tell a squashed camera"
+
+
+def test_offline_frames_of_another_aspect_are_what_the_node_sees(tmp_path) -> None:
+    """Offline evaluation crops a 4:3 source onto a 2:1 checkpoint as the node does; a 2:1 source is read as is."""
+    from qattn_ros.data.cache import build_cache, cache_key
+    from qattn_ros.data.simlog import SimLogSource, write_simlog
+    from qattn_ros.data.synthetic import RoadGenerator
+    from qattn_ros.errors import DataError
+    from qattn_ros.preprocess import Preprocessing as Pre
+
+    predictor = SteeringPredictor(_saved(tmp_path, CameraGeometry(320, 160)), "cpu")
+    source = SimLogSource(write_simlog(tmp_path / "4x3", RoadGenerator(240, 320, seed=4), 3).parent)
+    frames = predictor.frames(source, tmp_path / "cache")
+    records = list(source)
+    assert np.array_equal(frames.images, np.stack([predictor.to_model_uint8(r.image) for r in records]))
+    squashed = build_cache(source, Pre(), tmp_path / "cache", progress=False)
+    assert not np.array_equal(frames.images, squashed.images), "not the squashed frames"
+    top, bottom, left, right = predictor.fit(240, 320).box
+    cropped_masks = build_cache(SimLogSource(source.root), Pre(), tmp_path / "c2", False, camera=predictor.camera).masks
+    assert frames.masks is not None and np.array_equal(frames.masks, cropped_masks) and (top, bottom) == (40, 200)
+    with pytest.raises(DataError, match=r"not fitted onto the checkpoint camera 320x160 \(2.00:1\): rebuild it"):
+        predictor.frames(source, tmp_path / "cache", cache=tmp_path / "cache" / cache_key(source, Pre()))
+    wide = SimLogSource(write_simlog(tmp_path / "2x1", RoadGenerator(160, 320, seed=4), 2).parent)
+    before = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(predictor.frames(wide, tmp_path / "cache")) == 2
+    assert len(sorted(p.name for p in (tmp_path / "cache").iterdir())) == len(before) + 1, "one cache: no refit"
+    portrait = SimLogSource(write_simlog(tmp_path / "3x4", RoadGenerator(320, 240, seed=4), 1).parent)
+    with pytest.raises(DataError, match=r"frame 0: a 240x320 \(0.75:1\) camera frame cropped .* keeps only"):
+        predictor.frames(portrait, tmp_path / "cache")

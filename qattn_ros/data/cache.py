@@ -1,8 +1,10 @@
 """Decode and preprocess a source once into memory-mapped uint8 arrays at model resolution.
 
 A cache entry lives in `<cache_dir>/<key>/` where the key hashes the source fingerprint
-and the preprocessing that shapes the pixels; a changed source or config gets a new key
-and is rebuilt, never silently reused. An entry is built in a temporary folder and
+and the preprocessing that shapes the pixels (and the camera geometry frames are fitted onto,
+when one is given); a changed source or config gets a new key and is rebuilt, never silently
+reused. The entry records the frame sizes it met, so a reader can tell whether its frames
+needed fitting onto a checkpoint's camera geometry. An entry is built in a temporary folder and
 renamed when complete, so an interrupted build leaves earlier entries intact.
 """
 
@@ -19,10 +21,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..preprocess import Preprocessing
+from ..preprocess import CameraGeometry, Preprocessing, fit_frame
 from .record import Source
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: frame_sizes and camera in meta.json
 
 
 @dataclass
@@ -42,11 +44,11 @@ class CachedFrames:
         return len(self.steering)
 
 
-def cache_key(source: Source, preprocessing: Preprocessing) -> str:
-    blob = json.dumps(
-        {"v": CACHE_VERSION, "source": source.fingerprint(), "pre": preprocessing.cache_key()}, sort_keys=True
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def cache_key(source: Source, preprocessing: Preprocessing, camera: CameraGeometry | None = None) -> str:
+    spec = {"v": CACHE_VERSION, "source": source.fingerprint(), "pre": preprocessing.cache_key()}
+    if camera is not None:
+        spec["camera"] = [camera.width, camera.height]
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def mask_to_model(mask: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
@@ -74,10 +76,18 @@ def open_cache(folder: Path) -> CachedFrames:
 
 
 def build_cache(
-    source: Source, preprocessing: Preprocessing, cache_dir: str | Path, progress: bool = True
+    source: Source,
+    preprocessing: Preprocessing,
+    cache_dir: str | Path,
+    progress: bool = True,
+    camera: CameraGeometry | None = None,
 ) -> CachedFrames:
-    """The cached frames of `source`, built first if no entry matches."""
-    folder = Path(cache_dir) / cache_key(source, preprocessing)
+    """The cached frames of `source`, built first if no entry matches.
+
+    `camera`: frames of another aspect are first cropped onto it (centred, as the node does by default), so
+    that a checkpoint is evaluated on what it would see in the node; a frame that cannot be is refused.
+    """
+    folder = Path(cache_dir) / cache_key(source, preprocessing, camera)
     if (folder / "meta.json").is_file():
         return open_cache(folder)
     capacity = len(source)
@@ -92,15 +102,25 @@ def build_cache(
     steering = np.zeros(capacity, np.float32)
     stamps = np.zeros(capacity, np.int64)
     speed = np.full(capacity, np.nan, np.float32)
-    count = 0
+    count, sizes = 0, set()
     for record in tqdm(source, total=capacity, desc="cache", unit="frame", disable=not progress):
-        images[count] = preprocessing.to_model_uint8(record.image)
-        if record.mask is not None:
+        image, mask = record.image, record.mask
+        sizes.add(image.shape[:2])
+        if camera is not None:
+            fit = fit_frame(*image.shape[:2], camera)
+            if fit.mismatch:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise DataError(f"{source.fingerprint()}, frame {count}: {fit.mismatch}")
+            top, bottom, left, right = fit.box
+            image = image[top:bottom, left:right]
+            mask = None if mask is None else mask[top:bottom, left:right]
+        images[count] = preprocessing.to_model_uint8(image)
+        if mask is not None:
             if masks is None:
                 masks = np.lib.format.open_memmap(
                     tmp / "masks.npy", mode="w+", dtype=np.uint8, shape=(capacity, *shape)
                 )
-            masks[count] = mask_to_model(record.mask, preprocessing)
+            masks[count] = mask_to_model(mask, preprocessing)
         steering[count], stamps[count] = record.steering, record.stamp_ns
         if record.speed is not None:
             speed[count] = record.speed
@@ -122,6 +142,8 @@ def build_cache(
         "positive_is_left": source.positive_is_left,
         "source": source.fingerprint(),
         "preprocessing": preprocessing.cache_key(),
+        "frame_sizes": sorted([int(h), int(w)] for h, w in sizes),  # (height, width) of the decoded frames
+        "camera": None if camera is None else [camera.width, camera.height],
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     del images, masks
