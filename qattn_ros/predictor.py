@@ -165,9 +165,9 @@ class SteeringPredictor:
                ) -> Frames:  # fmt: skip
         """`limit` evenly spaced frames (all when None) of `source`, decoded once into the cache.
 
-        Frames of another aspect than the trained camera geometry are cropped onto it first, as the node
-        does (centred), so offline figures are the node's. `cache`: a prebuilt cache entry to read instead;
-        its preprocessing and camera fit must be this checkpoint's.
+        Frames of another aspect than the trained camera geometry are fitted onto it first as the node does
+        (`fit_camera`: centred crop unless set), so offline figures are the node's. `cache`: a prebuilt cache
+        entry to read instead; its preprocessing and camera fit must be this checkpoint's.
         """
         if cache is not None:
             cached = open_cache(Path(cache))
@@ -182,7 +182,7 @@ class SteeringPredictor:
         else:
             cached = build_cache(source, self.preprocessing, cache_dir)
             if self._needs_fit(cached.meta["frame_sizes"]):
-                cached = build_cache(source, self.preprocessing, cache_dir, camera=self.camera)
+                cached = build_cache(source, self.preprocessing, cache_dir, camera=self.camera, fit=self.camera_fit)
         count = len(cached) if not limit else min(limit, len(cached))
         rows = np.linspace(0, len(cached) - 1, count).astype(np.int64) if count else np.zeros(0, np.int64)
         info = self.info
@@ -192,10 +192,12 @@ class SteeringPredictor:
         return Frames(images, targets, frames.gather_masks(every) if frames.has_masks else None)
 
     def _needs_fit(self, sizes: list[list[int]]) -> bool:
-        return any(fit_frame(h, w, self.camera).box != (0, h, 0, w) for h, w in sizes)
+        """Whether frames of these sizes are not the trained geometry (cropped, or a mismatch to refuse)."""
+        fits = [fit_frame(h, w, self.camera, *self.camera_fit) for h, w in sizes]
+        return any(fit.box != (0, h, 0, w) or fit.mismatch for fit, (h, w) in zip(fits, sizes))
 
-    def _camera_key(self) -> list[int]:
-        return [self.camera.width, self.camera.height]
+    def _camera_key(self) -> list:
+        return [self.camera.width, self.camera.height, *self.camera_fit]
 
     def close(self) -> None:
         """Free the model (and its GPU memory); the predictor cannot be used afterwards."""

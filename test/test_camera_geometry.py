@@ -200,6 +200,14 @@ def test_offline_frames_of_another_aspect_are_what_the_node_sees(tmp_path) -> No
     frames = predictor.frames(source, tmp_path / "cache")
     records = list(source)
     assert np.array_equal(frames.images, np.stack([predictor.to_model_uint8(r.image) for r in records]))
+    predictor.fit_camera("crop", 0.36)  # the node's crop_anchor: another crop, another cache
+    anchored = predictor.frames(source, tmp_path / "cache").images
+    assert np.array_equal(anchored, np.stack([predictor.to_model_uint8(r.image) for r in records]))
+    assert not np.array_equal(anchored, frames.images)
+    predictor.fit_camera("squash")
+    with pytest.raises(DataError, match="squashed into the trained 320x160"):
+        predictor.frames(source, tmp_path / "cache")
+    predictor.fit_camera()
     squashed = build_cache(source, Pre(), tmp_path / "cache", progress=False)
     assert not np.array_equal(frames.images, squashed.images), "not the squashed frames"
     top, bottom, left, right = predictor.fit(240, 320).box

@@ -338,6 +338,8 @@ def test_evaluate_cli_report_and_bad_input(tmp_path, synthetic_logs) -> None:
 
     bad_method = _evaluate("--checkpoint", f"kim_canny={kc}", "--methods", "attention,lime", "--out", str(out), *common)
     assert "unknown lime" in _last_line(bad_method)
+    bad_anchor = _evaluate("--checkpoint", f"kim_canny={kc}", "--crop-anchor", "1.5", "--out", str(out), *common)
+    assert _last_line(bad_anchor).endswith("--crop-anchor 1.5: expected 0..1 (0 top, 0.5 centre, 1 bottom)")
 
     empty = tmp_path / "empty"
     empty.mkdir()

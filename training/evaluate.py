@@ -89,6 +89,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache-dir", default="data_out/cache")
     parser.add_argument("--cache", help="use this prebuilt cache entry folder (its preprocessing must match)")
+    parser.add_argument("--crop-anchor", type=float, default=0.5,
+                        help="frames of another aspect than the checkpoint's camera are cropped onto it as the "
+                             "node does: where the crop of a taller frame sits (0 top, 0.5 centre)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -104,12 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"--methods: unknown {', '.join(unknown)}; expected {', '.join(METHODS)}")
+        if not 0.0 <= args.crop_anchor <= 1.0:
+            raise ConfigError(f"--crop-anchor {args.crop_anchor}: expected 0..1 (0 top, 0.5 centre, 1 bottom)")
         source = open_source(spec_from_text(args.data))
         for entry in args.checkpoint:
             name, _, path = entry.partition("=")
             if not path:
                 raise ConfigError(f"--checkpoint {entry!r}: expected NAME=PATH")
             predictor = SteeringPredictor(path, args.device)
+            predictor.fit_camera("crop", args.crop_anchor)
             for note in predictor.info.notes:
                 print(f"evaluate: note: {note}", file=sys.stderr)
             frames = predictor.frames(source, args.cache_dir, args.frames, args.cache)

@@ -25,6 +25,7 @@ from ..preprocess import CameraGeometry, Preprocessing, fit_frame
 from .record import Source
 
 CACHE_VERSION = 2  # 2: frame_sizes and camera in meta.json
+FIT = ("crop", 0.5)  # how frames are fitted onto a camera geometry by default: centred crop (preprocess.fit_frame)
 
 
 @dataclass
@@ -44,10 +45,12 @@ class CachedFrames:
         return len(self.steering)
 
 
-def cache_key(source: Source, preprocessing: Preprocessing, camera: CameraGeometry | None = None) -> str:
+def cache_key(
+    source: Source, preprocessing: Preprocessing, camera: CameraGeometry | None = None, fit: tuple[str, float] = FIT
+) -> str:
     spec = {"v": CACHE_VERSION, "source": source.fingerprint(), "pre": preprocessing.cache_key()}
     if camera is not None:
-        spec["camera"] = [camera.width, camera.height]
+        spec["camera"] = [camera.width, camera.height, *fit]
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -81,13 +84,15 @@ def build_cache(
     cache_dir: str | Path,
     progress: bool = True,
     camera: CameraGeometry | None = None,
+    fit: tuple[str, float] = FIT,
 ) -> CachedFrames:
     """The cached frames of `source`, built first if no entry matches.
 
-    `camera`: frames of another aspect are first cropped onto it (centred, as the node does by default), so
-    that a checkpoint is evaluated on what it would see in the node; a frame that cannot be is refused.
+    `camera`: frames of another aspect are first fitted onto it (`fit`: mode and anchor, as the node's
+    `camera_fit` and `crop_anchor`), so that a checkpoint is evaluated on what it would see in the node; a
+    frame that cannot be is refused.
     """
-    folder = Path(cache_dir) / cache_key(source, preprocessing, camera)
+    folder = Path(cache_dir) / cache_key(source, preprocessing, camera, fit)
     if (folder / "meta.json").is_file():
         return open_cache(folder)
     capacity = len(source)
@@ -107,11 +112,11 @@ def build_cache(
         image, mask = record.image, record.mask
         sizes.add(image.shape[:2])
         if camera is not None:
-            fit = fit_frame(*image.shape[:2], camera)
-            if fit.mismatch:
+            fitted = fit_frame(*image.shape[:2], camera, *fit)
+            if fitted.mismatch:
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise DataError(f"{source.fingerprint()}, frame {count}: {fit.mismatch}")
-            top, bottom, left, right = fit.box
+                raise DataError(f"{source.fingerprint()}, frame {count}: {fitted.mismatch}")
+            top, bottom, left, right = fitted.box
             image = image[top:bottom, left:right]
             mask = None if mask is None else mask[top:bottom, left:right]
         images[count] = preprocessing.to_model_uint8(image)
@@ -143,7 +148,7 @@ def build_cache(
         "source": source.fingerprint(),
         "preprocessing": preprocessing.cache_key(),
         "frame_sizes": sorted([int(h), int(w)] for h, w in sizes),  # (height, width) of the decoded frames
-        "camera": None if camera is None else [camera.width, camera.height],
+        "camera": None if camera is None else [camera.width, camera.height, *fit],
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     del images, masks
