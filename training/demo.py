@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--data", default="data_out/synthetic")
     parser.add_argument("--train-frames", type=int, default=6000)
-    parser.add_argument("--epochs", type=int, default=4, help="4: where the validation RMSE bottoms out at 6,000 frames")
+    parser.add_argument("--epochs", type=int, default=4, help="4: val RMSE bottoms out there at 6,000 frames")
     parser.add_argument("--seeds", type=int, default=1, help="training seeds; seed 0 makes the figures")
     args = parser.parse_args(argv)
     out, data = Path(args.out), Path(args.data)
