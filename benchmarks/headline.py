@@ -41,7 +41,7 @@ from qattn_ros.data.cache import build_cache
 from qattn_ros.data.simlog import SimLogSource
 from qattn_ros.data.splits import write_splits
 from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results, sanity_method
-from qattn_ros.explain.report import read_sanity
+from qattn_ros.explain.report import read_sanity, read_sanity_uniform
 from qattn_ros.fit.config import TrainConfig, load_train_config
 from qattn_ros.fit.trainer import Trainer
 from qattn_ros.metrics import steering_errors
@@ -107,6 +107,7 @@ def evaluate(name: str, methods: tuple[str, ...], checkpoint: Path, args: argpar
         result[method]["mask_mass_ratio"] = np.array([r["mask_mass_ratio"] for r in rows])
         result[method]["pointing"] = np.array([r["pointing_hit"] for r in rows], float)
         result[method]["sanity"] = read_sanity(sanity) if sanity else {}
+        result[method]["sanity_uniform"] = read_sanity_uniform(sanity) if sanity else {}
         if method == "attention":
             result["uniform_shift"] = np.array([r["uniform_shift"] for r in rows])
     # the predictions are the model's, the same in every method's rows: the last method's will do
@@ -192,6 +193,8 @@ def summarize(results: dict[str, list[dict]], draws: int = 2000) -> dict:
                 row["sanity_rho"], row["sanity_rho_ci"] = float(np.mean(final)), seed_interval(final)
                 stages = have[0][method]["sanity"]
                 row["sanity_by_stage"] = {s: float(np.mean([r[method]["sanity"][s] for r in have])) for s in stages}
+                # the share of frames whose fully randomized map came out uniform (rho 0 by convention)
+                row["sanity_uniform"] = float(np.mean([list(r[method]["sanity_uniform"].values())[-1] for r in have]))
             entry["methods"][method] = row
         table[name] = entry
     return table
@@ -304,10 +307,13 @@ def markdown_table(table: dict) -> str:
             if method == "random":
                 continue
             shift = f"{entry['uniform_shift_over_rmse']:.2f}" if method == "attention" else "–"
+            rho = interval(row.get("sanity_rho"), row.get("sanity_rho_ci"))
+            if row.get("sanity_uniform"):
+                rho += f" ({row['sanity_uniform']:.0%} uniform)"
             lines.append(
                 f"| {name} | {method} | {row['seeds']} | {ratio(row, 'deletion_auc')} | {ratio(row, 'road_morf_auc')} "
                 f"| {ratio(row, 'road_lerf_auc')} | {ratio(row, 'insertion_auc')} "
-                f"| {interval(row.get('sanity_rho'), row.get('sanity_rho_ci'))} | {shift} "
+                f"| {rho} | {shift} "
                 f"| {interval(row['mask_mass_ratio'], row['mask_mass_ratio_ci'])} "
                 f"| {interval(row['pointing'], row['pointing_ci'])} "
                 f"| {interval(entry['rmse_mean'], entry['rmse_ci'], 4)} ({entry['rmse_ratio']:.2f}) |"

@@ -327,6 +327,8 @@ def test_evaluate_cli_report_and_bad_input(tmp_path, synthetic_logs) -> None:
     assert all(len(r["road_morf"]) == len(r["road_lerf"]) == 4 and r["uniform_shift"] >= 0 for r in ours)
     sanity = json.loads((out / "ours" / "attention.sanity.json").read_text())
     assert sanity["frames"] == 2 and list(sanity["stages"])[-1] == "conv1"
+    uniform = sanity["uniform_maps"]
+    assert list(uniform) == list(sanity["stages"]) and all(0 <= n <= 2 for n in uniform.values())
     assert stats["sanity_rho"] == pytest.approx(np.mean(sanity["stages"]["conv1"]))
     assert results["models"]["ours"]["uniform_shift"][0] == pytest.approx(np.mean([r["uniform_shift"] for r in ours]))
     errors = np.array([r["prediction"] - r["target"] for r in ours])

@@ -36,16 +36,38 @@ def test_randomizing_the_layers_an_attention_map_depends_on_changes_it_and_the_h
     model = _net()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x, ids = torch.randn(4, 3, 80, 160), np.arange(4)
-    rho = cascading_randomization(model, "attention", x, ids)
+    result = cascading_randomization(model, "attention", x, ids)
+    rho = result.rho
     assert all(np.allclose(rho[f"head.{i}"], 1.0) for i in range(4)), "the attention does not read the head"
+    assert not any(flags.any() for flags in result.uniform.values()), "no map of this net goes flat"
     assert np.all(rho["conv1"] < 0.9), rho["conv1"]  # all layers random: a different map
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the model itself is untouched"
 
 
 def test_gradient_maps_change_as_soon_as_the_head_is_randomized() -> None:
     model = _net("kim_canny")
-    rho = cascading_randomization(model, "gradcam", torch.randn(3, 3, 80, 160), np.arange(3))
+    rho = cascading_randomization(model, "gradcam", torch.randn(3, 3, 80, 160), np.arange(3)).rho
     assert np.all(rho["head.3"] < 0.99) and np.all(rho["conv1"] < 0.9)
+
+
+def test_a_randomized_map_that_goes_flat_is_recorded_as_uniform_with_rho_0(monkeypatch) -> None:
+    """A map with one value everywhere has no ranking: rho 0 by convention, and the report says it was flat."""
+    import qattn_ros.explain.sanity as sanity_module
+
+    real = sanity_module.saliency
+    calls = []
+
+    def flat_once_randomized(method, model, x, ids, seed):
+        calls.append(1)
+        maps = real(method, model, x, ids, seed)
+        if len(calls) >= 7:  # from the 6th stage on (conv5 of quant_sign) the maps go flat in frame 0
+            maps[0] = 0.25
+        return maps
+
+    monkeypatch.setattr(sanity_module, "saliency", flat_once_randomized)
+    result = cascading_randomization(_net(), "attention", torch.randn(2, 3, 80, 160), np.arange(2))
+    assert [int(result.uniform[s].sum()) for s in result.rho] == [0] * 5 + [1] * 5
+    assert all(result.rho[s][0] == 0.0 and result.rho[s][1] != 0.0 for s in list(result.rho)[5:])
 
 
 def test_uniform_attention_changes_only_the_gated_sign_term_of_quant_sign() -> None:

@@ -174,19 +174,24 @@ def evaluate_method(
 def sanity_method(
     predictor: SteeringPredictor, method: str, frames: Frames, out_file: Path, settings: EvalSettings
 ) -> Path | None:
-    """Cascading randomization on the first `settings.sanity_frames` frames -> {stage: [rho per frame]}.
+    """Cascading randomization on the first `settings.sanity_frames` frames -> {stage: [rho per frame]} and
+    {stage: frames whose randomized map came out uniform} (rho 0 for those).
 
-    Kept if `out_file` exists for the same frames (rerun to resume); skipped for the random order.
+    Kept if `out_file` exists for the same frames and records the uniform maps (rerun to resume); skipped
+    for the random order.
     """
     count = min(settings.sanity_frames, len(frames))
     if method == "random" or count == 0:
         return None
-    if out_file.is_file() and json.loads(out_file.read_text()).get("frames") == count:
-        return out_file
+    if out_file.is_file():
+        kept = json.loads(out_file.read_text())
+        if kept.get("frames") == count and "uniform_maps" in kept:
+            return out_file
     ids = np.arange(count)
     with exact_float32():
         x = predictor.normalize(frames.images[ids])
-        rho = cascading_randomization(predictor.model, method, x, ids, settings.seed)
-    stages = {name: values.round(5).tolist() for name, values in rho.items()}
-    out_file.write_text(json.dumps({"frames": count, "stages": stages}))
+        result = cascading_randomization(predictor.model, method, x, ids, settings.seed)
+    stages = {name: values.round(5).tolist() for name, values in result.rho.items()}
+    uniform = {name: int(flags.sum()) for name, flags in result.uniform.items()}  # frames whose map went flat
+    out_file.write_text(json.dumps({"frames": count, "stages": stages, "uniform_maps": uniform}))
     return out_file

@@ -91,6 +91,9 @@ def aggregate(folder: Path) -> dict:
             if sanity:
                 stats["sanity_by_stage"] = sanity
                 stats["sanity_rho"] = list(sanity.values())[-1]
+                uniform = read_sanity_uniform(folder / name / f"{method}.sanity.json")
+                if uniform:
+                    stats["sanity_uniform"] = list(uniform.values())[-1]
             hits = [r["pointing_hit"] for r in rows if "pointing_hit" in r]
             if hits:
                 stats["pointing"] = float(np.mean(hits))
@@ -109,6 +112,14 @@ def read_sanity(path: Path) -> dict[str, float]:
     if not path.is_file():
         return {}
     return {stage: float(np.mean(values)) for stage, values in json.loads(path.read_text())["stages"].items()}
+
+
+def read_sanity_uniform(path: Path) -> dict[str, float]:
+    """{stage: share of frames whose randomized map came out uniform (rho 0 by convention)}; {} if none."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {stage: count / data["frames"] for stage, count in data.get("uniform_maps", {}).items()}
 
 
 def _ci(value: tuple | None, digits: int = 4) -> str:
@@ -130,6 +141,8 @@ def markdown_table(results: dict) -> str:
         for method, s in model["methods"].items():
             pointing = f"{s['pointing']:.2f}" if "pointing" in s else "–"
             rho = f"{s['sanity_rho']:.2f}" if "sanity_rho" in s else "–"
+            if s.get("sanity_uniform"):
+                rho += f" ({s['sanity_uniform']:.0%} uniform)"
             lines.append(
                 f"| {name} | {method} | {s['frames']} | {_ci(s['deletion_auc'])} | {_ci(s.get('vs_random'), 2)} | "
                 f"{_ci(s.get('vs_kim_canny'), 2)} | {_ci(s.get('road_morf_auc'))} | {_ci(s.get('road_lerf_auc'))} | "

@@ -5,12 +5,15 @@ Cascading randomization: re-initialize the network's learned layers one at a tim
 convolutions from the deepest; each convolution with its BatchNorm), recomputing the saliency
 map after each. A map that stays rank-correlated with the trained model's map once the weights
 are random explains the image, not the model. Reported: the Spearman rank correlation between
-the trained and the randomized maps per frame, at every stage of the cascade.
+the trained and the randomized maps per frame, at every stage of the cascade, and which
+randomized maps came out uniform (one value everywhere: no ranking, so rho is taken as 0 —
+the map lost all structure, which passes the check for a reason worth knowing).
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -58,17 +61,26 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
         return np.where(denominator > 0, (ra * rb).sum(axis=1) / denominator, 0.0)
 
 
+@dataclass
+class Cascade:
+    rho: dict[str, np.ndarray]  # {stage: (B,) Spearman rho, trained map vs randomized down to that stage}
+    uniform: dict[str, np.ndarray]  # {stage: (B,) bool, the randomized map has one value everywhere}
+
+
 def cascading_randomization(
     model: SteeringNet, method: str, x: torch.Tensor, frame_ids: np.ndarray, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """{stage: (B,) Spearman rho between the trained map and the map after randomizing down to that stage}.
+) -> Cascade:
+    """Randomize from the output down, comparing each stage's maps with the trained ones.
 
     The model itself is left as it was (the cascade runs on a copy).
     """
     trained = saliency(method, model, x, frame_ids, seed)
     randomized = copy.deepcopy(model).eval()
-    result = {}
+    result = Cascade({}, {})
     for number, (name, modules) in enumerate(cascade(randomized)):
         reinitialize(modules, seed * 1000 + number)
-        result[name] = spearman(trained, saliency(method, randomized, x, frame_ids, seed))
+        maps = saliency(method, randomized, x, frame_ids, seed)
+        result.rho[name] = spearman(trained, maps)
+        flat = maps.flatten(1)
+        result.uniform[name] = (flat.amax(1) == flat.amin(1)).cpu().numpy()
     return result
