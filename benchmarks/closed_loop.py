@@ -28,6 +28,7 @@ Defaults: the `make demo` checkpoints.
 from __future__ import annotations
 
 import argparse
+import copy
 import glob
 import json
 import os
@@ -97,7 +98,9 @@ def faithfulness_study(args: argparse.Namespace, main: SweepResult, checkpoints:
     extra = {f"{p.parent.name}": str(p) for p in found if str(p) not in checkpoints.values()}
     print(f"faithfulness: {len(extra)} more checkpoints matching {args.faithfulness}", file=sys.stderr)
     axes = [axis for axis in args.faithfulness_axes if axis in main.sweep]
-    result = SweepResult({a: main.sweep[a] for a in axes}, {a: main.breaking_point[a] for a in axes},
+    # a copy: the headline checkpoints join the study's sweep, not the benchmark's table, plot and summary
+    result = SweepResult(copy.deepcopy({a: main.sweep[a] for a in axes}),
+                         copy.deepcopy({a: main.breaking_point[a] for a in axes}),
                          main.tracks_per_level, main.track_length_m, {a: main.axes[a] for a in axes})  # fmt: skip
     if extra:
         more = run_sweep(extra, axes, args.tracks, args.track_m, args.jobs, CACHE)

@@ -126,3 +126,30 @@ def test_the_training_script_writes_the_sweep_report(tmp_path) -> None:
     recorded = json.loads((out / "sweep.json").read_text())
     assert set(recorded["sweep"]) == {"steering_delay"} and recorded["tracks_per_level"] == 2
     assert "| steering_delay | 0.5 |" in (out / "sweep.md").read_text() and (out / "sweep.png").is_file()
+
+
+def test_the_faithfulness_study_leaves_the_benchmark_sweep_alone(monkeypatch, tmp_path) -> None:
+    """The headline checkpoints join the study's sweep only: the benchmark's table, plot and summary stay its own."""
+    import argparse
+
+    import benchmarks.closed_loop as bench
+
+    def levels(names):
+        return {"0": {n: {"autonomy": 1.0} for n in names}, "1": {n: {"autonomy": 0.5} for n in names}}
+
+    main = SweepResult(
+        {"camera": levels([PURSUIT, "a"])}, {"camera": {PURSUIT: None, "a": "1"}}, 5, 250.0, {"camera": {}}
+    )
+    extra = {f"h{i}": str(tmp_path / f"h{i}" / "best") for i in range(3)}
+    for path in extra.values():
+        Path(path).parent.mkdir()
+        Path(path + ".safetensors").write_bytes(b"")
+    more = SweepResult({"camera": levels([PURSUIT, *extra])}, {"camera": {n: "1" for n in extra}}, 5, 250.0, {})
+    monkeypatch.setattr(bench, "run_sweep", lambda *args, **kwargs: more)
+    monkeypatch.setattr(bench, "deletion_aucs", lambda models, count, work: {n: 1.0 + len(n) for n in models})
+    args = argparse.Namespace(faithfulness=str(tmp_path / "h*" / "best"), faithfulness_axes=["camera"],
+                              tracks=5, track_m=250.0, jobs=1, faithfulness_frames=10,
+                              faithfulness_work=str(tmp_path))  # fmt: skip
+    study = bench.faithfulness_study(args, main, {"a": "runs/a/best"})
+    assert study["models"] == 4 and set(study["per_model"]) == {"a", *extra}
+    assert set(main.sweep["camera"]["0"]) == {PURSUIT, "a"} and set(main.breaking_point["camera"]) == {PURSUIT, "a"}
