@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
     }
+    if faithfulness:
+        summary["faithfulness_rho"] = faithfulness.get("spearman_rho")
+        summary["faithfulness_models"] = faithfulness.get("models")
     record("closed_loop", summary, sweep=result.sweep, breaking_point=result.breaking_point,
            tracks_per_level=result.tracks_per_level, track_length_m=result.track_length_m,
            track_seeds=list(HELD_OUT_SEEDS[: args.tracks]), axes=result.axes, checkpoints=checkpoints,
