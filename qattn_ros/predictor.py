@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .backends import load_network
-from .data.cache import build_cache, open_cache
+from .data.cache import build_cache, fit_record, open_cache
 from .data.frames import FrameSet
 from .data.record import Source
 from .device import pick_device
@@ -176,7 +176,8 @@ class SteeringPredictor:
                                 f"but {self.checkpoint} needs {self.preprocessing.cache_key()}")  # fmt: skip
             if "frame_sizes" not in cached.meta:
                 raise DataError(f"cache {cache} was built by an older version (no frame sizes recorded): rebuild it")
-            if self._needs_fit(cached.meta["frame_sizes"]) and cached.meta["camera"] != self._camera_key():
+            fitted = cached.meta["camera"] == fit_record(self.camera, self.camera_fit)
+            if self._needs_fit(cached.meta["frame_sizes"]) and not fitted:
                 raise DataError(f"cache {cache} holds frames of {cached.meta['frame_sizes']} (height, width) not "
                                 f"fitted onto the checkpoint camera {self.camera.describe()}: rebuild it")  # fmt: skip
         else:
@@ -195,9 +196,6 @@ class SteeringPredictor:
         """Whether frames of these sizes are not the trained geometry (cropped, or a mismatch to refuse)."""
         fits = [fit_frame(h, w, self.camera, *self.camera_fit) for h, w in sizes]
         return any(fit.box != (0, h, 0, w) or fit.mismatch for fit, (h, w) in zip(fits, sizes))
-
-    def _camera_key(self) -> list:
-        return [self.camera.width, self.camera.height, *self.camera_fit]
 
     def close(self) -> None:
         """Free the model (and its GPU memory); the predictor cannot be used afterwards."""

@@ -45,12 +45,17 @@ class CachedFrames:
         return len(self.steering)
 
 
+def fit_record(camera: CameraGeometry, fit: tuple[str, float] = FIT) -> list:
+    """How frames were fitted, as the cache key and meta.json record it (and a reader compares it)."""
+    return [camera.width, camera.height, *fit]
+
+
 def cache_key(
     source: Source, preprocessing: Preprocessing, camera: CameraGeometry | None = None, fit: tuple[str, float] = FIT
 ) -> str:
     spec = {"v": CACHE_VERSION, "source": source.fingerprint(), "pre": preprocessing.cache_key()}
     if camera is not None:
-        spec["camera"] = [camera.width, camera.height, *fit]
+        spec["camera"] = fit_record(camera, fit)
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -148,7 +153,7 @@ def build_cache(
         "source": source.fingerprint(),
         "preprocessing": preprocessing.cache_key(),
         "frame_sizes": sorted([int(h), int(w)] for h, w in sizes),  # (height, width) of the decoded frames
-        "camera": None if camera is None else [camera.width, camera.height, *fit],
+        "camera": None if camera is None else fit_record(camera, fit),
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     del images, masks
