@@ -13,6 +13,8 @@ from .explain.overlay import COLORMAPS
 from .preprocess import CAMERA_FITS
 from .units import DEFAULT_VEHICLE
 
+RELIABILITIES = ("auto", "best_effort", "reliable")
+
 
 @dataclass(frozen=True)
 class Param:
@@ -30,7 +32,9 @@ PARAMS = {
     "device": Param("auto", "auto | cpu | cuda | cuda:N"),
     "backend": Param("torch", "torch, or onnxruntime[:tensorrt] on qattn_export's <name>.onnx", choices=BACKENDS),
     "transport": Param("raw", "subscribe `image` (raw) or `image/compressed`", choices=("raw", "compressed")),
-    "reliability": Param("best_effort", "image QoS reliability", choices=("best_effort", "reliable")),
+    "reliability": Param(
+        "auto", "image QoS: auto follows the camera's publishers; best_effort | reliable", choices=RELIABILITIES
+    ),
     "base_frame": Param("base_link", "frame_id of cmd_vel and drive"),
     "cmd_vel_type": Param("twist_stamped", "cmd_vel message type", choices=("twist_stamped", "twist")),
     "cruise_speed": Param(2.0, "m/s, linear.x of cmd_vel", 0.0, 40.0, runtime=True),
@@ -54,6 +58,7 @@ PARAMS = {
     ),
     "camera_width": Param(0, "px: the camera's frame size, checked at configure (0: at the first frame)", 0, 65535),
     "camera_height": Param(0, "px: the camera's frame size, checked at configure (0: at the first frame)", 0, 65535),
+    "exit_when_finalized": Param(True, "a lifecycle shutdown ends the process (false: it stays, finalized)"),
 }
 DEFAULTS = {name: spec.default for name, spec in PARAMS.items()}  # config/steering_node.yaml holds the same
 

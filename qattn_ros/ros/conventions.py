@@ -14,6 +14,7 @@ from builtin_interfaces.msg import Time
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
+from . import signals
 from .dds_transport import apply_transport
 
 Node = TypeVar("Node")
@@ -23,7 +24,7 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability
 
 
 def init_keeping_signals(args: list[str] | None) -> None:
-    """rclpy.init with SIGINT and SIGTERM (ros2 launch escalates to it) raised as KeyboardInterrupt in Python.
+    """rclpy.init with the first SIGINT or SIGTERM raised as KeyboardInterrupt, later ones counted (`signals`).
 
     rclpy's own handlers would shut the context down before a node could send its last message (the steering
     node's zero-speed command, the evaluator's and the simulator's reports). SIGUSR1 prints every thread's
@@ -31,14 +32,11 @@ def init_keeping_signals(args: list[str] | None) -> None:
     transport is chosen (dds_transport: one that carries whole camera frames, unless the user chose one) and
     the choice said once in the log.
     """
+    signals.install()
     transport = apply_transport()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     logger = rclpy.logging.get_logger("qattn_ros")
     (logger.warning if transport.warning else logger.info)(transport.message)
-    # SIGINT explicitly: a process started in the background by a shell (`... &`, nohup) inherits SIGINT
-    # ignored, and Python then installs no handler of its own; a launcher's SIGINT would go unheard.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 

@@ -1,12 +1,18 @@
 """The DDS transport this package's node processes use when the user has chosen none.
 
-A 640x480 rgb8 camera frame is 900 KB. Between processes on one machine Fast DDS (3.2, what
-rmw_fastrtps 9.3 ships) carries it whole only over shared memory with room for it: the UDP
-path loses fragments of large best-effort samples under load, and the default shared-memory
-segment (512 KB) splits a frame into 64 KB fragments that are lost or repaired slowly. Every
-node of this package therefore asks, before rclpy.init, for shared memory with 8 MB segments
-and 2 MB messages, plus UDP for everything else (other hosts, discovery), through a Fast DDS
-XML profile:
+A 640x480 rgb8 camera frame is 900 KB. Fast DDS (3.2, what rmw_fastrtps 9.3 ships) sends it in
+64 KB fragments, and a best-effort frame with one fragment lost is lost whole. Measured on one
+machine with 640x480 rgb8 at 20 Hz (benchmarks/launch_pair.py records the full table):
+- a camera driver with Fast DDS's defaults writes its fragments into its own 512 KB shared-memory
+  segment, which a 900 KB frame overruns: 55-67 % of frames reach a best-effort subscriber over
+  shared memory, whatever that subscriber's own segment;
+- over UDP the fragments arrive, as long as the receiving socket's buffer holds a whole frame:
+  the default (212 KB) keeps ~50 %, 4 MB keeps every frame.
+No setting of the publisher's can be changed by this package (a camera driver is the user's), so
+every node of this package receives user data over UDP only, with a large receive buffer (capped
+by the kernel's net.core.rmem_max: `dds_transport.receive_buffer_warning` says when it is too
+small), and sends over shared memory with 8 MB segments (so RViz and other plain tools get whole
+frames from it) or UDP. Discovery stays as the user set it:
 
 - default discovery range (SUBNET): discovery as usual (UDP multicast), so `ros2 topic`,
   RViz and nodes of other packages that set nothing still see and hear these nodes.
@@ -15,20 +21,25 @@ XML profile:
   and UDP), which also silently drops FASTDDS_BUILTIN_TRANSPORTS
   (rmw_fastrtps_shared_cpp/src/participant.cpp, `RMW_AUTOMATIC_DISCOVERY_RANGE_LOCALHOST`).
   The profile sets up what rmw would (no multicast, 127.0.0.1 and ROS_STATIC_PEERS as the
-  initial peers, up to 32 participants), with the larger segment, and this process's range becomes SYSTEM_DEFAULT so
-  that rmw leaves the profile alone: discovery stays on this machine and other LOCALHOST
-  processes still find these nodes.
+  initial peers, up to 32 participants), with the transports above, and this process's range becomes
+  SYSTEM_DEFAULT so that rmw leaves the profile alone: discovery stays on this machine and other
+  LOCALHOST processes still find these nodes.
 
-A user's own choice wins: FASTDDS_BUILTIN_TRANSPORTS, an XML profile (FASTDDS_DEFAULT_PROFILES_FILE,
-FASTRTPS_DEFAULT_PROFILES_FILE, DEFAULT_FASTDDS_PROFILES.xml in the working directory) or an RMW
-other than Fast DDS is left as it is, and the log says so once.
+The profile is written for each process into a private folder (mode 0700, file 0600) and read back
+before use; a profile inherited from the process that started this one is used only if it is this
+user's, private and exactly what this module writes, so a file planted or truncated in the shared
+temporary folder is never used. A user's own choice wins: FASTDDS_BUILTIN_TRANSPORTS, an XML profile
+(FASTDDS_DEFAULT_PROFILES_FILE, FASTRTPS_DEFAULT_PROFILES_FILE, DEFAULT_FASTDDS_PROFILES.xml in the
+working directory) or an RMW other than Fast DDS is left as it is, and the log says so once.
 """
 
 from __future__ import annotations
 
-import hashlib
+import atexit
 import os
+import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -41,6 +52,8 @@ PROFILES_IN_CWD = ("DEFAULT_FASTDDS_PROFILES.xml", "DEFAULT_FASTRTPS_PROFILES.xm
 PROFILE_PREFIX = "qattn_ros_fastdds_"
 SHM_SEGMENT = 8 * 1024 * 1024  # several whole frames in flight per writer
 SHM_MESSAGE = 2 * 1024 * 1024  # a 640x480 rgb8 frame (900 KB) in one message, a 800x600 rgba8 one too
+RECEIVE_BUFFER = 8 * 1024 * 1024  # bytes: two 1280x720 bgr8 frames (2.8 MB each) in flight
+RMEM_MAX = Path("/proc/sys/net/core/rmem_max")  # the kernel's cap on a socket's receive buffer
 
 # what rmw_fastrtps sets up for LOCALHOST: no multicast, a unicast locator, 127.0.0.1 (and ROS_STATIC_PEERS) as
 # the initial peers
@@ -51,7 +64,7 @@ _LOCALHOST_DISCOVERY = """
         </builtin>"""
 _PEER = "<locator><udpv4><address>{}</address></udpv4></locator>"
 _PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
-<!-- written by qattn_ros (qattn_ros/ros/dds_transport.py): shared memory for whole camera frames, UDP for the rest -->
+<!-- written by qattn_ros (qattn_ros/ros/dds_transport.py): camera frames in over UDP, out over shared memory -->
 <dds xmlns="http://www.eprosima.com">
   <profiles>
     <transport_descriptors>
@@ -64,11 +77,14 @@ _PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
       <transport_descriptor>
         <transport_id>qattn_udp</transport_id>
         <type>UDPv4</type>
+        <receiveBufferSize>{receive_buffer}</receiveBufferSize>
         <maxInitialPeersRange>32</maxInitialPeersRange>
       </transport_descriptor>
     </transport_descriptors>
     <participant profile_name="qattn_ros_{name}" is_default_profile="true">
       <rtps>
+        <!-- user data in over UDP only: a foreign writer's 512 KB shared-memory segment loses large frames -->
+        <defaultUnicastLocatorList><locator><udpv4/></locator></defaultUnicastLocatorList>
         <userTransports>
           <transport_id>qattn_shm</transport_id>
           <transport_id>qattn_udp</transport_id>
@@ -106,7 +122,21 @@ def profile_xml(localhost: bool, static_peers: str = "") -> str:
         _PEER.format(escape(_ipv4(p.strip()))) for p in ["127.0.0.1", *static_peers.split(";")] if p.strip()
     )
     name, discovery = ("localhost", _LOCALHOST_DISCOVERY.format(peers=peers)) if localhost else ("subnet", "")
-    return _PROFILE.format(segment=SHM_SEGMENT, message=SHM_MESSAGE, name=name, discovery=discovery)
+    return _PROFILE.format(segment=SHM_SEGMENT, message=SHM_MESSAGE, receive_buffer=RECEIVE_BUFFER, name=name,
+                           discovery=discovery)  # fmt: skip
+
+
+def receive_buffer_warning(rmem_max: Path = RMEM_MAX) -> str:
+    """A warning when the kernel caps the receive buffer below a large frame ('' when it does not)."""
+    try:
+        cap = int(rmem_max.read_text())
+    except (OSError, ValueError):  # not Linux: nothing to say
+        return ""
+    if cap >= 4 * 1024 * 1024:
+        return ""
+    return (f"net.core.rmem_max is {cap} bytes: best-effort camera frames larger than that may arrive incomplete "
+            f"(a 640x480 rgb8 frame is 900 KB); `sudo sysctl -w net.core.rmem_max={RECEIVE_BUFFER}` lifts the cap, "
+            "a reliable camera is not affected")  # fmt: skip
 
 
 def _localhost(env: MutableMapping[str, str]) -> bool:
@@ -132,35 +162,64 @@ def choose_transport(env: MutableMapping[str, str], cwd: Path) -> TransportChoic
     if profile := next((env[v] for v in PROFILE_VARIABLES if env.get(v)), None) or next(
         (str(cwd / f) for f in PROFILES_IN_CWD if (cwd / f).is_file()), None
     ):
-        if Path(profile).name.startswith(PROFILE_PREFIX):  # this package's, from the process that started us
+        if PROFILE_PREFIX not in profile:
+            return TransportChoice(f"DDS transport: yours, the Fast DDS XML profile {profile}")
+        if is_ours(Path(profile), env):  # from the process that started us
             return TransportChoice(f"DDS transport: qattn_ros's profile {profile}, as the process that started us")
-        return TransportChoice(f"DDS transport: yours, the Fast DDS XML profile {profile}")
+        ignored = f"; ignored {profile}: not a private, complete qattn_ros profile of this user"
+        return _with_note(_package_choice(env, localhost), ignored)
+    return _package_choice(env, localhost)
+
+
+def _with_note(choice: TransportChoice, note: str) -> TransportChoice:
+    """The package's choice, said as a warning; the ignored file is named by no variable afterwards."""
+    environment = {**choice.environment, **dict.fromkeys(PROFILE_VARIABLES)}
+    return TransportChoice(choice.message + note, choice.profile, environment, warning=True)
+
+
+def _package_choice(env: MutableMapping[str, str], localhost: bool) -> TransportChoice:
     if localhost:
         return TransportChoice(
-            "DDS transport: shared memory with 8 MB segments (whole camera frames) and UDP, discovery on this "
-            "machine only (initial peer 127.0.0.1, no multicast): what ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST "
-            "asks for, set up by an XML profile because rmw_fastrtps's own LOCALHOST transports (a 512 KB "
-            "segment) lose large images",
+            "DDS transport: frames in over UDP (8 MB receive buffer), out over shared memory (8 MB segments), "
+            "discovery on this machine only (initial peer 127.0.0.1, no multicast): what "
+            "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST asks for, set up by an XML profile because rmw_fastrtps's own "
+            "LOCALHOST transports (a 512 KB segment) lose large images",
             profile=profile_xml(localhost=True, static_peers=env.get("ROS_STATIC_PEERS", "")),
             environment={"ROS_AUTOMATIC_DISCOVERY_RANGE": "SYSTEM_DEFAULT", "ROS_LOCALHOST_ONLY": None},
         )
     return TransportChoice(
-        "DDS transport: shared memory with 8 MB segments (whole camera frames) and UDP (other hosts, discovery); "
+        "DDS transport: frames in over UDP (8 MB receive buffer), out over shared memory (8 MB segments) or UDP; "
         "set FASTDDS_BUILTIN_TRANSPORTS or a Fast DDS XML profile to choose your own",
         profile=profile_xml(localhost=False),
     )
 
 
+def is_ours(path: Path, env: MutableMapping[str, str]) -> bool:
+    """A profile this module wrote for this user: owned by us, in a folder only we can write, whole."""
+    try:
+        folder, file = path.parent.lstat(), path.lstat()
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    uid = os.geteuid()
+    private = stat.S_ISDIR(folder.st_mode) and folder.st_uid == uid and not folder.st_mode & 0o077
+    if not (private and stat.S_ISREG(file.st_mode) and file.st_uid == uid and not file.st_mode & 0o022):
+        return False
+    return text in (profile_xml(localhost=False), profile_xml(True, env.get("ROS_STATIC_PEERS", "")))
+
+
 def write_profile(xml: str) -> Path:
-    """The profile in the temporary folder, named by its content; written whole (rename) so that processes
-    starting together never read half a file."""
-    path = Path(tempfile.gettempdir()) / f"{PROFILE_PREFIX}{hashlib.sha256(xml.encode()).hexdigest()[:12]}.xml"
-    if not path.is_file():
-        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=".qattn_ros_fastdds_")
-        with os.fdopen(fd, "w") as file:
-            file.write(xml)
-        os.chmod(partial, 0o644)
-        os.replace(partial, path)
+    """The profile in a new private folder of this process (removed at exit), read back before it is named."""
+    folder = Path(tempfile.mkdtemp(prefix=PROFILE_PREFIX))  # mode 0700, a fresh name: nothing to pre-create
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "profile.xml"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(xml)
+        file.flush()
+        os.fsync(file.fileno())
+    if path.read_text() != xml:
+        raise OSError(f"the DDS profile {path} does not read back as written")
     return path
 
 
@@ -169,11 +228,11 @@ def apply_transport(env: MutableMapping[str, str] | None = None) -> TransportCho
     and every process it starts)."""
     env = os.environ if env is None else env
     choice = choose_transport(env, Path.cwd())
-    if choice.profile is not None:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(write_profile(choice.profile))
     for name, value in choice.environment.items():
         if value is None:
             env.pop(name, None)
         else:
             env[name] = value
+    if choice.profile is not None:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(write_profile(choice.profile))
     return choice

@@ -17,9 +17,13 @@ cropped to it (`camera_fit`); one that cannot be mapped is refused — at config
 `camera_width`/`camera_height` are given, else at its first frame (zero speed, ERROR) — or, with
 `accept_camera_mismatch`, used with one warning and a WARN in every diagnostics window.
 
-Subscribes `image` (sensor_msgs/Image) or `image/compressed`, best effort, keep last 1 by
-default; a worker thread runs the model on the newest frame, so services answer while frames
-stream. Publishes, each with the input header (commands with frame_id = base_frame): cmd_vel
+Subscribes `image` (sensor_msgs/Image) or `image/compressed`, keep last 1, reliable or best effort
+as the camera's publishers offer (`image_qos`); a worker thread runs the model on the newest frame,
+so services answer while frames stream. The first SIGINT or SIGTERM takes the shutdown transition
+(zero-speed command, logged), later ones wait for it (`signals`); a lifecycle `shutdown` ends the
+process unless `exit_when_finalized` is false.
+
+Publishes, each with the input header (commands with frame_id = base_frame): cmd_vel
 (TwistStamped, or Twist), steering_angle (JointState `front_wheel`: the predicted front-wheel
 angle, rad, before clamping), drive (AckermannDriveStamped, where ackermann_msgs is installed),
 attention/overlay (bgr8, camera size), attention/map (32FC1), /diagnostics.
@@ -52,9 +56,11 @@ from ..node_status import FrameWindow, NewestFrame, status_of, window_values
 from ..predictor import CameraMismatch, SteeringPredictor
 from ..steering_params import DEFAULTS, PARAMS, choice_error  # noqa: F401 (DEFAULTS: read here by tests and benchmarks)
 from ..units import yaw_rate
+from . import signals
 from .attention_images import AttentionImages
 from .conventions import create_node, init_keeping_signals
 from .heap import keep_heap
+from .image_qos import CHECK_PERIOD, ImageSubscription
 from .messages import BadFrame, compressed_to_rgb, image_to_rgb, steering_message
 from .node_parameters import StartupError, declare_parameters
 
@@ -71,8 +77,12 @@ class SteeringNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.predictor: SteeringPredictor | None = None
         self.configure_error = ""  # why the last configure failed
-        self.publishers_: dict[str, object] = {}
-        self.subscription = None
+        command_type = TwistStamped if self.p["cmd_vel_type"] == "twist_stamped" else Twist
+        # made once and kept to the end: a zero-speed command can leave from every state, configuring included
+        self.publishers_: dict[str, object] = {"cmd_vel": self.create_publisher(command_type, "cmd_vel", 10)}
+        if AckermannDriveStamped is not None:
+            self.publishers_["drive"] = self.create_publisher(AckermannDriveStamped, "drive", 10)
+        self.subscription: ImageSubscription | None = None
         self.lock = threading.Lock()  # the gate, and every command: the worker, the watchdog, transitions, services
         self.gate = CommandGate(self.p["camera_timeout"], self.p["max_frame_gap"])
         self.camera_note, self.camera_refused = "", False  # the camera-geometry problem, for diagnostics
@@ -85,6 +95,7 @@ class SteeringNode(LifecycleNode):
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # with use_sim_time too: a stopped /clock must not stop them
         self.create_timer(min(0.05, self.p["camera_timeout"] / 4), self._watchdog, clock=steady)
         self.create_timer(self.p["diagnostics_period"], self._publish_diagnostics, clock=steady)
+        self.create_timer(CHECK_PERIOD, lambda: self.subscription and self.subscription.update(), clock=steady)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -114,16 +125,14 @@ class SteeringNode(LifecycleNode):
         )
         for note in info.notes:
             self.get_logger().warning(note)
-        image_qos = self._image_qos()
-        command_type = TwistStamped if p["cmd_vel_type"] == "twist_stamped" else Twist
-        self.publishers_ = {
-            "cmd_vel": self.create_publisher(command_type, "cmd_vel", 10),
+        # reliable keep last 1 matches reliable and best-effort viewers alike, and never queues
+        reliability = ReliabilityPolicy.BEST_EFFORT if p["reliability"] == "best_effort" else ReliabilityPolicy.RELIABLE
+        image_qos = QoSProfile(depth=1, reliability=reliability)
+        self.publishers_ |= {
             "steering_angle": self.create_publisher(JointState, "steering_angle", 10),
             "overlay": self.create_publisher(Image, "attention/overlay", image_qos),
             "map": self.create_publisher(Image, "attention/map", image_qos),
         }
-        if AckermannDriveStamped is not None:
-            self.publishers_["drive"] = self.create_publisher(AckermannDriveStamped, "drive", 10)
         with self.lock:
             self.gate.configure()
         return TransitionCallbackReturn.SUCCESS
@@ -136,9 +145,9 @@ class SteeringNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         raw = self.p["transport"] == "raw"
         self.decode = image_to_rgb if raw else compressed_to_rgb
-        self.subscription = self.create_subscription(
-            Image if raw else CompressedImage, "image" if raw else "image/compressed", self._on_image, self._image_qos()
-        )
+        self.subscription = ImageSubscription(self, Image if raw else CompressedImage,
+                                              "image" if raw else "image/compressed", self._on_image,
+                                              self.p["reliability"])  # fmt: skip
         with self.lock:
             self.gate.activate(time.monotonic())
             enabled = self.gate.enabled
@@ -174,14 +183,15 @@ class SteeringNode(LifecycleNode):
         if command is not None:  # before anything is torn down: the stop must reach every reliable subscriber
             command.wait_for_all_acked(Duration(seconds=1.0))
         if self.subscription is not None:
-            self.destroy_subscription(self.subscription)
+            self.subscription.destroy()
             self.subscription = None
-        if was_commanding:
+        if was_commanding or command is not None:
             self.get_logger().info(f"{why}: zero-speed command sent")
 
     def _release(self) -> None:
         with self.lock:
-            publishers, self.publishers_ = self.publishers_, {}
+            publishers = {k: v for k, v in self.publishers_.items() if k not in ("cmd_vel", "drive")}
+            self.publishers_ = {k: v for k, v in self.publishers_.items() if k not in publishers}
             if self.gate.state is not Lifecycle.FINALIZED:
                 self.gate.cleanup()
         for publisher in publishers.values():
@@ -189,12 +199,6 @@ class SteeringNode(LifecycleNode):
         if self.predictor is not None:
             self.predictor.close()
             self.predictor = None
-
-    def _image_qos(self) -> QoSProfile:
-        best_effort = self.p["reliability"] == "best_effort"
-        return QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE
-        )
 
     def finalize(self) -> None:
         """The shutdown transition, as a lifecycle manager sees it (`finalized`), after the last stop."""
@@ -355,6 +359,8 @@ class SteeringNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
+    """0 after an orderly stop (a signal or a lifecycle shutdown: the zero-speed command sent), 1 if it could not
+    start, 130 if stopped before it was up."""
     init_keeping_signals(args)  # the context stays up for the last zero-speed command
     node = create_node(SteeringNode, (StartupError, rclpy_implementation.RCLError), "qattn_steering")
     if isinstance(node, int):
@@ -364,15 +370,18 @@ def main(args: list[str] | None = None) -> int:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 raise StartupError(node.configure_error)
             node.trigger_activate()
-        while rclpy.ok():
+        while rclpy.ok() and not (node.p["exit_when_finalized"] and node.gate.state is Lifecycle.FINALIZED):
             rclpy.spin_once(node, timeout_sec=0.1)  # returns to Python often enough to take a signal
     except StartupError as error:
+        signals.stopping()
         print(f"qattn_steering: {error}", file=sys.stderr)
+        node.finalize()
         node.close()
         rclpy.try_shutdown()
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        node.get_logger().info(f"stopping on {', '.join(signals.received()) or 'shutdown'}")
+    signals.stopping()
     if node.gate.state is not Lifecycle.FINALIZED:
         node.finalize()  # the last zero-speed command, then `finalized`, while the context is still up
     time.sleep(0.2)  # let them leave

@@ -1,0 +1,46 @@
+"""How every node of this package takes SIGINT and SIGTERM: the first one stops it, the rest wait for the stop.
+
+A supervisor, a terminal's Ctrl-C to a process group and `ros2 launch` (SIGINT, then SIGTERM 5 s
+later) can each deliver a stop signal, so a node often gets two or more. The first raises
+KeyboardInterrupt in the main thread, wherever it is (importing torch, configuring, spinning);
+every later one is only counted, so the stop it started (the steering node's zero-speed command,
+the evaluator's report) runs to its end, and no second KeyboardInterrupt cuts it short with a
+traceback. A node that reaches its own end calls `stopping()` first: a signal that arrives while it
+finishes (writing a report) does not cut that short either.
+
+Imports nothing heavy: the console entry points (qattn_ros.ros.entry_points) install it before
+torch and rclpy load.
+"""
+
+from __future__ import annotations
+
+import signal
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPTED_BEFORE_START = 130  # the shell's status for Ctrl-C: stopped before it was up, nothing to stop
+
+_received: list[int] = []  # every stop signal, in order
+_stopping = False
+
+
+def _on_stop_signal(signum: int, frame) -> None:
+    _received.append(signum)
+    if len(_received) == 1 and not _stopping:
+        raise KeyboardInterrupt
+
+
+def install() -> None:
+    """Take SIGINT and SIGTERM (also when a shell started us with SIGINT ignored, as `cmd &` does)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _on_stop_signal)
+
+
+def stopping() -> None:
+    """From here on the process is finishing: signals are counted, never raised."""
+    global _stopping
+    _stopping = True
+
+
+def received() -> list[str]:
+    """The stop signals received so far, by name (for the log)."""
+    return [signal.Signals(s).name for s in _received]
