@@ -26,6 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
+from benchmarks import foreign_cameras
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "test"))  # the launch-file reader the tests use
 
@@ -127,14 +131,19 @@ def run_pair(checkpoint: str, discovery_range: str, frames: int, rate: float, fo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--role", choices=("bench", "counter"), default="bench")
+    parser.add_argument("--role", choices=("bench", "counter", "answers"), default="bench")
     parser.add_argument("--checkpoint", default="runs/demo/quant_sign/best.safetensors")
     parser.add_argument("--seconds", type=float, default=60.0, help="camera time per discovery range")
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--baseline", action="store_true", help="also run with Fast DDS's own transports")
+    parser.add_argument("--foreign", action="store_true", help="cameras that use no project code (foreign_cameras)")
+    parser.add_argument("--foreign-seconds", type=float, default=10.0, help="camera time per foreign cell")
     args = parser.parse_args()
     if args.role == "counter":
         count_outputs(args.seconds * 10 + 600)
+        return 0
+    if args.role == "answers":
+        foreign_cameras.count_answers(args.seconds * 10 + 600)
         return 0
     from benchmarks.record import record
 
@@ -145,9 +154,17 @@ def main() -> int:
     summary = {f"{run['label']}_{key}": run[key] for run in runs
                for key in ("frames_received_ratio", "watchdog_stops", "frames_published")}  # fmt: skip
     ours = [r for r in runs if not r["label"].startswith("baseline")]
-    summary["target_met"] = all(r["frames_received_ratio"] >= 0.95 and r["watchdog_stops"] == 0 for r in ours)
+    cells = []
+    if args.foreign:
+        with tempfile.TemporaryDirectory() as tmp:
+            cells = [foreign_cameras.run_cell(args.checkpoint, camera, r, load, args.foreign_seconds, Path(tmp))
+                     for load in ("quiet", "hog") for r in ("default", "LOCALHOST")
+                     for camera in tqdm(foreign_cameras.CAMERAS, desc=f"foreign cameras, {r}, {load}")]  # fmt: skip
+        summary |= {f"{c['cell']}_{key}": c[key] for c in cells for key in ("frames_received_ratio", "watchdog_stops",
+                                                                             "p99_ms")}  # fmt: skip
+    summary["target_met"] = all(r["frames_received_ratio"] >= 0.95 and r["watchdog_stops"] == 0 for r in ours + cells)
     record("launch_pair", summary, checkpoint=args.checkpoint, camera="synthetic 640x480 rgb8", rate_hz=args.rate,
-           seconds=args.seconds, runs=runs)  # fmt: skip
+           seconds=args.seconds, runs=runs, foreign_cameras=cells)  # fmt: skip
     return 0
 
 

@@ -102,10 +102,14 @@ class Watchdog:
     def restart(self, now: float) -> None:
         self.state, self.last_frame, self.clock_at_frame, self.reported = Camera.WAITING, now, None, None
 
-    def frame(self, now: float, clock_ns: int | None) -> Camera:
-        """A frame was processed; returns the state before it (the node says when frames return)."""
+    def frame(self, now: float, clock_ns: int | None, stamp_ns: int = 0) -> Camera:
+        """A frame stamped `stamp_ns` was processed; returns the state before it (the node says when frames return).
+
+        On sim time the clock may still read the previous step while a frame is processed (a lockstep simulator
+        moves it to the frame's stamp once the command is in): the camera counts as paused while the clock has
+        not moved past the later of the two."""
         before, self.state, self.reported = self.state, Camera.LIVE, None
-        self.last_frame, self.clock_at_frame = now, clock_ns
+        self.last_frame, self.clock_at_frame = now, None if clock_ns is None else max(clock_ns, stamp_ns)
         return before
 
     def silent(self, now: float) -> bool:
@@ -116,7 +120,7 @@ class Watchdog:
         if not self.silent(now):
             return False, None
         if self.state is not Camera.WAITING:  # (no frame since activation: still waiting)
-            paused = clock_ns is not None and clock_ns == self.clock_at_frame
+            paused = clock_ns is not None and self.clock_at_frame is not None and clock_ns <= self.clock_at_frame
             self.state = Camera.PAUSED if paused else Camera.SILENT
         news = self.state if self.state is not self.reported else None
         self.reported = self.state

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from processes import output, spawn
 
 from qattn_ros.ros.dds_domain import claim_domain_id
-from qattn_ros.ros.dds_transport import apply_transport, choose_transport, write_profile
+from qattn_ros.ros.dds_transport import apply_transport, choose_transport, receive_buffer_warning, write_profile
 from qattn_ros.ros.graph import stop_as_launch_does
 
 NS = {"dds": "http://www.eprosima.com"}
@@ -89,7 +90,49 @@ def test_applied_once_inherited_by_the_processes_it_starts(tmp_path) -> None:
     assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SYSTEM_DEFAULT"
     child = choose_transport(dict(env), tmp_path)
     assert child.profile is None and "qattn_ros's profile" in child.message
-    assert write_profile(first.profile) == Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]), "one file per content"
+    path = Path(env["FASTDDS_DEFAULT_PROFILES_FILE"])
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700, "private"
+    assert write_profile(first.profile) != path, "a folder of its own for each process"
+
+
+def test_a_profile_planted_in_the_shared_temporary_folder_is_not_used(tmp_path) -> None:
+    """Anyone can create /tmp/qattn_ros_fastdds_<x>.xml: one that is not this user's private, whole profile is
+    ignored (said in a warning) and LOCALHOST is kept by a profile of our own."""
+    planted = Path(tempfile.gettempdir()) / f"qattn_ros_fastdds_planted_{os.getpid()}.xml"
+    planted.write_text(choose_transport({}, tmp_path).profile)  # a complete profile, but in a shared folder
+    try:
+        env = {"FASTDDS_DEFAULT_PROFILES_FILE": str(planted), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+        applied = apply_transport(env)
+        assert applied.warning and f"ignored {planted}" in applied.message
+        assert Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]) != planted
+        assert "<initialPeersList>" in Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]).read_text(), "LOCALHOST kept"
+    finally:
+        planted.unlink()
+
+
+def test_a_truncated_profile_in_a_private_folder_is_not_used(tmp_path) -> None:
+    env: dict[str, str] = {}
+    apply_transport(env)
+    ours = Path(env["FASTDDS_DEFAULT_PROFILES_FILE"])
+    ours.write_text(ours.read_text()[:300])  # cut short, as by a crash or a full disk
+    child = choose_transport(dict(env), tmp_path)
+    assert child.warning and child.profile is not None and f"ignored {ours}" in child.message
+
+
+def test_frames_come_in_over_udp_with_a_receive_buffer_for_whole_frames(tmp_path) -> None:
+    """A foreign camera's writer would otherwise put its fragments in its own 512 KB shared-memory segment."""
+    root = _profile(choose_transport({}, tmp_path))
+    incoming = root.findall(".//dds:participant//dds:defaultUnicastLocatorList/dds:locator/*", NS)
+    assert [element.tag.split("}")[1] for element in incoming] == ["udpv4"]
+    udp = root.find(".//dds:transport_descriptor[dds:type='UDPv4']", NS)
+    assert int(udp.find("dds:receiveBufferSize", NS).text) >= 2 * 1280 * 720 * 3, "two 720p bgr8 frames"
+
+
+def test_a_small_kernel_receive_cap_is_said(tmp_path) -> None:
+    (tmp_path / "rmem_max").write_text("212992\n")
+    assert "net.core.rmem_max is 212992" in receive_buffer_warning(tmp_path / "rmem_max")
+    (tmp_path / "rmem_max").write_text("8388608\n")
+    assert receive_buffer_warning(tmp_path / "rmem_max") == ""
 
 
 # What a user's own tool does (`ros2 topic echo`, RViz): rclpy with nothing set but the discovery range
@@ -124,4 +167,4 @@ def test_a_plain_tool_receives_640x480_frames_from_a_package_node(discovery_rang
     finally:
         stop_as_launch_does([camera])
     assert "frames 10 widths {640}" in tool.stdout, tool.stdout + tool.stderr[-2000:] + output(camera)[-2000:]
-    assert output(camera).count("DDS transport: shared memory") == 1, "said once"
+    assert output(camera).count("DDS transport: frames in over UDP") == 1, "said once"

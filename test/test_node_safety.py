@@ -148,7 +148,7 @@ def test_lifecycle_through_the_standard_services(ros, checkpoints, frame) -> Non
         assert node.transition(Transition.TRANSITION_CONFIGURE) and node.transition(Transition.TRANSITION_ACTIVATE)
         assert harness.send(raw_message(frame, "rgb8")) is not None, "configured again after cleanup"
         assert node.transition(Transition.TRANSITION_ACTIVE_SHUTDOWN)
-        assert node.state() == State.PRIMARY_STATE_FINALIZED
+        assert process.wait(timeout=30) == 0, "finalized: the process ends (exit_when_finalized)"
     finally:
         log = stop_process(process)
     assert "deactivated: zero-speed command sent" in log
@@ -224,7 +224,11 @@ def test_a_camera_stopping_with_the_sim_clock_is_a_pause_and_alone_an_error(ros,
         assert _until(harness, lambda: _diagnostics_saying(harness, "camera and clock stopped together", seen))
         assert _diagnostics_saying(harness, "camera and clock", seen)[-1].level == DiagnosticStatus.STALE
         seen = len(harness.received["/diagnostics"])
-        clock.publish(Clock(clock=Time(sec=501)))  # time goes on, the camera does not
+        last = harness.received["cmd_vel"][-1].header.stamp  # the last frame's stamp: the clock reached it
+        clock.publish(Clock(clock=Time(sec=last.sec)))
+        harness.spin(0.5)
+        assert not _diagnostics_saying(harness, "camera silent", seen), "the clock at the last frame: still paused"
+        clock.publish(Clock(clock=Time(sec=last.sec + 1)))  # time goes on past the frame, the camera does not
         assert _until(harness, lambda: _diagnostics_saying(harness, "camera silent", seen))
         assert _diagnostics_saying(harness, "camera silent", seen)[-1].level == DiagnosticStatus.ERROR
     finally:

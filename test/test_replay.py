@@ -141,7 +141,8 @@ def test_ctrl_c_under_launch_keeps_every_finished_frame_within_5_s_and_a_rerun_r
         while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
             time.sleep(0.05)
     log = output(processes[2])
-    assert evaluator_done and processes[2].returncode == 1, log[-3000:]
+    assert evaluator_done and processes[2].returncode == 0, "stopped on purpose, not failed: " + log[-3000:]
+    assert "Traceback" not in log and "[ERROR]" not in log, log[-3000:]
     assert "interrupted; the report holds what was evaluated" in log and "rerun to resume" in log
     summary = json.loads((out / "replay.json").read_text())
     kept = _rows(results)

@@ -235,6 +235,7 @@ def test_two_qattn_sim_runs_with_the_node_drive_the_same(checkpoint, tmp_path) -
     a, b = ((tmp_path / n / "drive.csv").read_text() for n in "ab")
     assert len(a.splitlines()) > 60, log_a[-3000:]
     assert a == b, log_b[-3000:]
+    assert "[ERROR]" not in log_a and "Traceback" not in log_a, "a completed drive logs no error: " + log_a[-3000:]
     first = a.splitlines()[1].split(",")
     assert float(first[1]) == pytest.approx(0.75, rel=0.02), "15 m/s for 0.05 s: no stop taken for frame 1"
     summary = json.loads((tmp_path / "b" / "results.json").read_text())["drivers"]["node"]

@@ -49,6 +49,7 @@ from ..data.record import Record
 from ..data.sources import open_source, spec_from_text
 from ..errors import ConfigError, DataError
 from ..units import DEFAULT_VEHICLE, VehicleGeometry, to_wheel_angle
+from . import signals
 from .conventions import LATCHED, init_keeping_signals, stamp_from_ns
 from .messages import fill_image, steering_message
 
@@ -273,7 +274,11 @@ def main(args: list[str] | None = None) -> int:
         print(f"qattn_bag_player: {error}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
-        return 130
+        signals.stopping()
+        if node is None:
+            return signals.INTERRUPTED_BEFORE_START
+        node.get_logger().info(f"replay stopped on {', '.join(signals.received()) or 'shutdown'}")
+        return 0  # stopped on purpose: not a failure
     finally:
         rclpy.try_shutdown()
 

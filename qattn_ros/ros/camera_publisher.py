@@ -30,6 +30,7 @@ from std_msgs.msg import Header
 from ..data.bags import udacity_bag
 from ..data.images import read_rgb
 from ..data.synthetic import RoadGenerator
+from . import signals
 from .conventions import init_keeping_signals
 from .messages import fill_image
 
@@ -134,6 +135,7 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
         pass
     finally:
+        signals.stopping()
         if node is not None:
             node.report()
         rclpy.try_shutdown()

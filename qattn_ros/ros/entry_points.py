@@ -18,9 +18,12 @@ def run(module: str, program: str) -> int:
     try:
         main = importlib.import_module(module).main
     except KeyboardInterrupt:
+        signals.ignore()
         print(f"{program}: interrupted while starting", file=sys.stderr)
         return signals.INTERRUPTED_BEFORE_START
-    return main()
+    status = main()
+    signals.ignore()
+    return status
 
 
 def steering_node() -> int:

@@ -15,6 +15,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from . import signals
+
 # (executable, module, node name): the steering node as every graph starts it
 STEERING = ("steering_node", "qattn_ros.ros.steering_node", "qattn_steering")
 SIGTERM_AFTER = 5.0  # s from SIGINT: launch's sigterm_timeout
@@ -56,6 +58,11 @@ def ros_args(params: dict) -> list[str]:
     return command
 
 
+def entry_point(module: str) -> list[str]:
+    """The command that starts a node module as its console executable does (stop signals taken before imports)."""
+    return [sys.executable, "-u", "-m", "qattn_ros.ros.entry_points", module.rsplit(".", 1)[-1]]
+
+
 def _die_with_parent() -> None:
     """Linux: SIGTERM this child when the launcher dies (even by SIGKILL), so no node outlives its graph;
     the steering node takes SIGTERM as its cue for a last zero-speed command."""
@@ -84,12 +91,8 @@ def run_graph(nodes: list[tuple[str, dict]], main: str, name: str) -> int:
     The exit status: `main`'s, or 1 if another node died first. Each node chooses its DDS transport itself
     (conventions.init_keeping_signals), as under `ros2 launch`.
     """
-    # Ctrl-C and a supervisor's SIGTERM stop the graph, even when a shell started us in the background
-    # (SIGINT inherited ignored, so Python would install no handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    processes = {module: subprocess.Popen([sys.executable, "-u", "-m", module, *ros_args(params)],
-                                          preexec_fn=_die_with_parent)
+    signals.install()  # Ctrl-C and a supervisor's SIGTERM stop the graph; a second one waits for the stop
+    processes = {module: subprocess.Popen([*entry_point(module), *ros_args(params)], preexec_fn=_die_with_parent)
                  for module, params in nodes}  # fmt: skip
     status = None
     try:
@@ -107,6 +110,7 @@ def run_graph(nodes: list[tuple[str, dict]], main: str, name: str) -> int:
                 time.sleep(0.2)
     except KeyboardInterrupt:
         pass
+    signals.stopping()
     stop_as_launch_does(list(processes.values()))
     leader = processes[main].returncode
     return status if status is not None else (leader if leader is not None else 1)

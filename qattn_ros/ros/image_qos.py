@@ -53,6 +53,7 @@ class ImageSubscription:
         self.node, self.message_type, self.topic, self.callback, self.setting = (
             node, message_type, topic, callback, setting)  # fmt: skip
         self.subscription = None
+        self.offered: list[tuple[str, str]] = []  # the publishers last seen, with their QoS
         self.warned: set[tuple[str, str]] = set()  # (publisher, its QoS) already named in a WARN
         self.update()
 
@@ -67,17 +68,20 @@ class ImageSubscription:
         """Look at the graph: remake the subscription if its publishers now need another reliability."""
         publishers = self._publishers()
         wanted = reliability_for(self.setting, [qos.reliability for _, qos in publishers])
-        if self.subscription is not None and wanted == self.reliability:
+        offered = sorted((name, describe(qos)) for name, qos in publishers)
+        if self.subscription is not None and wanted == self.reliability and offered == self.offered:
             return
-        self.destroy()
-        self.reliability = wanted
-        self.subscription = self.node.create_subscription(
-            self.message_type, self.topic, self.callback, self.qos(),
-            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=lambda event: self._explain()))  # fmt: skip
-        if publishers:
-            offered = "; ".join(f"{name}: {describe(qos)}" for name, qos in publishers)
+        if self.subscription is None or wanted != self.reliability:
+            self.destroy()
+            self.reliability = wanted
+            self.subscription = self.node.create_subscription(
+                self.message_type, self.topic, self.callback, self.qos(),
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=lambda event: self._explain()))  # fmt: skip
+        self.offered = offered
+        if publishers:  # said when the publishers change
+            by = "; ".join(f"{name}: {qos}" for name, qos in offered)
             self.node.get_logger().info(f"image QoS {describe(self.qos())} (reliability={self.setting}; "
-                                        f"{self.subscription.topic_name} offered by {offered})")  # fmt: skip
+                                        f"{self.subscription.topic_name} offered by {by})")  # fmt: skip
             if wanted == ReliabilityPolicy.BEST_EFFORT and (note := receive_buffer_warning()):
                 self.node.get_logger().warning(note)
 
@@ -93,8 +97,10 @@ class ImageSubscription:
         ours = self.qos()
         for name, qos in self._publishers():
             key = (name, describe(qos))
-            if ours.reliability == qos.reliability or ours.reliability == ReliabilityPolicy.BEST_EFFORT or (
-                key in self.warned
+            if (
+                ours.reliability == qos.reliability
+                or ours.reliability == ReliabilityPolicy.BEST_EFFORT
+                or (key in self.warned)
             ):
                 continue
             self.warned.add(key)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -47,6 +46,7 @@ from ..explain.engine import EvalSettings
 from ..pairing import Pairing, Pending
 from ..predictor import SteeringPredictor
 from ..replay_evaluation import OnlineEvaluation, Recorded
+from . import signals
 from .bag_player import HELD, IN_ORDER, READY, frame_index
 from .conventions import LATCHED, create_node, init_keeping_signals, stamp_from_ns
 from .messages import image_to_rgb, steering_value
@@ -309,9 +309,7 @@ def main(args: list[str] | None = None) -> int:
         why = "bag done" if complete else f"player failed: {node.player.get('reason', '')}"
     except (KeyboardInterrupt, ExternalShutdownException):
         why = INTERRUPTED
-    # a supervisor's second signal (ros2 launch: SIGTERM 5 s after SIGINT) must not cut the report short
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signals.stopping()  # a supervisor's second signal (ros2 launch: SIGTERM 5 s after SIGINT) must not cut it short
     node.stop(why)
     node.write(complete)
     where = node.work.last_evaluated.get("frame", "none")
@@ -319,7 +317,7 @@ def main(args: list[str] | None = None) -> int:
     if not complete:
         print(f"qattn_replay_evaluator: {why}; the report holds what was evaluated (last frame {where}); "
               "rerun to resume", file=sys.stderr)  # fmt: skip
-    code = 0 if complete else 1
+    code = 0 if complete or why == INTERRUPTED else 1  # stopped on purpose: not a failure
     node.destroy_node()  # the graph learns at once that the evaluator is gone
     rclpy.try_shutdown()
     if why == INTERRUPTED:  # everything is saved and a supervisor is counting: skip the interpreter's teardown

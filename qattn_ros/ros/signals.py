@@ -41,6 +41,13 @@ def stopping() -> None:
     _stopping = True
 
 
+def ignore() -> None:
+    """At the very end: Python restores the default handlers while it exits, and a late signal would then end the
+    process by that signal instead of with the status it chose."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def received() -> list[str]:
     """The stop signals received so far, by name (for the log)."""
     return [signal.Signals(s).name for s in _received]

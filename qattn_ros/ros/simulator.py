@@ -53,6 +53,7 @@ from ..errors import ConfigError
 from ..sim.report import plot_offset, plot_track, write_summary
 from ..sim.track import generate_track
 from ..sim.world import RoadSim, SimConfig
+from . import signals
 from .conventions import LATCHED, init_keeping_signals, stamp_from_ns
 from .messages import fill_image, steering_message
 
@@ -309,9 +310,11 @@ def main(args: list[str] | None = None) -> int:
         if node is None:  # Ctrl-C while starting: nothing driven yet
             rclpy.try_shutdown()
             return 130
-        complete, node.ended = False, "interrupted"
+        complete, node.ended = False, f"interrupted: stopped on {', '.join(signals.received()) or 'shutdown'}"
+    signals.stopping()  # the report is written whatever signal comes next
+    interrupted = node.ended.startswith("interrupted")
     if node.ended and not complete:
-        node.get_logger().error(f"ended early: {node.ended}")
+        (node.get_logger().info if interrupted else node.get_logger().error)(f"ended early: {node.ended}")
     node.publish_status("done" if complete else node.ended.split(":")[0])
     node.write_report(complete)
     s = node.summary()
@@ -321,7 +324,7 @@ def main(args: list[str] | None = None) -> int:
     time.sleep(0.3)  # let the last status leave
     node.destroy_node()
     rclpy.try_shutdown()
-    return 0 if complete else 1
+    return 0 if complete or interrupted else 1  # stopped on purpose: not a failure
 
 
 if __name__ == "__main__":

@@ -308,7 +308,8 @@ class SteeringNode(LifecycleNode):
         with self.lock:
             if not self.gate.admits(epoch):
                 return False
-            if self.gate.sequence.starts_anew(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec):
+            stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            if self.gate.sequence.starts_anew(stamp_ns):
                 predictor.reset()  # a new sequence: a recurrent state from before would mislead
         prediction = predictor.predict(rgb)
         command = drive_command(prediction.wheel_angle, prediction.steering, self.p["cruise_speed"],
@@ -322,7 +323,7 @@ class SteeringNode(LifecycleNode):
         with self.lock:
             if not self.gate.admits(epoch):  # deactivated meanwhile: nothing after the stop
                 return False
-            if self.gate.watchdog.frame(time.monotonic(), self._clock_ns()) in (Camera.SILENT, Camera.PAUSED):
+            if self.gate.watchdog.frame(time.monotonic(), self._clock_ns(), stamp_ns) in (Camera.SILENT, Camera.PAUSED):
                 self.get_logger().info("camera frames again: commanding")
             if not command.finite:
                 self.window.count("nonfinite")
@@ -374,10 +375,10 @@ def main(args: list[str] | None = None) -> int:
             rclpy.spin_once(node, timeout_sec=0.1)  # returns to Python often enough to take a signal
     except StartupError as error:
         signals.stopping()
-        print(f"qattn_steering: {error}", file=sys.stderr)
         node.finalize()
         node.close()
         rclpy.try_shutdown()
+        print(f"qattn_steering: {error}", file=sys.stderr)  # the last line
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         node.get_logger().info(f"stopping on {', '.join(signals.received()) or 'shutdown'}")

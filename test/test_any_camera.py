@@ -1,0 +1,214 @@
+"""Any camera driver and any way of stopping, over real processes: cameras that use none of this package's code
+(nor its environment) reach the steering node, and stop signals end it cleanly with its zero-speed command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import rclpy
+from checkpoints import random_checkpoint
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import TwistStamped
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
+from processes import output, spawn
+
+from qattn_ros.ros.dds_domain import claim_domain_id
+from qattn_ros.ros.graph import ros_args
+
+# A camera driver as users have them: plain rclpy, its own QoS, nothing of this package
+PLAIN_CAMERA = """
+import sys, time
+import numpy as np, rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+qos = {"sensor_data": qos_profile_sensor_data,
+       "reliable_depth_10": QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+       "best_effort_depth_5": QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)}[sys.argv[1]]
+count = int(sys.argv[2])
+rclpy.init()
+node = rclpy.create_node("plain_camera")
+publisher = node.create_publisher(Image, "image", qos)
+end = time.monotonic() + 120
+while publisher.get_subscription_count() == 0 and time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
+time.sleep(2.0)  # the node looks at its publishers' QoS every second
+pixels = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8).tobytes()
+for i in range(count):
+    message = Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=pixels)
+    message.header.stamp = node.get_clock().now().to_msg()
+    message.header.frame_id = "camera"
+    publisher.publish(message)
+    time.sleep(0.05)
+print("sent", count, flush=True)
+"""
+FRAMES = 100
+
+
+def _users_shell(domain: int) -> dict[str, str]:
+    """The environment of a user's terminal: none of the transport settings this test process has made."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTDDS_", "FASTRTPS_", "ROS_AUTOMATIC"))}
+    return env | {"ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
+
+
+def _steering_node(checkpoint: str, domain: int, **params) -> subprocess.Popen:
+    """As the console executable `steering_node` (what ros2 launch starts), in its own process group."""
+    command = [sys.executable, "-m", "qattn_ros.ros.entry_points", "steering_node",
+               *ros_args({"checkpoint": checkpoint, "device": "cpu", **params})]  # fmt: skip
+    return spawn(command, env=_users_shell(domain), start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def ros(tmp_path_factory):
+    domain = claim_domain_id()
+    rclpy.init(domain_id=domain)
+    node = rclpy.create_node("any_camera_test")
+    seen = {"cmd_vel": [], "diagnostics": []}
+    node.create_subscription(TwistStamped, "cmd_vel", seen["cmd_vel"].append, 50)
+    node.create_subscription(DiagnosticArray, "/diagnostics", seen["diagnostics"].append, 10)
+    yield node, seen, domain, random_checkpoint(tmp_path_factory.mktemp("ckpt"))
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def _spin_until(node, condition, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return condition()
+
+
+def _frames_in(seen) -> int:
+    """The node's count of frames its subscription took, from its last diagnostics message."""
+    for array in reversed(seen["diagnostics"]):
+        for status in array.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if "total_frames_in" in values:
+                return int(values["total_frames_in"])
+    return -1
+
+
+def _next_frames_in(node, seen) -> int:
+    before = len(seen["diagnostics"])
+    assert _spin_until(node, lambda: len(seen["diagnostics"]) > before, timeout=30), "no diagnostics"
+    return _frames_in(seen)
+
+
+def _plain_camera(qos: str, count: int, domain: int, stdout=subprocess.DEVNULL) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", PLAIN_CAMERA, qos, str(count)], env=_users_shell(domain),
+                            stdout=stdout, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def _stop(process: subprocess.Popen, *signals_sent: signal.Signals, gap: float = 0.05) -> str:
+    """Signals to the process's whole group, as a terminal or a supervisor sends them; its output once it ends."""
+    for sig in signals_sent:
+        os.killpg(process.pid, sig)
+        time.sleep(gap)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return output(process)
+
+
+@pytest.mark.parametrize("qos", ["sensor_data", "reliable_depth_10", "best_effort_depth_5"])
+def test_a_plain_640x480_camera_reaches_the_node(ros, qos) -> None:
+    node, seen, domain, checkpoint = ros
+    seen["diagnostics"].clear()
+    steering = _steering_node(checkpoint, domain)
+    camera = _plain_camera(qos, FRAMES, domain, stdout=subprocess.PIPE)
+    try:
+        _spin_until(node, lambda: camera.poll() is not None, timeout=240)
+        # counted, not slept: until the node's total stops moving over two diagnostics windows
+        counts: list[int] = []
+        while len(counts) < 3 or counts[-1] != counts[-3]:
+            counts.append(_next_frames_in(node, seen))
+    finally:
+        log = _stop(steering, signal.SIGINT)
+        camera.kill()
+    assert camera.stdout.read().strip() == f"sent {FRAMES}"
+    assert counts[-1] >= 0.9 * FRAMES, f"{qos}: {counts[-1]} of {FRAMES} frames reached the node\n{log[-3000:]}"
+    assert counts[-1] <= FRAMES
+
+
+def test_a_camera_no_qos_can_match_is_named_in_one_warning(ros) -> None:
+    node, seen, domain, checkpoint = ros
+    steering = _steering_node(checkpoint, domain, reliability="reliable")
+    camera = _plain_camera("sensor_data", 40, domain)
+    try:
+        _spin_until(node, lambda: "no frames from" in output(steering), timeout=120)
+    finally:
+        camera.kill()
+        log = _stop(steering, signal.SIGINT)
+    warnings = [line for line in log.splitlines() if "no frames from" in line]
+    assert len(warnings) == 1, log
+    assert "offers best_effort" in warnings[0] and "requests reliable" in warnings[0], warnings[0]
+    assert "set reliability:=auto" in warnings[0]
+
+
+def _driving(node, seen, steering: subprocess.Popen) -> bool:
+    """Until the node commands a non-zero speed (frames from the plain camera)."""
+    return _spin_until(node, lambda: any(m.twist.linear.x > 0 for m in seen["cmd_vel"]) or steering.poll() is not None,
+                       timeout=120) and steering.poll() is None  # fmt: skip
+
+
+@pytest.mark.parametrize("signals_sent", [
+    (signal.SIGINT,), (signal.SIGINT, signal.SIGINT, signal.SIGTERM), (signal.SIGTERM, signal.SIGTERM)])  # fmt: skip
+def test_stop_signals_while_driving_end_with_the_zero_speed_command(ros, signals_sent) -> None:
+    node, seen, domain, checkpoint = ros
+    seen["cmd_vel"].clear()
+    steering = _steering_node(checkpoint, domain)
+    camera = _plain_camera("reliable_depth_10", 2000, domain)
+    try:
+        assert _driving(node, seen, steering), output(steering)
+        sent = len(seen["cmd_vel"])
+        log = _stop(steering, *signals_sent)
+        _spin_until(node, lambda: any(m.twist.linear.x == 0 for m in seen["cmd_vel"][sent:]), timeout=5)
+    finally:
+        camera.kill()
+    assert steering.returncode == 0, log
+    assert "Traceback" not in log and "[ERROR]" not in log.split("stopping on")[-1], log
+    assert log.count("shutting down: zero-speed command sent") == 1, log
+    assert any(m.twist.linear.x == 0 for m in seen["cmd_vel"][sent:]), "the zero-speed command on the wire"
+
+
+def test_a_stop_while_importing_ends_in_one_line(ros) -> None:
+    _, _, domain, checkpoint = ros
+    steering = _steering_node(checkpoint, domain)
+    time.sleep(0.5)  # the interpreter is up; torch and rclpy take a second or more to import
+    log = _stop(steering, signal.SIGINT, signal.SIGINT, signal.SIGTERM)
+    assert "DDS transport" not in log, "still importing when the signals came"
+    assert steering.returncode == 130 and log.strip() == "qattn_steering: interrupted while starting", log
+
+
+def test_a_stop_while_configuring_ends_cleanly(ros) -> None:
+    _, _, domain, checkpoint = ros
+    steering = _steering_node(checkpoint, domain)
+    end = time.monotonic() + 120
+    while "DDS transport" not in output(steering) and time.monotonic() < end:
+        time.sleep(0.01)
+    log = _stop(steering, signal.SIGINT, signal.SIGTERM, gap=0.01)
+    assert "Traceback" not in log and steering.returncode in (0, 130), log
+    if steering.returncode == 0:  # the node was made: its stop went out
+        assert "shutting down: zero-speed command sent" in log, log
+
+
+def test_a_lifecycle_shutdown_ends_the_process(ros) -> None:
+    node, seen, domain, checkpoint = ros
+    steering = _steering_node(checkpoint, domain)
+    change = node.create_client(ChangeState, "/qattn_steering/change_state")
+    try:
+        assert change.wait_for_service(timeout_sec=120), output(steering)
+        future = change.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVE_SHUTDOWN)))
+        assert _spin_until(node, future.done, timeout=30) and future.result().success
+        steering.wait(timeout=30)
+    finally:
+        log = _stop(steering, signal.SIGINT) if steering.poll() is None else output(steering)
+        node.destroy_client(change)
+    assert steering.returncode == 0 and "shutting down: zero-speed command sent" in log and "Traceback" not in log
