@@ -224,11 +224,11 @@ def test_a_camera_stopping_with_the_sim_clock_is_a_pause_and_alone_an_error(ros,
         assert _until(harness, lambda: _diagnostics_saying(harness, "camera and clock stopped together", seen))
         assert _diagnostics_saying(harness, "camera and clock", seen)[-1].level == DiagnosticStatus.STALE
         seen = len(harness.received["/diagnostics"])
-        last = harness.received["cmd_vel"][-1].header.stamp  # the last frame's stamp: the clock reached it
-        clock.publish(Clock(clock=Time(sec=last.sec)))
+        last = max(m.header.stamp.sec for m in harness.received["steering_angle"])  # the last frame's stamp (s)
+        clock.publish(Clock(clock=Time(sec=last, nanosec=123)))  # a lockstep simulator's clock reaches it
         harness.spin(0.5)
         assert not _diagnostics_saying(harness, "camera silent", seen), "the clock at the last frame: still paused"
-        clock.publish(Clock(clock=Time(sec=last.sec + 1)))  # time goes on past the frame, the camera does not
+        clock.publish(Clock(clock=Time(sec=last + 1)))  # time goes on past the frame, the camera does not
         assert _until(harness, lambda: _diagnostics_saying(harness, "camera silent", seen))
         assert _diagnostics_saying(harness, "camera silent", seen)[-1].level == DiagnosticStatus.ERROR
     finally:
