@@ -87,8 +87,8 @@ class LaunchedNode:
         return merged
 
     def command(self, folder: Path, entry_points: dict[str, str]) -> list[str]:
-        """The command launch_ros runs, with `python -m <module>` for the installed console script."""
-        command = [sys.executable, "-m", entry_points[self.executable], "--ros-args", "-r", f"__node:={self.name}"]
+        """The command launch_ros runs, with `python -m ...` for the installed console script."""
+        command = [sys.executable, *entry_points[self.executable], "--ros-args", "-r", f"__node:={self.name}"]
         command += ["-r", f"__ns:=/{self.namespace.strip('/')}"]
         for index, item in enumerate(self.parameters):
             if isinstance(item, dict):
@@ -111,9 +111,11 @@ class Launched:
         return next(n for n in self.nodes if n.name == name)
 
 
-def entry_points() -> dict[str, str]:
-    """executable -> module, from setup.py's console_scripts."""
-    return dict(re.findall(r'"(\w+) = ([\w.]+):main"', (ROOT / "setup.py").read_text()))
+def entry_points() -> dict[str, list[str]]:
+    """executable -> the Python arguments that run it as its console script does, from setup.py's console_scripts
+    (`module:main` -> `-m module`; `module:function` -> `-m module function`, as qattn_ros.ros.entry_points takes)."""
+    scripts = re.findall(r'"(\w+) = ([\w.]+):(\w+)"', (ROOT / "setup.py").read_text())
+    return {name: ["-m", module] + ([] if function == "main" else [function]) for name, module, function in scripts}
 
 
 def load(path: Path, given: dict[str, str]) -> Launched:
