@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Does closed-loop training make the explainable driver the robust one, and keep its explanation?
 
-    python -m benchmarks.closed_loop_training --mode small            # CPU: 1 seed, short roads (~15 min, 2 cores)
-    python -m benchmarks.closed_loop_training --mode full --jobs 16   # 3 seeds, the full table (a GPU box)
+    python -m benchmarks.closed_loop_training --mode small            # CPU: 1 seed, short roads
+    python -m benchmarks.closed_loop_training --mode full --jobs 16   # 3 seeds, the full table (16 cores + a GPU)
 
 Recipes, for kim_canny, quant_sign (b = 2, rest dropout 0.5) and binary_sign over seeds:
 (a) today's: the static synthetic frames (config/train/synthetic.yaml);
@@ -51,8 +51,8 @@ MODES = {  # what each mode trains and drives
     "small": {"seeds": 1, "train_frames": 1500, "test_frames": 48, "epochs": 3, "rounds": 1, "worlds": 4,
               "track_m": 150.0, "finetune_epochs": 1, "tracks": 1, "sweep_m": 120.0, "road_steps": 5,
               "sanity_frames": 8},
-    "full": {"seeds": 3, "train_frames": 4000, "test_frames": 200, "epochs": 5, "rounds": 2, "worlds": 12,
-             "track_m": 250.0, "finetune_epochs": 2, "tracks": 3, "sweep_m": 200.0, "road_steps": 5,
+    "full": {"seeds": 3, "train_frames": 4000, "test_frames": 200, "epochs": 5, "rounds": 2, "worlds": 8,
+             "track_m": 200.0, "finetune_epochs": 2, "tracks": 2, "sweep_m": 150.0, "road_steps": 5,
              "sanity_frames": 16},
 }  # fmt: skip
 PLOT = ROOT / "docs" / "closed_loop_training.png"
