@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The README's node + camera pair, started as steering.launch.py starts them: are the frames delivered?
 
-The steering node runs with the command launch_ros would give it (test/launch_reader.py reads
+The steering node runs with the command launch_ros would give it (benchmarks/launch_reader.py reads
 launch/steering.launch.py without `launch`), the camera as `camera_publisher --ros-args -p
 source:=synthetic -p rate:=20.0 -p width:=640 -p height:=480 -p frames:=N`; each chooses its
 DDS transport itself, as under `ros2 launch` / `ros2 run` with nothing set. A third process counts
@@ -31,7 +31,6 @@ from tqdm import tqdm
 from benchmarks import foreign_cameras
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "test"))  # the launch-file reader the tests use
 
 
 def count_outputs(seconds: float) -> None:
@@ -69,8 +68,7 @@ def wait_for(process: subprocess.Popen, log: Path, pattern: str, timeout: float)
 
 
 def run_pair(checkpoint: str, discovery_range: str, frames: int, rate: float, folder: Path, baseline: bool) -> dict:
-    import launch_reader
-
+    from benchmarks import launch_reader
     from qattn_ros.ros.dds_domain import claim_domain_id
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTDDS_", "FASTRTPS_", "ROS_AUTOMATIC"))}

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from launch_reader import ROOT, Context, entry_points, load
 from processes import output, spawn
 
+from benchmarks.launch_reader import ROOT, Context, entry_points, load
 from qattn_ros.ros import launch_rules, replay, sim_drive
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.graph import stop_as_launch_does
