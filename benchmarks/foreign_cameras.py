@@ -41,7 +41,7 @@ node = rclpy.create_node("plain_camera")
 jpeg = fmt == "jpeg"
 publisher = node.create_publisher(CompressedImage if jpeg else Image, "image/compressed" if jpeg else "image", qos)
 end = time.monotonic() + 120
-while publisher.get_subscription_count() < 2 and time.monotonic() < end:  # the node and the counter
+while publisher.get_subscription_count() == 0 and time.monotonic() < end:  # the node
     rclpy.spin_once(node, timeout_sec=0.1)
 time.sleep(2.0)
 rng = np.random.default_rng(0)
@@ -149,9 +149,8 @@ def run_cell(checkpoint: str, camera: str, discovery_range: str, load: str, seco
         return started[-1]
 
     transport = "compressed" if fmt == "jpeg" else "raw"
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "hog" else None  # one core busy
     try:
-        if load == "hog":  # one core busy for the whole cell
-            started.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
         node = start("node", [sys.executable, "-m", "qattn_ros.ros.entry_points", "steering_node", "--ros-args",
                               "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu",
                               "-p", f"transport:={transport}"])  # fmt: skip
@@ -169,6 +168,9 @@ def run_cell(checkpoint: str, camera: str, discovery_range: str, load: str, seco
         published = int(_wait_for_line(logs["camera"], "published", cam, 5).split()[1])
         words = _wait_for_line(logs["answers"], "answers ", answers, 5).split()
     finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
         for process in started:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
