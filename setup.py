@@ -26,14 +26,20 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "qattn_steering = qattn_ros.ros.entry_points:steering_node",
+            "qattn_camera = qattn_ros.ros.entry_points:camera_publisher",
+            "qattn_bag_player = qattn_ros.ros.entry_points:bag_player",
+            "qattn_replay_evaluator = qattn_ros.ros.entry_points:replay_evaluator",
+            "qattn_simulator = qattn_ros.ros.entry_points:simulator",
+            "qattn_replay = qattn_ros.ros.entry_points:replay",
+            "qattn_sim = qattn_ros.ros.entry_points:sim_drive",
+            "qattn_export = qattn_ros.export:main",
+            # the names before 0.2, kept for one release
             "steering_node = qattn_ros.ros.entry_points:steering_node",
             "camera_publisher = qattn_ros.ros.entry_points:camera_publisher",
             "bag_player = qattn_ros.ros.entry_points:bag_player",
             "replay_evaluator = qattn_ros.ros.entry_points:replay_evaluator",
-            "qattn_replay = qattn_ros.ros.entry_points:replay",
             "simulator = qattn_ros.ros.entry_points:simulator",
-            "qattn_sim = qattn_ros.ros.entry_points:sim_drive",
-            "qattn_export = qattn_ros.export:main",
         ],
     },
 )

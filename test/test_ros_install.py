@@ -93,4 +93,4 @@ def test_make_editable_installs_with_setuptools_80_or_later(tmp_path) -> None:
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import qattn_ros; print(qattn_ros.__file__)"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert where.stdout.strip() == str(source / "qattn_ros" / "__init__.py"), where.stdout + where.stderr
-    assert (venv / "bin" / "steering_node").is_file()
+    assert (venv / "bin" / "qattn_steering").is_file() and (venv / "bin" / "steering_node").is_file(), "and the alias"

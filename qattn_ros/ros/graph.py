@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from . import signals
 
 # (executable, module, node name): the steering node as every graph starts it
-STEERING = ("steering_node", "qattn_ros.ros.steering_node", "qattn_steering")
+STEERING = ("qattn_steering", "qattn_ros.ros.steering_node", "qattn_steering")
 SIGTERM_AFTER = 5.0  # s from SIGINT: launch's sigterm_timeout
 SIGKILL_AFTER = 5.0  # s from SIGTERM: launch's sigkill_timeout
 

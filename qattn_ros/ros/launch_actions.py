@@ -85,7 +85,7 @@ def steering_graph(share: Path) -> Callable:
         namespace, image_topic = given["namespace"], given["image_topic"]
         steering = LifecycleNode(
             package=PACKAGE,
-            executable="steering_node",
+            executable="qattn_steering",
             name=rules.STEERING_NODE,
             namespace=namespace,
             output="screen",
@@ -123,9 +123,9 @@ def replay_graph(share: Path) -> Callable:
     def build(context) -> list:
         given = context.launch_configurations
         params = {n: rules.node_parameters(rules.REPLAY_ARGUMENTS, given, n) for n in (rules.PLAYER, rules.EVALUATOR)}
-        player = Node(package=PACKAGE, executable="bag_player", name=rules.PLAYER, output="screen",
+        player = Node(package=PACKAGE, executable="qattn_bag_player", name=rules.PLAYER, output="screen",
                       parameters=[typed_parameters({**params[rules.PLAYER], **rules.REPLAY_PLAYER_FIXED})])  # fmt: skip
-        evaluator = Node(package=PACKAGE, executable="replay_evaluator", name=rules.EVALUATOR, output="screen",
+        evaluator = Node(package=PACKAGE, executable="qattn_replay_evaluator", name=rules.EVALUATOR, output="screen",
                          parameters=[typed_parameters(params[rules.EVALUATOR])])  # fmt: skip
         steering = rules.included_steering(given, rules.REPLAY_STEERING, rules.REPLAY_STEERING_FIXED)
         return [
@@ -142,7 +142,7 @@ def sim_graph(share: Path) -> Callable:
 
     def build(context) -> list:
         given = context.launch_configurations
-        simulator = Node(package=PACKAGE, executable="simulator", name=rules.SIMULATOR, output="screen",
+        simulator = Node(package=PACKAGE, executable="qattn_simulator", name=rules.SIMULATOR, output="screen",
                          parameters=[typed_parameters(rules.node_parameters(rules.SIM_ARGUMENTS, given,
                                                                             rules.SIMULATOR))])  # fmt: skip
         steering = rules.included_steering(given, rules.SIM_STEERING, rules.SIM_STEERING_FIXED)

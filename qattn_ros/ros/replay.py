@@ -16,8 +16,8 @@ import sys
 from .graph import STEERING, run_graph
 
 # (executable, module, node name) of the graph, as the launch file starts them
-PLAYER = ("bag_player", "qattn_ros.ros.bag_player", "qattn_bag_player")
-EVALUATOR = ("replay_evaluator", "qattn_ros.ros.replay_evaluator", "qattn_replay_evaluator")
+PLAYER = ("qattn_bag_player", "qattn_ros.ros.bag_player", "qattn_bag_player")
+EVALUATOR = ("qattn_replay_evaluator", "qattn_ros.ros.replay_evaluator", "qattn_replay_evaluator")
 
 
 def graph(args: argparse.Namespace) -> list[tuple[tuple[str, str, str], dict]]:

@@ -16,7 +16,7 @@ from ..sim.track import HELD_OUT_SEEDS
 from .graph import STEERING, run_graph
 
 # (executable, module, node name), as the launch file starts them
-SIMULATOR = ("simulator", "qattn_ros.ros.simulator", "qattn_simulator")
+SIMULATOR = ("qattn_simulator", "qattn_ros.ros.simulator", "qattn_simulator")
 
 
 def graph(args: argparse.Namespace) -> list[tuple[tuple[str, str, str], dict]]:
