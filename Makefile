@@ -70,8 +70,8 @@ test-humble test-jazzy: test-%: .venv-%/.installed
 	.venv-$*/bin/python -m pytest -q $(addprefix --ignore=,$(ROS_TESTS)) test
 
 lint: setup
-	$(VENV)/bin/ruff check qattn_ros training test benchmarks launch
-	$(VENV)/bin/ruff format --check qattn_ros training test benchmarks launch
+	$(VENV)/bin/ruff check qattn_ros training evaluation test benchmarks launch
+	$(VENV)/bin/ruff format --check qattn_ros training evaluation test benchmarks launch
 
 bench: setup  # CPU benchmarks; benchmarks.headline and benchmarks.udacity_pipeline run longer
 	$(PY) -m benchmarks.train_throughput

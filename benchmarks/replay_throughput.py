@@ -6,7 +6,7 @@ under both discovery ranges and with a CPU hog on one core.
 
 Both evaluate the same Udacity-layout ROS 1 bag (640x480 jpeg) with the same checkpoint and
 methods (the attention and the random floor, deletion and insertion). Offline:
-`training/evaluate.py` from a warm frame cache, checkpoint loading and report included.
+`evaluation/evaluate.py` from a warm frame cache, checkpoint loading and report included.
 Replay: `qattn_replay` in lockstep (bag player -> steering node -> replay evaluator, three
 processes over Fast DDS), from the first frame received to the report written. Frames/s =
 evaluated frames / seconds. Runs, in one sitting:
@@ -51,7 +51,7 @@ HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
 
 
 def offline_fps(bag: str, checkpoint: str, folder: Path, args: argparse.Namespace) -> float:
-    evaluate = runpy.run_path(str(ROOT / "training" / "evaluate.py"))["main"]
+    evaluate = runpy.run_path(str(ROOT / "evaluation" / "evaluate.py"))["main"]
     start = time.perf_counter()
     evaluate(["--checkpoint", f"model={checkpoint}", "--data", bag, "--methods", "attention,random", "--steps",
               str(args.steps), "--out", str(folder), "--cache-dir", str(folder.parent / "cache"), "--device",

@@ -2,7 +2,7 @@
 
 A pair is a camera frame with the steering and attention map the node published for it and
 the ground truth (`qattn_ros.pairing`). Frames are evaluated through the same engine as
-`training/evaluate.py`, with the *published* map as the saliency, in pieces of about
+`evaluation/evaluate.py`, with the *published* map as the saliency, in pieces of about
 PIECE_IMAGES perturbed images, each appended to `<folder>/<method>.jsonl` as it ends. A stop
 ends the piece under way at its next forward pass (it is not saved: a rerun evaluates it, and
 skips every frame already there).
@@ -208,7 +208,7 @@ class OnlineEvaluation:
         self.showcase = sorted(self.showcase, key=lambda s: -s[0])[:4]
 
     def write_report(self, out: Path, complete: bool, stopped: str, summary: dict) -> dict:
-        """training/evaluate.py's report of what is saved, overlays.png, replay.json (`summary` + the counts),
+        """evaluation/evaluate.py's report of what is saved, overlays.png, replay.json (`summary` + the counts),
         and the replay's lines in table.md."""
         with self.lock:
             self.sealed = True

@@ -291,7 +291,7 @@ def _checkpoint(tmp_path, preprocessing: Preprocessing, variant: str = "kim_cann
 
 
 def _evaluate(*args) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(ROOT / "training" / "evaluate.py"), *args]
+    command = [sys.executable, str(ROOT / "evaluation" / "evaluate.py"), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=1200)  # generous: a loaded machine
 
 

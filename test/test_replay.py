@@ -66,7 +66,7 @@ def test_lockstep_replay_evaluates_every_frame_as_offline_evaluation(kind, sourc
     result = _replay(sources[kind], checkpoint, tmp_path / "replay", env)
     assert result.returncode == 0, result.stderr[-3000:]
     offline = subprocess.run(
-        [sys.executable, str(ROOT / "training" / "evaluate.py"), "--checkpoint", f"node={checkpoint}", "--data",
+        [sys.executable, str(ROOT / "evaluation" / "evaluate.py"), "--checkpoint", f"node={checkpoint}", "--data",
          sources[kind], "--methods", "attention,random", "--steps", "10", "--out", str(tmp_path / "offline"),
          "--device", "cpu", "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True)  # fmt: skip
     assert offline.returncode == 0, offline.stderr[-3000:]
@@ -197,7 +197,7 @@ def test_frames_sharing_a_stamp_and_a_frame_at_stamp_0_are_each_evaluated(checkp
     online = _rows(tmp_path / "replay" / "node" / "attention.jsonl")
     assert sorted(online) == list(range(2 * rows)), "each of the two frames of a stamp, stamp 0 included"
     offline = subprocess.run(
-        [sys.executable, str(ROOT / "training" / "evaluate.py"), "--checkpoint", f"node={checkpoint}", "--data", spec,
+        [sys.executable, str(ROOT / "evaluation" / "evaluate.py"), "--checkpoint", f"node={checkpoint}", "--data", spec,
          "--methods", "attention", "--steps", "10", "--out", str(tmp_path / "offline"), "--device", "cpu",
          "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True)  # fmt: skip
     assert offline.returncode == 0, offline.stderr[-3000:]

@@ -118,7 +118,7 @@ def test_faithfulness_is_correlated_with_robustness_over_checkpoints() -> None:
 def test_the_training_script_writes_the_sweep_report(tmp_path) -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("closed_loop_script", ROOT / "training" / "closed_loop.py")
+    spec = importlib.util.spec_from_file_location("closed_loop_script", ROOT / "evaluation" / "closed_loop.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "sweep"

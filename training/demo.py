@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{100 * max(r['late_val_swing'] for r in mine):.1f} % (largest) |")  # fmt: skip
     drive = closed_loop_drive(predictors["quant_sign"], out)
     table += ["", "Closed loop: the trained quant_sign model drives 1 km of a held-out road at 15 m/s "
-              "(training/closed_loop.py; camera | attention in closed_loop.gif):", "",
+              "(evaluation/closed_loop.py; camera | attention in closed_loop.gif):", "",
               f"autonomy {100 * drive['autonomy']:.1f} %, {drive['interventions']} interventions, "
               f"mean |offset| {drive['mean_abs_offset_m']:.3f} m, max {drive['max_abs_offset_m']:.2f} m"]  # fmt: skip
     summary = "\n".join(["Steering in simulator units (x25 deg, positive right).", "", *table, ""])

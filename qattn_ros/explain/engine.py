@@ -35,7 +35,7 @@ class EvalSettings:
     frames_per_group: int = 64  # frames whose saliency is computed together
     seed: int = 0
     insertion: bool = True
-    # off unless asked for (training/evaluate.py and benchmarks/headline.py ask), so online replay stays lean
+    # off unless asked for (evaluation/evaluate.py and benchmarks/headline.py ask), so online replay stays lean
     road_steps: int = 0  # ROAD removal fractions k / road_steps, MoRF and LeRF (10 in the reports); 0: none
     uniform: bool = False  # the uniform-attention intervention, for models with attention
     sanity_frames: int = 0  # frames of the cascading-randomization check (16 in the reports); 0: none

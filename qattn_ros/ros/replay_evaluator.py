@@ -4,14 +4,14 @@ Pairs each camera frame with what qattn_steering published for it (`qattn_ros.pa
 header stamp, frames sharing a stamp in order): the stamped `steering_angle` and
 `attention/map`, the player's `ground_truth/steering_angle` and `replay/frame` (the frame's
 index in the source). A worker thread, never the subscriptions, evaluates the pairs through the
-same engine as `training/evaluate.py`, with its own copy of the checkpoint and the *published*
+same engine as `evaluation/evaluate.py`, with its own copy of the checkpoint and the *published*
 map as the saliency: deletion, insertion, and the random-order floor. It also checks that the
 published steering is its own model's prediction for that frame and measures the error against
 the ground truth (converted back with the geometry the player converted it with).
 
 Results go to `<out>/<name>/{attention,random}.jsonl` a few frames at a time (an interrupted
 replay keeps every frame finished; a rerun skips what is there), and at the end (or on Ctrl-C,
-within 3 s) the report of `training/evaluate.py` — table.md, results.json, curves.png,
+within 3 s) the report of `evaluation/evaluate.py` — table.md, results.json, curves.png,
 overlays.png — plus replay.json (counts, where it stopped). Camera and node outputs are recorded
 to `<out>/recording/run_N` (mcap; RViz and Foxglove open it).
 

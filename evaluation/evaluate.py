@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Evaluate explanations: checkpoints x saliency methods x a dataset -> a report folder.
 
-  python training/evaluate.py --checkpoint kim_canny=runs/kc/best --checkpoint ours=runs/qs/best \
+  python evaluation/evaluate.py --checkpoint kim_canny=runs/kc/best --checkpoint ours=runs/qs/best \
       --data "{kind: simlog, path: data_out/synthetic/test}" --methods attention,visual_backprop,gradcam,random \
       --frames 500 --out reports/synthetic
 
