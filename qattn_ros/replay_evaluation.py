@@ -6,6 +6,11 @@ the ground truth (`qattn_ros.pairing`). Frames are evaluated through the same en
 PIECE_IMAGES perturbed images, each appended to `<folder>/<method>.jsonl` as it ends. A stop
 ends the piece under way at its next forward pass (it is not saved: a rerun evaluates it, and
 skips every frame already there).
+
+A recurrent checkpoint is evaluated as the node ran it: the evaluator carries the state through
+every frame in order (those not selected and those already done too), resetting it where the
+node does (a new stamp sequence, a non-finite prediction), and scores each frame, perturbed
+copies included, with the state the node had before that frame held fixed.
 """
 
 from __future__ import annotations
@@ -16,16 +21,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from .command_gate import StampSequence
 from .explain.engine import EvalSettings, append_rows, done_frames, drop_torn_tail, evaluate_group
 from .explain.report import plot_overlays, write_report
 from .explain.saliency import saliency, upsample_attention
 from .model.checkpoint import CheckpointInfo
+from .model.network import RecurrentState
 from .pairing import Pending
 from .predictor import SteeringPredictor, exact_float32
+from .steering_params import PARAMS
 from .units import VehicleGeometry, from_wheel_angle, to_wheel_angle
 
 PIECE_IMAGES = 256  # perturbed images per piece of work saved together (~1 s on 2 cores)
@@ -65,10 +74,12 @@ class Stopped(Exception):
 
 
 class StopAt:
-    """The predictor as evaluate_group uses it, raising Stopped before a forward pass once `stopped()`."""
+    """The predictor as evaluate_group uses it, raising Stopped before a forward pass once `stopped()`; every image
+    goes through with the recurrent `state` of one frame (None: fresh, or not recurrent)."""
 
-    def __init__(self, predictor: SteeringPredictor, stopped: Callable[[], bool]) -> None:
-        self.predictor, self.stopped = predictor, stopped
+    def __init__(self, predictor: SteeringPredictor, stopped: Callable[[], bool],
+                 state: RecurrentState | None = None) -> None:  # fmt: skip
+        self.predictor, self.stopped, self.state = predictor, stopped, state
 
     @property
     def model(self) -> torch.nn.Module:
@@ -78,7 +89,17 @@ class StopAt:
     def steering(self, x: torch.Tensor) -> torch.Tensor:
         if self.stopped():
             raise Stopped
-        return self.predictor.steering(x)
+        state = None if self.state is None else tuple(part.expand(len(x), -1) for part in self.state)
+        return self.predictor.forward(x, state).steering
+
+
+class Chosen(NamedTuple):
+    """A frame to evaluate: its source index, pair, model-size image and the node's recurrent state before it."""
+
+    index: int
+    entry: Pending
+    image: np.ndarray
+    state: RecurrentState | None
 
 
 @dataclass
@@ -100,7 +121,9 @@ class OnlineEvaluation:
     """Evaluates pairs into `folder`; `lock` guards the counts and the results files (callers on two threads)."""
 
     def __init__(self, checkpoint: str, predictor: SteeringPredictor, settings: EvalSettings, folder: Path,
-                 methods: list[str], every: int = 1, tolerance: float = 1e-5) -> None:  # fmt: skip
+                 methods: list[str], every: int = 1, tolerance: float = 1e-5,
+                 max_frame_gap: float = PARAMS["max_frame_gap"].default) -> None:  # fmt: skip
+        """`max_frame_gap`: the node's, where it resets a recurrent model (its default unless told)."""
         self.checkpoint, self.predictor, self.settings, self.folder = checkpoint, predictor, settings, folder
         self.methods = methods
         self.every, self.tolerance = every, tolerance
@@ -113,34 +136,55 @@ class OnlineEvaluation:
         self.sealed = False  # the report is being written: nothing more is saved
         self.last_evaluated: dict = {}
         self.showcase: list[tuple[float, int, np.ndarray, np.ndarray, float, float]] = []
+        self.recurrent = predictor.info.model.recurrent
+        self.sequence = StampSequence(max_frame_gap)  # the node's reset rule, replayed on the same stamps
+        self.state: RecurrentState | None = None  # the node's state after the last frame seen
 
     def count(self, name: str, n: int = 1) -> None:
         with self.lock:
             setattr(self.counts, name, getattr(self.counts, name) + n)
 
     def chosen(self, entries: list[Pending], decode: Callable[[object], np.ndarray], warn: Callable[[str], None]
-               ) -> list[tuple[int, Pending, np.ndarray]]:  # fmt: skip
-        """(source index, pair, model-size image) of the frames to evaluate: selected, not done, decodable.
-        The index is the player's (`index` part) or, without it, the frame's arrival order."""
+               ) -> list[Chosen]:  # fmt: skip
+        """The frames to evaluate: selected, not done, decodable. The index is the player's (`index` part) or,
+        without it, the frame's arrival order. A recurrent model steps through every decodable frame, in order."""
         chosen = []
         for entry in entries:
             msg, arrival = entry.parts["image"]
             index = entry.parts.get("index", arrival)
-            if index % self.every:
-                self.count("not_selected")
-            elif all(index in done for done in self.done.values()):
-                self.count("resumed")
+            skip = "not_selected" if index % self.every else ""
+            if not skip and all(index in done for done in self.done.values()):
+                skip = "resumed"
+            if skip and not self.recurrent:
+                self.count(skip)
+                continue
+            try:
+                rgb = decode(msg)
+            except ValueError as error:  # the node could not read it either: no step of its state
+                self.count("bad")
+                warn(f"frame {index}: {error}")
+                continue
+            image = self.predictor.to_model_uint8(rgb)
+            state = self._step(entry.stamp, image) if self.recurrent else None
+            if skip:
+                self.count(skip)
             else:
-                try:
-                    rgb = decode(msg)
-                except ValueError as error:
-                    self.count("bad")
-                    warn(f"frame {index}: {error}")
-                    continue
-                chosen.append((index, entry, self.predictor.to_model_uint8(rgb)))
+                chosen.append(Chosen(index, entry, image, state))
         return chosen
 
-    def evaluate(self, chosen: list[tuple[int, Pending, np.ndarray]], recorded: Recorded | None,
+    def _step(self, stamp: int, image: np.ndarray) -> RecurrentState | None:
+        """The node's state before this frame, moving it past the frame by the node's rules: reset on a new stamp
+        sequence and after a non-finite prediction."""
+        if self.sequence.starts_anew(stamp):
+            self.state = None
+        before = self.state
+        out = self.predictor.forward(self.predictor.normalize(image[None]), before)
+        value = float(out.steering[0])
+        finite = math.isfinite(value) and math.isfinite(self.predictor.to_wheel_angle(value))
+        self.state = out.state if finite else None
+        return before
+
+    def evaluate(self, chosen: list[Chosen], recorded: Recorded | None,
                  stopped: Callable[[], bool]) -> None:  # fmt: skip
         """In pieces, each saved as it ends, until `stopped()` (checked before each forward pass). `recorded`: how
         the player converted the ground truth (None: not our player)."""
@@ -151,27 +195,32 @@ class OnlineEvaluation:
         except Stopped:
             return
 
-    def _piece(self, chosen: list[tuple[int, Pending, np.ndarray]], recorded: Recorded | None,
-               stopped: Callable[[], bool]) -> None:  # fmt: skip
+    def _piece(self, chosen: list[Chosen], recorded: Recorded | None, stopped: Callable[[], bool]) -> None:
         predictor = self.predictor
-        ids = np.asarray([index for index, _, _ in chosen], np.int64)
-        images = [image for _, _, image in chosen]
-        truth = np.asarray([target(e.parts["truth"], recorded, predictor.info) for _, e, _ in chosen])
-        published = [e.parts["steering"] for _, e, _ in chosen]
+        ids = np.asarray([c.index for c in chosen], np.int64)
+        images = [c.image for c in chosen]
+        truth = np.asarray([target(c.entry.parts["truth"], recorded, predictor.info) for c in chosen])
+        published = [c.entry.parts["steering"] for c in chosen]
         with exact_float32():
             x = predictor.normalize(np.stack(images))
             maps = {}
             if "attention" in self.methods:
-                alpha = torch.from_numpy(np.stack([e.parts["map"] for _, e, _ in chosen])).to(x.device)
+                alpha = torch.from_numpy(np.stack([c.entry.parts["map"] for c in chosen])).to(x.device)
                 maps["attention"] = upsample_attention(alpha, tuple(x.shape[-2:]))
             if "random" in self.methods:
                 maps["random"] = saliency("random", predictor.model, x, ids, self.settings.seed)
-            work = StopAt(predictor, stopped)
-            rows = {m: evaluate_group(work, x, heat, ids, truth, None, self.settings) for m, heat in maps.items()}
+            # a recurrent model's frames one by one, each with its own state; the others all together
+            parts = [slice(k, k + 1) for k in range(len(chosen))] if self.recurrent else [slice(0, len(chosen))]
+            rows: dict[str, list[dict]] = {m: [] for m in maps}
+            for part in parts:
+                work = StopAt(predictor, stopped, chosen[part.start].state)
+                for method, heat in maps.items():
+                    rows[method] += evaluate_group(work, x[part], heat[part], ids[part], truth[part], None,
+                                                   self.settings)  # fmt: skip
         with self.lock:
             if self.sealed:
                 return  # the report is written without this piece: a rerun evaluates it
-            self._save(rows, published, chosen[-1][1].stamp)
+            self._save(rows, published, chosen[-1].entry.stamp)
         self._keep_showcase(rows, images, maps)
 
     def steering_difference(self, prediction: float, published: float) -> float:

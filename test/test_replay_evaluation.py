@@ -1,4 +1,5 @@
-"""The replay evaluator's work on paired frames, without ROS: indexes, geometry, steering check, counts, stop."""
+"""The replay evaluator's work on paired frames, without ROS: indexes, geometry, steering check, counts, stop,
+and a recurrent model's state carried as the node carried it."""
 
 import json
 import math
@@ -7,10 +8,17 @@ import threading
 
 import numpy as np
 import pytest
-from checkpoints import random_checkpoint
+import torch
+from checkpoints import overflowing_recurrent_checkpoint, random_checkpoint
+from conftest import small_train_overrides
 
+from qattn_ros.data.simlog import write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.explain.engine import EvalSettings
+from qattn_ros.explain.perturbation import curves_loop
+from qattn_ros.explain.saliency import upsample_attention
+from qattn_ros.fit.config import load_train_config
+from qattn_ros.fit.trainer import Trainer
 from qattn_ros.pairing import Pending
 from qattn_ros.predictor import SteeringPredictor
 from qattn_ros.replay_evaluation import PIECE_IMAGES, OnlineEvaluation, Recorded, target
@@ -52,7 +60,7 @@ def _rows(path) -> dict[int, dict]:
 def test_frames_are_named_by_the_players_index_and_truth_converted_with_its_geometry(predictor, tmp_path) -> None:
     work = _work(predictor, tmp_path, every=4)
     chosen = work.chosen(_pairs(predictor, 6), lambda rgb: rgb, print)
-    assert [index for index, _, _ in chosen] == [100, 104, 108], "every 4th by source index, not by arrival"
+    assert [c.index for c in chosen] == [100, 104, 108], "every 4th by source index, not by arrival"
     assert work.counts.not_selected == 3
     player = VehicleGeometry(14.8, 2.85)  # the player converted the recorded steering with this
     work.evaluate(chosen, Recorded("steering_wheel_rad", True, player), lambda: False)
@@ -82,7 +90,7 @@ def test_the_target_is_offline_evaluations_label_whatever_unit_the_recording_has
 
 def test_without_a_player_index_frames_count_in_arrival_order(predictor, tmp_path) -> None:
     work = _work(predictor, tmp_path)
-    assert [index for index, _, _ in work.chosen(_pairs(predictor, 3, False), lambda rgb: rgb, print)] == [0, 1, 2]
+    assert [c.index for c in work.chosen(_pairs(predictor, 3, False), lambda rgb: rgb, print)] == [0, 1, 2]
 
 
 def test_a_non_finite_published_steering_is_a_mismatch(predictor, tmp_path) -> None:
@@ -133,3 +141,86 @@ def test_an_undecodable_frame_is_counted_and_named(predictor, tmp_path) -> None:
 
     assert work.chosen(_pairs(predictor, 1), decode, warnings.append) == []
     assert work.counts.bad == 1 and warnings == ["frame 100: unsupported encoding 'yuv422'"]
+
+
+@pytest.fixture(scope="module")
+def recurrent(tmp_path_factory) -> str:
+    """A recurrent kim_canny trained by the project's trainer on consecutive frames of a small synthetic set (at
+    40x80 and a few steps: seconds on a CPU)."""
+    root = tmp_path_factory.mktemp("recurrent")
+    logs = {"train": root / "train", "val": root / "val"}
+    write_simlog(logs["train"], RoadGenerator(160, 320, seed=11), 48)
+    write_simlog(logs["val"], RoadGenerator(160, 320, seed=12), 8)
+    overrides = small_train_overrides(logs, root / "run", root / "cache") + [
+        "model.variant=kim_canny", "model.recurrent=true", "optim.seq_len=4", "optim.epochs=1",
+        "optim.max_steps_per_epoch=6", "optim.batch_size=4", "optim.lr=0.003", "optim.warmup_steps=0",
+        "optim.ema_decay=0", "preprocessing.height=40", "preprocessing.width=80", "model.input_height=40",
+        "model.input_width=80",
+    ]  # fmt: skip
+    return str(Trainer(load_train_config(None, overrides)).fit())
+
+
+def _node_pairs(node: SteeringPredictor, frames: list[np.ndarray], stamps: list[int], resets: set[int]
+                ) -> list[Pending]:  # fmt: skip
+    """What the node publishes frame by frame from its stateful predict(), its state forgotten before `resets`."""
+    pairs = []
+    for k, (rgb, stamp) in enumerate(zip(frames, stamps, strict=True)):
+        if k in resets:
+            node.reset()
+        prediction = node.predict(rgb)
+        parts = {"image": (rgb, k), "steering": prediction.wheel_angle, "map": prediction.attention, "truth": 0.0,
+                 "index": k}  # fmt: skip
+        pairs.append(Pending(stamp=stamp, since=0.0, parts=parts))
+    return pairs
+
+
+def test_a_trained_recurrent_checkpoint_replays_with_the_state_the_node_had(recurrent, tmp_path) -> None:
+    """Every 2nd frame evaluated, in two runs (the rerun resumes), across a stamp gap above max_frame_gap where the
+    node starts afresh: the evaluator's own prediction is the published one for every frame, and the perturbed
+    copies of a frame go through with the state the node had before it (the per-step reference, state fixed)."""
+    generator = RoadGenerator(160, 320, seed=5)
+    frames = [generator.frame(k).image for k in range(10)]
+    stamps = [k * 50_000_000 for k in range(5)] + [3 * 10**9 + k * 50_000_000 for k in range(5)]  # 2.8 s gap at 5
+    pairs = _node_pairs(SteeringPredictor(recurrent, "cpu"), frames, stamps, resets={5})
+    stateless = SteeringPredictor(recurrent, "cpu")
+    alone = [stateless.to_wheel_angle(stateless.predict_batch(stateless.to_model_uint8(rgb)[None])[0][0])
+             for rgb in frames]  # fmt: skip
+    published = [p.parts["steering"] for p in pairs]
+    assert max(abs(a - b) for a, b in zip(alone, published, strict=True)) > 1e-5, "the state matters"
+
+    def run(entries: list[Pending]) -> OnlineEvaluation:
+        settings = EvalSettings(steps=STEPS, insertion=False)
+        work = OnlineEvaluation("rnn", SteeringPredictor(recurrent, "cpu"), settings, tmp_path, ["attention"], 2)
+        work.evaluate(work.chosen(entries, lambda rgb: rgb, print), None, lambda: False)
+        return work
+
+    first, rerun = run(pairs[:4]), run(pairs)
+    assert (first.counts.evaluated, rerun.counts.evaluated, rerun.counts.resumed) == (2, 3, 2)
+    for work in (first, rerun):
+        assert work.counts.steering_mismatch == 0 and work.counts.max_steering_diff <= 1e-6, work.counts
+    node = SteeringPredictor(recurrent, "cpu")
+    for rgb in frames[5:8]:  # the node's state before frame 8: afresh at the gap, then frames 5, 6, 7
+        node.predict(rgb)
+    x = node.normalize(node.to_model_uint8(frames[8])[None])
+    heat = upsample_attention(torch.from_numpy(pairs[8].parts["map"])[None], tuple(x.shape[-2:]))
+    with torch.no_grad():
+        reference = curves_loop(lambda t: node.model(t, node.state).steering, x, heat, np.array([8]), "deletion",
+                                STEPS)  # fmt: skip
+    assert _rows(tmp_path / "attention.jsonl")[8]["deletion"] == pytest.approx(reference[0].tolist(), abs=1e-6)
+
+
+def test_the_evaluator_forgets_the_state_after_a_non_finite_prediction_as_the_node_does(tmp_path) -> None:
+    """A frame whose prediction overflows: the node stops and starts its model afresh on the next frame, and so
+    must the evaluator, or every frame after it is a mismatch."""
+    frame = RoadGenerator(120, 160, seed=6).frame(0).image
+    trigger = np.zeros_like(frame)
+    checkpoint = overflowing_recurrent_checkpoint(tmp_path, frame, trigger)
+    frames = [frame, frame, trigger, frame, frame]
+    pairs = _node_pairs(SteeringPredictor(checkpoint, "cpu"), frames, [k * 50_000_000 for k in range(5)], {3})
+    assert math.isinf(pairs[2].parts["steering"])
+    settings = EvalSettings(steps=STEPS, insertion=False)
+    work = OnlineEvaluation("overflow", SteeringPredictor(checkpoint, "cpu"), settings, tmp_path, ["random"])
+    chosen = work.chosen(pairs, lambda rgb: rgb, print)
+    del chosen[2]  # not a frame to explain: its steering is not finite
+    work.evaluate(chosen, None, lambda: False)
+    assert work.counts.evaluated == 4 and work.counts.steering_mismatch == 0, work.counts
