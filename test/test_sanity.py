@@ -6,7 +6,7 @@ import torch
 from scipy.stats import spearmanr
 
 from qattn_ros.explain.intervention import uniform_attention, uniform_shift
-from qattn_ros.explain.sanity import cascade, cascading_randomization, spearman
+from qattn_ros.explain.sanity import cascading_randomization, spearman
 from qattn_ros.model import ModelConfig, SteeringNet
 
 
@@ -27,9 +27,53 @@ def test_spearman_matches_scipy_with_ties() -> None:
     assert np.allclose(spearman(b, b), 1.0) and np.allclose(spearman(b, -b), -1.0)
 
 
-def test_cascade_runs_from_the_output_down() -> None:
-    names = [name for name, _ in cascade(_net())]
-    assert names == ["head.3", "head.2", "head.1", "head.0", "attention", "conv5", "conv4", "conv3", "conv2", "conv1"]
+def _trained(config: ModelConfig) -> SteeringNet:
+    """A net whose every parameter and BatchNorm statistic differs from any default initialization, as a trained
+    net's do (BatchNorm's identity, a step of 1)."""
+    torch.manual_seed(0)
+    model = SteeringNet(config).eval()
+    model.calibrate(torch.randn(8, 3, 80, 160))
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            if value.is_floating_point() and not name.startswith("target_"):
+                value.add_(0.1 * torch.rand_like(value) + 0.05)  # positive: a running variance stays one
+    return model
+
+
+def _changed_per_stage(model: SteeringNet, monkeypatch) -> tuple[list[str], list[str], list[set[str]]]:
+    """(stage names, the learned tensors in forward order, per stage the tensors that differ from the trained),
+    read from the models the cascade hands the saliency method, not from its stage table."""
+    import qattn_ros.explain.sanity as sanity_module
+
+    real, seen = sanity_module.saliency, []
+
+    def recording(method, net, x, ids, seed):
+        seen.append({k: v.clone() for k, v in net.state_dict().items()})
+        return real(method, net, x, ids, seed)
+
+    monkeypatch.setattr(sanity_module, "saliency", recording)
+    result = cascading_randomization(model, "random", torch.randn(2, 3, 80, 160), np.arange(2))
+    trained = seen[0]
+    # learned: parameters and BatchNorm statistics (the target's mean and std are its unit, not a layer)
+    learned = [k for k, v in trained.items() if v.is_floating_point() and not k.startswith("target_")]
+    changed = [{k for k in learned if not torch.equal(stage[k], trained[k])} for stage in seen[1:]]
+    return list(result.rho), learned, changed
+
+
+@pytest.mark.parametrize("config", [ModelConfig(variant="quant_sign", recurrent=True), ModelConfig(variant="pilotnet")])
+def test_the_cascade_randomizes_from_the_output_down_until_nothing_trained_is_left(config, monkeypatch) -> None:
+    """Each stage randomizes more, always the layers nearest the output (a suffix in forward order), a convolution
+    together with its BatchNorm; at the last stage every learned tensor differs from the trained one."""
+    names, learned, changed = _changed_per_stage(_trained(config), monkeypatch)
+    for stage, (before, after) in enumerate(zip([set()] + changed, changed)):
+        assert before < after, f"stage {names[stage]} randomized nothing new"
+        assert after == set(learned[len(learned) - len(after) :]), f"stage {names[stage]}: not from the output down"
+    assert changed[-1] == set(learned), f"left as trained at the last stage: {set(learned) - changed[-1]}"
+    first = {k: next(s for s, c in enumerate(changed) if k in c) for k in learned}  # the stage that changed it
+    for number in range(1, 6):  # the encoder's (Conv2d, BatchNorm2d, ReLU) blocks, numbered from the input
+        conv, norm = f"encoder.layers.{3 * number - 3}.", f"encoder.layers.{3 * number - 2}."
+        stages = {names[first[k]] for k in learned if k.startswith((conv, norm))}
+        assert stages == {f"conv{number}"}, (number, stages)
 
 
 def test_randomizing_the_layers_an_attention_map_depends_on_changes_it_and_the_head_does_not() -> None:
@@ -60,13 +104,13 @@ def test_a_randomized_map_that_goes_flat_is_recorded_as_uniform_with_rho_0(monke
     def flat_once_randomized(method, model, x, ids, seed):
         calls.append(1)
         maps = real(method, model, x, ids, seed)
-        if len(calls) >= 7:  # from the 6th stage on (conv5 of quant_sign) the maps go flat in frame 0
+        if len(calls) >= 7:  # from the 6th stage on (the quantizer of quant_sign) the maps go flat in frame 0
             maps[0] = 0.25
         return maps
 
     monkeypatch.setattr(sanity_module, "saliency", flat_once_randomized)
     result = cascading_randomization(_net(), "attention", torch.randn(2, 3, 80, 160), np.arange(2))
-    assert [int(result.uniform[s].sum()) for s in result.rho] == [0] * 5 + [1] * 5
+    assert [int(result.uniform[s].sum()) for s in result.rho] == [0] * 5 + [1] * 6
     assert all(result.rho[s][0] == 0.0 and result.rho[s][1] != 0.0 for s in list(result.rho)[5:])
 
 

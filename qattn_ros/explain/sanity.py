@@ -1,9 +1,10 @@
 """Model-randomization sanity check (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018).
 
 Cascading randomization: re-initialize the network's learned layers one at a time from the top
-(the head's last linear layer first, then the rest of the head, the attention, the encoder's
-convolutions from the deepest; each convolution with its BatchNorm), recomputing the saliency
-map after each. A map that stays rank-correlated with the trained model's map once the weights
+(the head's last linear layer first, then the rest of the head, the recurrent cell, the
+attention, the quantizer's step, the encoder's convolutions from the deepest; each convolution
+with its BatchNorm), recomputing the saliency map after each: at the last stage no learned
+parameter is left as trained. A map that stays rank-correlated with the trained model's map once the weights
 are random explains the image, not the model. Reported: the Spearman rank correlation between
 the trained and the randomized maps per frame, at every stage of the cascade, and which
 randomized maps came out uniform (one value everywhere: no ranking, so rho is taken as 0 —
@@ -33,6 +34,8 @@ def cascade(model: SteeringNet) -> list[tuple[str, list[nn.Module]]]:
         stages.append(("recurrent", [model.cell, model.state_input]))
     if model.attention is not None:
         stages.append(("attention", [model.attention]))
+    if model.quantizer is not None:
+        stages.append(("quantizer", [model.quantizer]))
     layers = list(model.encoder.layers)
     convs = [(i, m) for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
     for number, (index, conv) in reversed(list(enumerate(convs))):
@@ -41,7 +44,8 @@ def cascade(model: SteeringNet) -> list[tuple[str, list[nn.Module]]]:
 
 
 def reinitialize(modules: list[nn.Module], seed: int) -> None:
-    """Fresh default initialization (BatchNorm: identity, statistics included), seeded."""
+    """Fresh default initialization (BatchNorm: identity, statistics included; the quantizer: recalibrated on the
+    next batch), seeded."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for module in modules:

@@ -60,6 +60,12 @@ class SignedLSQ(nn.Module):
         self.register_buffer("initialized", torch.tensor(False))
 
     @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Back to the untrained step: calibrated again from the next batch it sees, as a fresh model is."""
+        self.step.fill_(1.0)
+        self.initialized.fill_(False)
+
+    @torch.no_grad()
     def calibrate(self, x: torch.Tensor) -> None:
         """LSQ's initial step 2 <|x|> / sqrt(Qp) from a batch of activations."""
         qp = max(code_range(self.bits)[1], 1)
