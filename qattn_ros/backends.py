@@ -15,15 +15,20 @@ fall back to the CPU with a warning, and a car would run at a fraction of the pl
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .errors import CheckpointError, ConfigError
-from .model.checkpoint import CheckpointInfo, checkpoint_paths, load_checkpoint, read_info
+from .model.checkpoint import (
+    CheckpointInfo,
+    checkpoint_paths,
+    current_sidecar,
+    file_sha256,
+    load_checkpoint,
+    parse_sidecar,
+)
 from .model.network import RecurrentState, SteeringNet, SteeringOutput
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime:tensorrt")
@@ -54,10 +59,6 @@ def onnx_paths(checkpoint: str | Path) -> tuple[Path, Path]:
     return onnx, onnx.with_name(onnx.name + ".json")
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load_network(checkpoint: str | Path, device: torch.device, backend: str = "torch"
                  ) -> tuple[SteeringNet | OnnxRuntimeNet, CheckpointInfo]:  # fmt: skip
     """The network of `checkpoint` on `backend`, with its validated sidecar."""
@@ -71,15 +72,16 @@ def load_network(checkpoint: str | Path, device: torch.device, backend: str = "t
     if not onnx.is_file():
         raise CheckpointError(f"backend {backend}: no {onnx.name} beside {checkpoint}; export it with: qattn_export "
                               f"{checkpoint}")  # fmt: skip
-    info = read_info(onnx)  # the same contract as the torch checkpoint: preprocessing, unit, geometry
-    meta = json.loads(sidecar.read_text())
+    digest = file_sha256(onnx)
+    # the same contract as the torch checkpoint: preprocessing, unit, geometry (committed as its pair is)
+    info, meta = parse_sidecar(current_sidecar(onnx, sidecar, digest))
     if "onnx" not in meta:
         raise CheckpointError(f"{sidecar}: no 'onnx' section; not written by qattn_export")
-    if file_sha256(onnx) != meta["weights_sha256"]:
+    if digest != meta["weights_sha256"]:
         raise CheckpointError(f"{onnx}: SHA-256 does not match {sidecar.name}; the file is corrupt or was replaced")
-    _, source_sidecar = checkpoint_paths(onnx.with_suffix(""))
+    source_weights, source_sidecar = checkpoint_paths(onnx.with_suffix(""))
     if source_sidecar.is_file():  # the torch checkpoint is beside it: the export must be of these weights
-        source = json.loads(source_sidecar.read_text()).get("weights_sha256")
+        source = parse_sidecar(current_sidecar(source_weights, source_sidecar))[1]["weights_sha256"]
         if source != meta["onnx"]["source_sha256"]:
             raise CheckpointError(f"{onnx} was exported from other weights than {source_sidecar.stem}.safetensors "
                                   f"has now; export it again: qattn_export {checkpoint}")  # fmt: skip

@@ -19,7 +19,6 @@ differs by more than the tolerance.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -28,9 +27,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .backends import ATTENTION, IMAGE, STATE_IN, STATE_OUT, STEERING, OnnxRuntimeNet, file_sha256, onnx_paths
+from .atomic import temp_beside
+from .backends import ATTENTION, IMAGE, STATE_IN, STATE_OUT, STEERING, OnnxRuntimeNet, onnx_paths
 from .errors import CheckpointError, ConfigError
-from .model.checkpoint import checkpoint_paths, load_checkpoint
+from .model.checkpoint import (
+    checkpoint_paths,
+    commit_pair,
+    current_sidecar,
+    file_sha256,
+    load_checkpoint,
+    parse_sidecar,
+)
 from .model.network import RecurrentState, SteeringNet, SteeringOutput
 from .model.quantizer import code_range
 from .predictor import exact_float32
@@ -152,9 +159,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, fra
     weights, sidecar = checkpoint_paths(checkpoint)
     net, info = load_checkpoint(checkpoint, "cpu")
     onnx, onnx_sidecar = onnx_paths(out) if out is not None else onnx_paths(checkpoint)
-    onnx.parent.mkdir(parents=True, exist_ok=True)
-    tmp = onnx.with_name(onnx.name + ".tmp")
-    try:
+    with temp_beside(onnx) as tmp:
         write_onnx(net, tmp, opset)
         session = OnnxRuntimeNet(tmp, torch.device("cpu"), recurrent=info.model.recurrent)
         diffs, flips, failures = compare(net, session, verification_frames(net, info.preprocessing, frames), tolerance)
@@ -164,19 +169,14 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, fra
                               f"{worst['diff']:.3g} (> {tolerance:g}) in {len(failures) + len(flips)} of "
                               f"{2 * frames} frame checks ({len(flips)} at a quantizer rounding boundary): export "
                               f"refused, nothing written")  # fmt: skip
-        meta = json.loads(sidecar.read_text())
+        meta = parse_sidecar(current_sidecar(weights, sidecar, info.sha256))[1]
         inputs, outputs = graph_names(net)
         meta.update(weights=onnx.name, weights_sha256=file_sha256(tmp), onnx={
             "source": weights.name, "source_sha256": meta["weights_sha256"], "opset": opset, "inputs": inputs,
             "outputs": outputs, "verified_frames": frames, "tolerance": tolerance, "max_abs_diff": diffs,
             "code_flips": flips,
             "torch": torch.__version__, "onnxruntime": __import__("onnxruntime").__version__})  # fmt: skip
-        tmp_sidecar = onnx_sidecar.with_name(onnx_sidecar.name + ".tmp")
-        tmp_sidecar.write_text(json.dumps(meta, indent=2, sort_keys=True))
-        tmp.replace(onnx)
-        tmp_sidecar.replace(onnx_sidecar)
-    finally:
-        tmp.unlink(missing_ok=True)
+        commit_pair(tmp, onnx, onnx_sidecar, meta)
     return onnx
 
 
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ConfigError, ExportError) as error:
         print(f"qattn_export: {error}", file=sys.stderr)
         return 1
-    verified = json.loads(onnx_paths(onnx)[1].read_text())["onnx"]
+    verified = parse_sidecar(onnx_paths(onnx)[1])[1]["onnx"]
     moved = ", ".join(f"{flip['diff']:.2g}" for flip in verified["code_flips"])
     flips = f"; moved by a quantizer code at a rounding boundary: {moved}" if moved else ""
     print(f"wrote {onnx} (+ {onnx.name}.json); largest |torch - onnxruntime|: "

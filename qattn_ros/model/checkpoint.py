@@ -6,6 +6,13 @@ converted with, a data summary, metrics, and the SHA-256 of the weights file so 
 corrupted file is refused before it is parsed. This bundle is the contract between
 training and every consumer (`qattn_ros.predictor`).
 
+A save is crash-safe (`commit_pair`): killed at any point, it leaves the previous checkpoint
+or the new one loadable, never neither. The new sidecar is written whole to `name.json.pending`
+first; renaming the new weights over the old is the commit; the pending sidecar then replaces
+the old one. A reader that finds the weights committed but the sidecar still pending takes the
+pending sidecar (its SHA-256 names these weights); temporary files a killed save left behind are
+refused by name.
+
 Format history: /1 had no vehicle geometry; it loads with the default geometry and a note
 in `CheckpointInfo.notes` saying so. `camera` (the size of the training frames and the box of
 them the model saw) came later within /2: a sidecar without it loads with frames of the model
@@ -16,13 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
+from ..atomic import commit, fsync, leftover_of, temp_beside, write_text
 from ..errors import CheckpointError, ConfigError
 from ..preprocess import CameraGeometry, Preprocessing
 from ..units import DEFAULT_VEHICLE, VehicleGeometry, check_unit
@@ -45,16 +54,26 @@ class CheckpointInfo:
     metrics: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what loading an older format defaulted (not saved)
+    # the weights' SHA-256 as the sidecar records it (verified by load_checkpoint): the checkpoint's identity,
+    # which keys every result computed from it (not saved; "" for an unsaved model)
+    sha256: str = field(default="", compare=False)
 
 
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
-    """(weights, sidecar) for 'x', 'x.safetensors' or 'x.json'."""
+    """(weights, sidecar) for 'x', 'x.safetensors' or 'x.json'; a save's temporary leftover is refused."""
     path = Path(path)
+    if (target := leftover_of(path)) is not None:
+        raise CheckpointError(f"{path} is a temporary file of a save that did not finish; load {target}")
     stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
-def _sha256(path: Path) -> str:
+def pending_sidecar(sidecar: Path) -> Path:
+    """Where a save keeps the new sidecar until its weights are in place."""
+    return sidecar.with_name(sidecar.name + ".pending")
+
+
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -62,32 +81,52 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def commit_pair(written: Path, weights: Path, sidecar: Path, meta: dict) -> None:
+    """Put weights written to a temporary file beside `weights` in place with `meta` as their sidecar, so that
+    a crash at any point leaves the old pair or the new one loadable (see the module's docstring)."""
+    pending = pending_sidecar(sidecar)
+    fsync(written)
+    write_text(pending, json.dumps(meta, indent=2, sort_keys=True))
+    commit(written, weights)  # the commit: from here on the pending sidecar describes the weights on disk
+    os.replace(pending, sidecar)
+    fsync(sidecar.parent)
+
+
 def save_checkpoint(path: str | Path, model: SteeringNet, info: CheckpointInfo) -> Path:
-    """Write weights and sidecar atomically (temp file + rename); returns the weights path."""
+    """Write weights and sidecar as one crash-safe commit (`commit_pair`); returns the weights path."""
     weights, sidecar = checkpoint_paths(path)
-    weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp_weights = weights.with_name(weights.name + ".tmp")
-    save_file(state, str(tmp_weights), metadata={"format": FORMAT})
-    meta = {
-        "format": FORMAT,
-        "weights": weights.name,
-        "weights_sha256": _sha256(tmp_weights),
-        "model": info.model.to_dict(),
-        "preprocessing": info.preprocessing.to_dict(),
-        "steering_unit": info.steering_unit,
-        "positive_is_left": info.positive_is_left,
-        "vehicle": info.vehicle.to_dict(),
-        **({"camera": info.camera.to_dict(info.preprocessing)} if info.camera is not None else {}),
-        "data": info.data,
-        "metrics": info.metrics,
-        "training": info.training,
-    }
-    tmp_sidecar = sidecar.with_name(sidecar.name + ".tmp")
-    tmp_sidecar.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    tmp_weights.replace(weights)
-    tmp_sidecar.replace(sidecar)
+    with temp_beside(weights) as written:
+        save_file(state, str(written), metadata={"format": FORMAT})
+        meta = {
+            "format": FORMAT,
+            "weights": weights.name,
+            "weights_sha256": file_sha256(written),
+            "model": info.model.to_dict(),
+            "preprocessing": info.preprocessing.to_dict(),
+            "steering_unit": info.steering_unit,
+            "positive_is_left": info.positive_is_left,
+            "vehicle": info.vehicle.to_dict(),
+            **({"camera": info.camera.to_dict(info.preprocessing)} if info.camera is not None else {}),
+            "data": info.data,
+            "metrics": info.metrics,
+            "training": info.training,
+        }
+        commit_pair(written, weights, sidecar, meta)
     return weights
+
+
+def current_sidecar(weights: Path, sidecar: Path, weights_sha256: str | None = None) -> Path:
+    """The sidecar describing the weights on disk: `sidecar`, or the pending one of a save that was stopped
+    between its two renames (its recorded SHA-256 is that of the weights)."""
+    pending = pending_sidecar(sidecar)
+    if not pending.is_file() or not weights.is_file():
+        return sidecar
+    try:
+        recorded = json.loads(pending.read_text()).get("weights_sha256")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return sidecar
+    return pending if recorded == (weights_sha256 or file_sha256(weights)) else sidecar
 
 
 def read_info(path: str | Path) -> CheckpointInfo:
@@ -95,9 +134,14 @@ def read_info(path: str | Path) -> CheckpointInfo:
     return _read_sidecar(path)[0]
 
 
-def _read_sidecar(path: str | Path) -> tuple[CheckpointInfo, dict]:
-    """(validated info, raw sidecar mapping)."""
-    _, sidecar = checkpoint_paths(path)
+def _read_sidecar(path: str | Path, weights_sha256: str | None = None) -> tuple[CheckpointInfo, dict]:
+    """(validated info, raw sidecar mapping) of the current sidecar (`weights_sha256`: of the weights read)."""
+    weights, sidecar = checkpoint_paths(path)
+    return parse_sidecar(current_sidecar(weights, sidecar, weights_sha256))
+
+
+def parse_sidecar(sidecar: Path) -> tuple[CheckpointInfo, dict]:
+    """(validated info, raw mapping) of one sidecar file."""
     if not sidecar.is_file():
         raise CheckpointError(f"checkpoint sidecar not found: {sidecar}")
     try:
@@ -135,6 +179,7 @@ def _read_sidecar(path: str | Path) -> tuple[CheckpointInfo, dict]:
             metrics=meta.get("metrics", {}),
             training=meta.get("training", {}),
             notes=notes,
+            sha256=meta["weights_sha256"],
         )
     except (ConfigError, TypeError) as error:
         raise CheckpointError(f"{sidecar}: {error}") from None
@@ -146,11 +191,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     weights, sidecar = checkpoint_paths(path)
     if not weights.is_file():
         raise CheckpointError(f"checkpoint weights not found: {weights}")
-    info, meta = _read_sidecar(path)
-    if _sha256(weights) != meta["weights_sha256"]:
+    data = weights.read_bytes()  # hashed and parsed from the same bytes: a save replacing the file cannot interleave
+    digest = hashlib.sha256(data).hexdigest()
+    info, meta = _read_sidecar(path, digest)
+    if digest != meta["weights_sha256"]:
         raise CheckpointError(f"{weights}: SHA-256 does not match {sidecar.name}; the file is corrupt or was replaced")
     try:
-        state = load_file(str(weights))
+        state = load(data)
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({error})") from None
     model = SteeringNet(info.model)

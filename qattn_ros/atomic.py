@@ -1,0 +1,145 @@
+"""Files a crash cannot leave half-written, and readers that refuse what an older crash left.
+
+A whole file is written under a temporary name in its own folder, fsynced, and renamed over
+the target (a rename within one folder is atomic on POSIX), then the folder is fsynced so that
+the rename itself survives a power cut. A killed writer leaves the old file, or the new one,
+never a mix; at most a hidden `.<stem>.<8 hex>.tmp<suffix>` leftover, which no reader opens.
+Append-only JSON-lines files cannot be renamed per record: each batch of whole lines is one
+write, flushed and fsynced, and a line cut short by a crash is cut off before the next append.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+_LEFTOVER = re.compile(r"^\.(?P<stem>.+)\.[0-9a-f]{8}\.tmp(?P<suffix>.*)$")
+
+
+class TornFileWarning(UserWarning):
+    """A file a crash left unreadable (or written for other inputs) was set aside and is computed again."""
+
+
+def refuse(path: Path, why: str) -> None:
+    """Say, naming the file, that it is not used and what it is computed from instead."""
+    warnings.warn(f"{path}: {why}; computed again", TornFileWarning, stacklevel=3)
+
+
+def fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def leftover_of(path: str | Path) -> Path | None:
+    """The file a temporary name was written for, or None when `path` is not such a leftover."""
+    path = Path(path)
+    match = _LEFTOVER.match(path.name)
+    return path.with_name(match["stem"] + match["suffix"]) if match else None
+
+
+@contextmanager
+def temp_beside(path: str | Path) -> Iterator[Path]:
+    """A new, empty temporary file in `path`'s folder (same suffix, so writers pick the format), removed at
+    exit unless `commit` renamed it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the umask applies, as to open()
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """fsync `tmp`, rename it over `path`, fsync the folder: from here on `path` is the new file."""
+    fsync(tmp)
+    os.replace(tmp, path)
+    fsync(path.parent)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path to write `path`'s new content to; committed when the block ends without an error."""
+    path = Path(path)
+    with temp_beside(path) as tmp:
+        yield tmp
+        commit(tmp, path)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, value: object, indent: int | None = 2) -> Path:
+    return write_text(path, json.dumps(value, indent=indent) + "\n")
+
+
+def read_json(path: str | Path) -> object | None:
+    """The JSON value in `path`; None when there is none, or (with a TornFileWarning naming it) when a crash
+    left it unreadable, so that the caller computes it again."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        refuse(path, f"not valid JSON, a write cut short ({error})")
+        return None
+
+
+def commit_folder(tmp: Path, folder: Path) -> None:
+    """Put a folder built under a temporary name in place of `folder`, its files on the disk first.
+
+    Two renames cannot replace a non-empty folder atomically: the old one is removed first, so a crash in
+    between leaves no folder (a reader builds it again), never a mix."""
+    for child in tmp.rglob("*"):
+        if child.is_file():
+            fsync(child)
+    fsync(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    fsync(folder.parent)
+
+
+def drop_torn_tail(path: Path) -> None:
+    """Cut a last line left unfinished by a crash, so that appended records start on their own line."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        warnings.warn(f"{path}: dropped a last line a crash cut short ({len(data) - keep} bytes)", TornFileWarning,
+                      stacklevel=2)  # fmt: skip
+        with path.open("r+b") as handle:
+            handle.truncate(keep)
+
+
+def append_lines(handle: IO[str], lines: list[str]) -> None:
+    """Whole lines in one write, on the disk before returning: what is written survives a crash after it."""
+    handle.write("".join(line + "\n" for line in lines))
+    handle.flush()
+    os.fsync(handle.fileno())

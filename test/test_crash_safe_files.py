@@ -1,0 +1,124 @@
+"""Nothing lost: a process killed at any point of a write leaves the old file or the new one, and a file torn
+by a crash is refused by name and computed again."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from qattn_ros.errors import CheckpointError
+from qattn_ros.model import ModelConfig, SteeringNet
+from qattn_ros.model.checkpoint import checkpoint_paths, load_checkpoint, read_info
+
+# Saves the checkpoint of seed 1, then the one of seed 2 over it with every os.replace / os.rename / os.fsync
+# and the safetensors write counted; call number KILL_AT is not made: the process SIGKILLs itself instead (a
+# safetensors write is first left half-written). Prints the number of calls when it is not killed.
+CHILD = r"""
+import os, signal, sys
+from pathlib import Path
+import torch
+import qattn_ros.model.checkpoint as checkpoint
+from qattn_ros.model import ModelConfig, SteeringNet
+from qattn_ros.preprocess import Preprocessing
+
+path, kill_at = sys.argv[1], int(sys.argv[2])
+
+def model(seed):
+    torch.manual_seed(seed)
+    return SteeringNet(ModelConfig(variant="kim_canny")).eval()
+
+info = checkpoint.CheckpointInfo(ModelConfig(variant="kim_canny"), Preprocessing(), "steering_wheel_rad", True)
+checkpoint.save_checkpoint(path, model(1), info)
+calls = 0
+
+def counted(real, tear=False):
+    def call(*args, **kwargs):
+        global calls
+        calls += 1
+        if calls == kill_at:
+            if tear:
+                real(*args, **kwargs)
+                written = Path(args[1])
+                written.write_bytes(written.read_bytes()[: written.stat().st_size // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+    return call
+
+for name in ("replace", "rename", "fsync"):
+    setattr(os, name, counted(getattr(os, name)))
+checkpoint.save_file = counted(checkpoint.save_file, tear=True)
+checkpoint.save_checkpoint(path, model(2), info)
+print(calls)
+"""
+
+
+def _child(path: Path, kill_at: int) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", CHILD, str(path), str(kill_at)], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+def _flat(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def _weights(seed: int) -> torch.Tensor:
+    torch.manual_seed(seed)
+    return _flat(SteeringNet(ModelConfig(variant="kim_canny")))
+
+
+def test_a_save_killed_at_any_point_leaves_the_old_or_the_new_checkpoint_loadable(tmp_path) -> None:
+    whole = _child(tmp_path / "whole" / "model", 0)
+    assert whole.returncode == 0, whole.stderr
+    points = int(whole.stdout.split()[-1])
+    assert points >= 2  # at least a write and a rename to be killed at
+    old, new = _weights(1), _weights(2)
+    assert not torch.equal(old, new)
+    found = []
+    for kill_at in range(1, points + 1):
+        path = tmp_path / f"kill_{kill_at}" / "model"
+        killed = _child(path, kill_at)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        model, _ = load_checkpoint(path)  # never "SHA-256 does not match"
+        loaded = _flat(model)
+        assert torch.equal(loaded, old) or torch.equal(loaded, new), f"killed at call {kill_at}: neither checkpoint"
+        found.append("new" if torch.equal(loaded, new) else "old")
+    # before the commit the old checkpoint, after it the new one; nothing in between
+    assert found == sorted(found, key=["old", "new"].index) and found[0] == "old" and found[-1] == "new", found
+    for kill_at in range(1, points + 1):  # the sidecar alone names the weights that load
+        path = tmp_path / f"kill_{kill_at}" / "model"
+        assert read_info(path).sha256 == load_checkpoint(path)[1].sha256
+    leftover = next((p for p in (tmp_path / "kill_1").iterdir() if p.name.startswith(".")), None)
+    if leftover is not None:  # what a killed save left behind is never taken for a checkpoint
+        with pytest.raises(CheckpointError, match="did not finish"):
+            load_checkpoint(leftover)
+
+
+def test_the_next_save_after_a_killed_one_commits_normally(tmp_path) -> None:
+    killed = _child(tmp_path / "model", 2)
+    assert killed.returncode == -signal.SIGKILL
+    from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
+    from qattn_ros.preprocess import Preprocessing
+
+    torch.manual_seed(3)
+    model = SteeringNet(ModelConfig(variant="kim_canny")).eval()
+    info = CheckpointInfo(model.config, Preprocessing(), "steering_wheel_rad", True)
+    save_checkpoint(tmp_path / "model", model, info)
+    loaded, _ = load_checkpoint(tmp_path / "model")
+    assert torch.equal(_flat(loaded), _weights(3))
+    weights, sidecar = checkpoint_paths(tmp_path / "model")
+    assert not sidecar.with_name(sidecar.name + ".pending").exists()
+
+
+def test_a_torn_json_result_is_refused_by_name(tmp_path) -> None:
+    from qattn_ros.atomic import TornFileWarning, read_json, write_json
+
+    path = write_json(tmp_path / "result.json", {"a": [1, 2, 3]})
+    assert read_json(path) == {"a": [1, 2, 3]}
+    path.write_bytes(path.read_bytes()[:7])
+    with pytest.warns(TornFileWarning, match="result.json"):
+        assert read_json(path) is None
