@@ -85,7 +85,6 @@ def commit_pair(written: Path, weights: Path, sidecar: Path, meta: dict) -> None
     """Put weights written to a temporary file beside `weights` in place with `meta` as their sidecar, so that
     a crash at any point leaves the old pair or the new one loadable (see the module's docstring)."""
     pending = pending_sidecar(sidecar)
-    fsync(written)
     write_text(pending, json.dumps(meta, indent=2, sort_keys=True))
     commit(written, weights)  # the commit: from here on the pending sidecar describes the weights on disk
     os.replace(pending, sidecar)
