@@ -82,6 +82,12 @@ def topics_table(root: Path, node: str) -> str:
     return table(("topic / service", "", "type", "QoS", "description"), rows)
 
 
+def topics_brief(root: Path, node: str) -> str:
+    """Topic, direction, type and QoS, without the descriptions (docs/node.md has those)."""
+    rows = [(f"`{t.name}`", t.direction, f"`{t.type}`", t.qos) for t in NODES[node].topics if not t.builtin]
+    return table(("topic / service", "", "type", "QoS"), rows)
+
+
 # -- launch files ----------------------------------------------------------------------------------------------------
 def _graph(file: str, root: Path) -> tuple[list[launch_rules.Argument], dict[str, str], dict[str, str]]:
     """A launch file's arguments, what it forwards to steering.launch.py, and what it fixes there."""
@@ -347,6 +353,7 @@ def cameras_summary(root: Path) -> str:
 GENERATORS: dict[str, Callable[..., str]] = {
     "params": params_table,
     "topics": topics_table,
+    "topics_brief": topics_brief,
     "launch": launch_table,
     "launch_summary": launch_summary,
     "results:headline": headline_table,
@@ -366,7 +373,7 @@ def render(name: str, root: Path) -> str:
     if name in GENERATORS:
         return GENERATORS[name](root)
     kind, _, argument = name.partition(":")
-    if kind in ("topics", "launch") and argument:
+    if kind in ("topics", "topics_brief", "launch") and argument:
         return GENERATORS[kind](root, argument)
     raise KeyError(f"unknown generated block {name!r} (known: {', '.join(GENERATORS)})")
 
