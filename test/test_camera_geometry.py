@@ -18,7 +18,10 @@ SIDES = st.integers(min_value=2, max_value=4096)
 
 
 @given(height=SIDES, width=SIDES, trained_h=SIDES, trained_w=SIDES, anchor=st.floats(0.0, 1.0))
-def test_a_crop_is_the_largest_box_of_the_trained_aspect_inside_the_frame(height, width, trained_h, trained_w, anchor):
+def test_a_crop_is_the_largest_box_of_the_trained_aspect_at_its_anchor(height, width, trained_h, trained_w, anchor):
+    """Exact pixels: the side that is cut keeps the whole number of pixels nearest the trained aspect; a taller
+    frame's rows start at the whole pixel nearest anchor x (the rows left over); a wider frame's columns are
+    centred, an odd pixel left over going right."""
     trained = CameraGeometry(trained_w, trained_h)
     fit = fit_frame(height, width, trained, "crop", anchor)
     top, bottom, left, right = fit.box
@@ -26,14 +29,32 @@ def test_a_crop_is_the_largest_box_of_the_trained_aspect_inside_the_frame(height
     if abs(width / height / trained.aspect - 1) <= 0.01:
         assert fit.box == (0, height, 0, width) and fit.mismatch == ""
         return
-    assert (bottom - top == height) or (right - left == width), "as large as fits: full height or full width"
-    kept_aspect = (right - left) / (bottom - top)
-    # rounding to whole pixels: within one pixel of the trained aspect
-    assert abs((right - left) - (bottom - top) * trained.aspect) <= max(1, trained.aspect) + 1e-9, kept_aspect
-    if right - left < width:  # a wider frame is centred across
-        assert abs(left - (width - right)) <= 1
-    kept = (bottom - top) * (right - left) / (height * width)
-    assert (fit.mismatch != "") is (kept < MIN_KEPT)
+    rows, columns = bottom - top, right - left
+    if width / height < trained.aspect:  # taller
+        assert (left, right) == (0, width)
+        assert abs(rows - width / trained.aspect) <= 0.5 or rows == 1 > width / trained.aspect
+        assert abs(top - anchor * (height - rows)) <= 0.5, (top, anchor * (height - rows))
+    else:  # wider
+        assert (top, bottom) == (0, height)
+        assert abs(columns - height * trained.aspect) <= 0.5 or columns == 1 > height * trained.aspect
+        assert (width - right) - left in (0, 1), (left, width - right)
+    assert (fit.mismatch != "") is (rows * columns / (height * width) < MIN_KEPT)
+
+
+@pytest.mark.parametrize(
+    "height, width, anchor, box",
+    [
+        (480, 640, 0.7, (112, 432, 0, 640)),  # 320 rows of 480: 0.7 x 160 left over
+        (483, 640, 0.25, (41, 361, 0, 640)),  # 0.25 x 163 = 40.75
+        (483, 640, 0.9, (147, 467, 0, 640)),  # 146.7
+        (483, 640, 1.0, (163, 483, 0, 640)),
+        (160, 641, 0.5, (0, 160, 160, 480)),  # 321 columns left over: 160 left, 161 right
+        (160, 643, 0.0, (0, 160, 161, 481)),  # 323: 161 left, 162 right (the anchor is for rows only)
+    ],
+)
+def test_where_the_crop_of_a_2_to_1_camera_sits(height, width, anchor, box) -> None:
+    """Hand-computed boxes for a checkpoint trained on 320x160 frames."""
+    assert fit_frame(height, width, CameraGeometry(320, 160), "crop", anchor).box == box
 
 
 @given(height=SIDES, width=SIDES, trained_h=SIDES, trained_w=SIDES)
