@@ -51,6 +51,17 @@ def test_heading_and_wheel_to_the_left_move_the_car_left() -> None:
     assert sim.theta > 0 and sim.n > 0 and sim.log.y[-1] > 0, "a left wheel turns the car left, in Frenet and in odom"
 
 
+def test_an_intervention_drops_the_commands_still_in_the_steering_delay() -> None:
+    """Re-centred with the wheels straight: a command given before the intervention never turns them after it."""
+    sim = RoadSim(Track(np.array([400.0]), np.array([0.0])), SimConfig(steering_delay=0.2))
+    while not sim.log.interventions:
+        sim.step(SPEED, 0.3)  # hard left until the car leaves the lane
+        assert sim.steps < 100
+    for _ in range(10):  # 0.5 s of straight-ahead commands: longer than the delay
+        sim.step(SPEED, 0.0)
+        assert (sim.delta, sim.theta, sim.n) == (0.0, 0.0, 0.0), sim.steps
+
+
 def test_pursuit_drives_held_out_roads_without_interventions() -> None:
     """Closed loop on the ground truth: a sign error in the geometry shows as interventions (34 with dn/dt flipped)."""
     for seed in HELD_OUT_SEEDS[:3]:
