@@ -310,16 +310,6 @@ def commands_table(root: Path) -> str:
     return table(("file", "recorded by"), rows)
 
 
-def breaking_points_table(root: Path) -> str:
-    result = load(root, "closed_loop")
-    if result is None:
-        return "Not recorded yet: `python -m benchmarks.closed_loop`."
-    points = result["summary"]["breaking_point"]
-    drivers = list(next(iter(points.values())))
-    rows = [(axis, *("none" if by[d] is None else f"{by[d]:.4g}" for d in drivers)) for axis, by in points.items()]
-    return table(("axis: first level < 99 % autonomy", *drivers), rows) + f"\n\n{source_line('closed_loop', result)}"
-
-
 CAMERA_COLUMNS = ("camera", "qos", "format", "size", "rate_hz", "discovery_range", "load", "frames_received_ratio",
                   "answered_ratio", "watchdog_stops", "p99_ms")  # fmt: skip
 
@@ -362,7 +352,6 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "results:demo": demo_table,
     "results:benchmarks": benchmarks_table,
     "results:commands": commands_table,
-    "results:breaking_points": breaking_points_table,
     "results:cameras": cameras_table,
     "results:cameras_summary": cameras_summary,
 }
