@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -58,9 +57,7 @@ def test_two_dagger_rounds_aggregate_expert_labels_of_on_policy_frames(tmp_path)
             "beta": 0.5, "beta_decay": 0.5, "frame_size": list(FRAME), "recovery": {"every": 3}}  # fmt: skip
     config = tmp_path / "closed_loop.yaml"
     config.write_text(yaml.safe_dump({"train": "train.yaml", "out": str(tmp_path / "run"), "closed_loop": loop}))
-    start = time.monotonic()
-    assert train_closed_loop.main([str(config)]) == 0
-    assert time.monotonic() - start < 60
+    assert train_closed_loop.main([str(config)]) == 0  # ~8 s on 2 idle cores (no timed assertion: DESIGN 6)
     run = tmp_path / "run"
 
     sizes = [read_info(run / f"round_{r}" / "model" / "best").data["train_frames"] for r in range(3)]
@@ -174,3 +171,13 @@ def test_closed_loop_config_reads() -> None:
     assert run.train.model.variant == "binary_sign" and run.train.optim.epochs == 3
     assert str(out) == "runs/closed_loop/binary_sign"
     assert held_out_violations(run.config.randomization) == []
+
+
+def test_breaking_points_over_seeds_rank_never_beyond_the_last_level() -> None:
+    from benchmarks.closed_loop_training import at_least, median_breaking
+
+    assert median_breaking([3, None, 4], "camera") == 4
+    assert median_breaking([None, None, 2], "camera") is None
+    assert median_breaking([0.04, 1 / 18], "curvature") == 0.04, "two seeds: the pessimistic middle"
+    assert at_least(None, 5, "camera") and at_least(5, 5, "camera") and not at_least(4, 5, "camera")
+    assert not at_least(0.04, None, "curvature")
