@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.record import RESULTS, record
+from qattn_ros.atomic import write_json, write_text
 from qattn_ros.data.simlog import SimLogSource, write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results
@@ -128,7 +129,7 @@ def add_faithfulness(args: argparse.Namespace) -> int:
     recorded["faithfulness"] = study
     recorded["summary"]["faithfulness_rho"] = study.get("spearman_rho")
     recorded["summary"]["faithfulness_models"] = study.get("models")
-    path.write_text(json.dumps(recorded, indent=2) + "\n")
+    write_json(path, recorded)
     print(json.dumps({k: v for k, v in study.items() if k != "checkpoints"}, indent=2))
     return 0
 
@@ -171,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     faithfulness = faithfulness_study(args, result, checkpoints) if args.faithfulness else None
     plot_sweep(result, PLOT)
     table = sweep_table(result)
-    TABLE.write_text(f"Closed-loop difficulty sweep (`python -m benchmarks.closed_loop`), written by the benchmark.\n\n"
-                     f"{table}")  # fmt: skip
+    write_text(TABLE, "Closed-loop difficulty sweep (`python -m benchmarks.closed_loop`), written by the benchmark."
+               f"\n\n{table}")  # fmt: skip
     print(table)
     wall, cpu = time.monotonic() - start_wall, cpu_seconds() - start_cpu
     models = list(checkpoints)

@@ -9,6 +9,8 @@ import platform
 import sys
 from pathlib import Path
 
+from qattn_ros.atomic import write_json
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -48,7 +50,7 @@ def record(name: str, summary: dict, **details) -> Path:
         "summary": summary,
         **details,
     }
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(path, result)
     print(json.dumps(summary, indent=2))
     print(f"recorded {path}")
     return path

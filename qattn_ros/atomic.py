@@ -98,6 +98,13 @@ def write_json(path: str | Path, value: object, indent: int | None = 2) -> Path:
     return write_text(path, json.dumps(value, indent=indent) + "\n")
 
 
+def save_figure(figure, path: str | Path, dpi: int = 90) -> Path:
+    """A matplotlib figure saved through a temporary file (its format from `path`'s suffix)."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=dpi)
+    return Path(path)
+
+
 def read_json(path: str | Path) -> object | None:
     """The JSON value in `path`; None when there is none, or (with a TornFileWarning naming it) when a crash
     left it unreadable, so that the caller computes it again."""

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -122,3 +123,62 @@ def test_a_torn_json_result_is_refused_by_name(tmp_path) -> None:
     path.write_bytes(path.read_bytes()[:7])
     with pytest.warns(TornFileWarning, match="result.json"):
         assert read_json(path) is None
+
+
+def _tear(path: Path) -> None:
+    """What a writer killed halfway leaves: the first half of the file."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("torn", ["meta.json", "images.npy", "steering.npy"])
+def test_a_torn_cache_entry_is_refused_by_name_and_built_again(tmp_path, torn) -> None:
+    from qattn_ros.atomic import TornFileWarning
+    from qattn_ros.data.cache import build_cache, cache_key
+    from qattn_ros.data.simlog import SimLogSource, write_simlog
+    from qattn_ros.data.synthetic import RoadGenerator
+    from qattn_ros.preprocess import Preprocessing
+
+    write_simlog(tmp_path / "log", RoadGenerator(160, 320, seed=5), 12)
+    source, preprocessing = SimLogSource(tmp_path / "log"), Preprocessing()
+    built = build_cache(source, preprocessing, tmp_path / "cache", progress=False)
+    images, steering = np.array(built.images), np.array(built.steering)
+    del built
+    _tear(tmp_path / "cache" / cache_key(source, preprocessing) / torn)
+    with pytest.warns(TornFileWarning, match=torn):
+        again = build_cache(source, preprocessing, tmp_path / "cache", progress=False)
+    assert np.array_equal(again.images, images) and np.array_equal(again.steering, steering)
+
+
+def test_a_torn_drive_of_the_sweep_is_refused_by_name_and_driven_again(tmp_path) -> None:
+    from qattn_ros.atomic import TornFileWarning
+    from qattn_ros.sim.sweep import run_sweep
+
+    result = run_sweep({}, ["steering_delay"], tracks=1, length_m=60.0, cache=tmp_path / "drives")
+    stored = sorted((tmp_path / "drives").iterdir())
+    _tear(stored[0])
+    with pytest.warns(TornFileWarning, match=stored[0].name):
+        again = run_sweep({}, ["steering_delay"], tracks=1, length_m=60.0, cache=tmp_path / "drives")
+    assert again.sweep == result.sweep and again.cached == len(stored) - 1
+
+
+def test_a_torn_sanity_result_is_refused_by_name_and_computed_again(tmp_path) -> None:
+    from qattn_ros.atomic import TornFileWarning
+    from qattn_ros.explain.engine import EvalSettings, sanity_method
+    from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
+    from qattn_ros.predictor import Frames, SteeringPredictor
+    from qattn_ros.preprocess import Preprocessing
+
+    torch.manual_seed(0)
+    model = SteeringNet(ModelConfig(variant="kim_canny")).eval()
+    save_checkpoint(tmp_path / "m", model, CheckpointInfo(model.config, Preprocessing(), "steering_wheel_rad", True))
+    predictor = SteeringPredictor(tmp_path / "m", "cpu")
+    rng = np.random.default_rng(0)
+    frames = Frames(rng.integers(0, 255, (3, 80, 160, 3), dtype=np.uint8), np.zeros(3, np.float32), None)
+    out = tmp_path / "attention.sanity.json"
+    settings = EvalSettings(sanity_frames=2)
+    sanity_method(predictor, "attention", frames, out, settings)
+    whole = out.read_text()
+    _tear(out)
+    with pytest.warns(TornFileWarning, match=out.name):
+        sanity_method(predictor, "attention", frames, out, settings)
+    assert out.read_text() == whole

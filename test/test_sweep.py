@@ -153,3 +153,24 @@ def test_the_faithfulness_study_leaves_the_benchmark_sweep_alone(monkeypatch, tm
     study = bench.faithfulness_study(args, main, {"a": "runs/a/best"})
     assert study["models"] == 4 and set(study["per_model"]) == {"a", *extra}
     assert set(main.sweep["camera"]["0"]) == {PURSUIT, "a"} and set(main.breaking_point["camera"]) == {PURSUIT, "a"}
+
+
+def test_a_retrained_checkpoint_under_the_same_name_is_scored_again_not_resumed(tmp_path) -> None:
+    """The faithfulness study's deletion AUCs are keyed by the checkpoint's SHA-256, not the driver's name."""
+    import benchmarks.closed_loop as bench
+    from qattn_ros.atomic import TornFileWarning
+
+    path = tmp_path / "models" / "m" / "best"
+
+    def save(seed: int) -> None:
+        torch.manual_seed(seed)
+        model = SteeringNet(ModelConfig(variant="kim_canny")).eval()
+        save_checkpoint(path, model, CheckpointInfo(model.config, Preprocessing(), "wheel_rad", True))
+
+    save(0)
+    first = bench.deletion_aucs({"m": str(path)}, 4, tmp_path / "work")["m"]
+    save(1)  # retrained under the same name
+    with pytest.warns(TornFileWarning, match="attention.jsonl: results of another checkpoint_sha256"):
+        second = bench.deletion_aucs({"m": str(path)}, 4, tmp_path / "work")["m"]
+    fresh = bench.deletion_aucs({"m": str(path)}, 4, tmp_path / "fresh")["m"]
+    assert second == fresh and second != first

@@ -4,8 +4,9 @@ A cache entry lives in `<cache_dir>/<key>/` where the key hashes the source fing
 and the preprocessing that shapes the pixels (and the camera geometry frames are fitted onto,
 when one is given); a changed source or config gets a new key and is rebuilt, never silently
 reused. The entry records the frame sizes it met, so a reader can tell whether its frames
-needed fitting onto a checkpoint's camera geometry. An entry is built in a temporary folder and
-renamed when complete, so an interrupted build leaves earlier entries intact.
+needed fitting onto a checkpoint's camera geometry. An entry is built in a temporary folder, its
+files fsynced, and renamed when complete, so an interrupted build leaves earlier entries intact;
+an entry a crash left unreadable is refused by name and built again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic import commit_folder, refuse
 from ..errors import DataError
 from ..preprocess import CameraGeometry, Preprocessing, fit_frame
 from .record import Source
@@ -68,19 +70,31 @@ def mask_to_model(mask: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
 
 
 def open_cache(folder: Path) -> CachedFrames:
-    meta = json.loads((folder / "meta.json").read_text())
-    count = meta["count"]
-    masks = np.load(folder / "masks.npy", mmap_mode="r")[:count] if meta["has_masks"] else None
-    return CachedFrames(
-        images=np.load(folder / "images.npy", mmap_mode="r")[:count],
-        steering=np.load(folder / "steering.npy")[:count],
-        stamps=np.load(folder / "stamps.npy")[:count],
-        speed=np.load(folder / "speed.npy")[:count],
-        masks=masks,
-        steering_unit=meta["steering_unit"],
-        positive_is_left=meta["positive_is_left"],
-        meta=meta,
-    )
+    """A built entry; DataError naming the file when one is missing, unreadable or short of frames."""
+    path = folder / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+        count = meta["count"]
+        arrays = {}
+        for key in ("images", "steering", "stamps", "speed", "masks"):
+            if key == "masks" and not meta["has_masks"]:
+                continue
+            path = folder / f"{key}.npy"
+            arrays[key] = np.load(path, mmap_mode="r" if key in ("images", "masks") else None)
+            if len(arrays[key]) < count:
+                raise ValueError(f"{len(arrays[key])} frames, meta.json says {count}")
+        return CachedFrames(
+            images=arrays["images"][:count],
+            steering=arrays["steering"][:count],
+            stamps=arrays["stamps"][:count],
+            speed=arrays["speed"][:count],
+            masks=arrays["masks"][:count] if meta["has_masks"] else None,
+            steering_unit=meta["steering_unit"],
+            positive_is_left=meta["positive_is_left"],
+            meta=meta,
+        )
+    except (OSError, ValueError, EOFError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
+        raise DataError(f"{path}: unreadable cache entry ({error})") from None
 
 
 def build_cache(
@@ -99,7 +113,10 @@ def build_cache(
     """
     folder = Path(cache_dir) / cache_key(source, preprocessing, camera, fit)
     if (folder / "meta.json").is_file():
-        return open_cache(folder)
+        try:
+            return open_cache(folder)
+        except DataError as error:
+            refuse(folder, str(error))
     capacity = len(source)
     if capacity == 0:
         raise DataError(f"source has no frames: {source.fingerprint()}")
@@ -157,6 +174,5 @@ def build_cache(
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     del images, masks
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    commit_folder(tmp, folder)
     return open_cache(folder)

@@ -8,18 +8,25 @@ the chosen substrate, ROAD's most- and least-relevant-first curves (noisy linear
 imputation), the insertion curve, the mask scores, and for a model with attention how far
 uniform attention moves the steering. The sanity check (cascading randomization) runs on
 the first `sanity_frames` frames and goes to `<method>.sanity.json`.
+
+Both files are keyed by what they were computed from (`results_key`: the checkpoint's SHA-256,
+the frames' SHA-256, the method and the settings), the results file in its first line: a
+retrained checkpoint under the same name, other frames or other settings are computed again,
+never resumed from another model's numbers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..atomic import append_lines, drop_torn_tail, read_json, refuse, write_json, write_text
 from ..predictor import Frames, SteeringPredictor, exact_float32
 from .intervention import uniform_shift
 from .perturbation import auc, curves
@@ -61,14 +68,38 @@ def done_frames(path: Path) -> set[int]:
     return {row["frame"] for row in read_results(path)}
 
 
-def drop_torn_tail(path: Path) -> None:
-    """Cut a last line left unfinished by a crash, so appended records start on their own line."""
-    if not path.is_file():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as handle:
-            handle.truncate(data.rfind(b"\n") + 1)
+def results_key(predictor: SteeringPredictor, method: str, frames: Frames, settings: dict) -> dict:
+    """What a result is computed from: the checkpoint's and the frames' SHA-256, the method, `settings`."""
+    digest = hashlib.sha256()
+    for array in (frames.images, frames.targets, frames.masks):
+        if array is not None:
+            digest.update(np.ascontiguousarray(array).data)
+    return {"checkpoint_sha256": predictor.info.sha256, "frames_sha256": digest.hexdigest(), "method": method,
+            "settings": settings}  # fmt: skip
+
+
+def _curve_settings(settings: EvalSettings) -> dict:
+    """The settings the per-frame rows depend on (not how the work is batched, not the sanity check)."""
+    return {k: v for k, v in asdict(settings).items() if k not in ("batch_size", "frames_per_group", "sanity_frames")}
+
+
+def start_results(path: Path, key: dict) -> None:
+    """Continue `path` if its first line records `key`; otherwise (another checkpoint, frames or settings, or
+    no key) set what it holds aside, by name, and start it afresh."""
+    drop_torn_tail(path)
+    header = json.dumps({"key": key})
+    if path.is_file() and path.stat().st_size:
+        with path.open() as handle:
+            first = handle.readline().rstrip("\n")
+        if first == header:
+            return
+        try:
+            old = json.loads(first).get("key") or {}
+        except (json.JSONDecodeError, AttributeError):
+            old = {}
+        differs = [name for name in key if old.get(name) != key[name]]
+        refuse(path, f"results of another {', '.join(differs)} than this run's")
+    write_text(path, header + "\n")
 
 
 def read_results(path: Path) -> list[dict]:
@@ -139,9 +170,8 @@ def evaluate_group(
 
 
 def append_rows(handle, rows: list[dict]) -> None:
-    """One JSON object per line, flushed: what is written survives a crash after it."""
-    handle.write("".join(json.dumps(row) + "\n" for row in rows))
-    handle.flush()
+    """One JSON object per line, on the disk: what is written survives a crash after it."""
+    append_lines(handle, [json.dumps(row) for row in rows])
 
 
 def evaluate_method(
@@ -154,8 +184,7 @@ def evaluate_method(
     max_groups: int | None = None,
 ) -> Path:
     """Append the results of the frames not yet in `out_file`, in exact float32 on the predictor's device."""
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    drop_torn_tail(out_file)
+    start_results(out_file, results_key(predictor, method, frames, _curve_settings(settings)))
     todo = np.array(sorted(set(range(len(frames))) - done_frames(out_file)), dtype=np.int64)
     model = predictor.model.eval().to(memory_format=torch.channels_last)  # faster convolutions for the batches
     groups = [todo[i : i + settings.frames_per_group] for i in range(0, len(todo), settings.frames_per_group)]
@@ -177,21 +206,23 @@ def sanity_method(
     """Cascading randomization on the first `settings.sanity_frames` frames -> {stage: [rho per frame]} and
     {stage: frames whose randomized map came out uniform} (rho 0 for those).
 
-    Kept if `out_file` exists for the same frames and records the uniform maps (rerun to resume); skipped
+    Kept if `out_file` holds the result for the same checkpoint, frames and seed (rerun to resume); skipped
     for the random order.
     """
     count = min(settings.sanity_frames, len(frames))
     if method == "random" or count == 0:
         return None
-    if out_file.is_file():
-        kept = json.loads(out_file.read_text())
-        if kept.get("frames") == count and "uniform_maps" in kept:
-            return out_file
+    key = results_key(predictor, method, frames, {"seed": settings.seed, "frames": count})
+    kept = read_json(out_file)
+    if isinstance(kept, dict) and kept.get("key") == key:
+        return out_file
+    if kept is not None:
+        refuse(out_file, "a sanity check of another checkpoint, frames, frame count or seed")
     ids = np.arange(count)
     with exact_float32():
         x = predictor.normalize(frames.images[ids])
         result = cascading_randomization(predictor.model, method, x, ids, settings.seed)
     stages = {name: values.round(5).tolist() for name, values in result.rho.items()}
     uniform = {name: int(flags.sum()) for name, flags in result.uniform.items()}  # frames whose map went flat
-    out_file.write_text(json.dumps({"frames": count, "stages": stages, "uniform_maps": uniform}))
+    write_json(out_file, {"key": key, "frames": count, "stages": stages, "uniform_maps": uniform}, indent=None)
     return out_file

@@ -9,12 +9,12 @@ randomized maps after each stage of the cascade; `sanity_rho` is the last (all l
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..atomic import read_json, save_figure, write_json, write_text
 from ..metrics import steering_errors
 from .engine import read_results
 from .overlay import overlay
@@ -52,7 +52,7 @@ def aggregate(folder: Path) -> dict:
     """Summaries of every <model>/<method>.jsonl under `folder`."""
     models = {}
     for model_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        info = json.loads((model_dir / "model.json").read_text()) if (model_dir / "model.json").is_file() else {}
+        info = read_json(model_dir / "model.json") or {}
         runs = {f.stem: read_results(f) for f in sorted(model_dir.glob("*.jsonl"))}
         runs = {k: v for k, v in runs.items() if v}
         if runs:
@@ -109,17 +109,14 @@ def aggregate(folder: Path) -> dict:
 
 def read_sanity(path: Path) -> dict[str, float]:
     """{stage: mean rho over frames} from a .sanity.json, in cascade order; {} if there is none."""
-    if not path.is_file():
-        return {}
-    return {stage: float(np.mean(values)) for stage, values in json.loads(path.read_text())["stages"].items()}
+    data = read_json(path)
+    return {stage: float(np.mean(values)) for stage, values in data["stages"].items()} if data else {}
 
 
 def read_sanity_uniform(path: Path) -> dict[str, float]:
     """{stage: share of frames whose randomized map came out uniform (rho 0 by convention)}; {} if none."""
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text())
-    return {stage: count / data["frames"] for stage, count in data.get("uniform_maps", {}).items()}
+    data = read_json(path)
+    return {stage: count / data["frames"] for stage, count in data.get("uniform_maps", {}).items()} if data else {}
 
 
 def _ci(value: tuple | None, digits: int = 4) -> str:
@@ -177,7 +174,7 @@ def plot_curves(results: dict, out: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    save_figure(fig, out)
     return out
 
 
@@ -195,15 +192,15 @@ def plot_overlays(rows: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray]]
     for ax in axes.flat:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    save_figure(fig, out)
     return out
 
 
 def write_report(folder: Path) -> dict:
     """results.json, table.md and curves.png in `folder`, from what is there now."""
     results = aggregate(folder)
-    (folder / "results.json").write_text(json.dumps(results, indent=2))
-    (folder / "table.md").write_text(markdown_table(results))
+    write_json(folder / "results.json", results)
+    write_text(folder / "table.md", markdown_table(results))
     if results["models"]:
         plot_curves(results, folder / "curves.png")
     return results

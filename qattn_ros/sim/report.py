@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
+from ..atomic import atomic_path, save_figure, write_json, write_text
 from .world import RoadSim
 
 
@@ -29,8 +29,7 @@ def plot_track(sims: dict[str, RoadSim], out: Path) -> Path:
     ax.set_ylabel("y (m, odom)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    return out
+    return save_figure(fig, out)
 
 
 def plot_offset(sims: dict[str, RoadSim], out: Path) -> Path:
@@ -46,20 +45,20 @@ def plot_offset(sims: dict[str, RoadSim], out: Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    return out
+    return save_figure(fig, out)
 
 
 def write_gif(frames: list[np.ndarray], out: Path, fps: float) -> Path | None:
     if not frames:
         return None
     images = [Image.fromarray(frame) for frame in frames]
-    images[0].save(out, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    with atomic_path(out) as tmp:
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
     return out
 
 
 def write_summary(summaries: dict[str, dict], out: Path, meta: dict) -> str:
-    (out / "results.json").write_text(json.dumps({"meta": meta, "drivers": summaries}, indent=2))
+    write_json(out / "results.json", {"meta": meta, "drivers": summaries})
     rows = [
         "| driver | km | autonomy | interventions | mean abs offset (m) | max abs offset (m) | mean abs heading (rad) "
         "| steering jerk RMS (rad/s²) |",
@@ -70,5 +69,5 @@ def write_summary(summaries: dict[str, dict], out: Path, meta: dict) -> str:
                     f"{s['mean_abs_offset_m']:.3f} | {s['max_abs_offset_m']:.2f} | {s['mean_abs_heading_rad']:.4f} | "
                     f"{s['steering_jerk_rms']:.2f} |")  # fmt: skip
     table = "\n".join(rows) + "\n"
-    (out / "table.md").write_text(table)
+    write_text(out / "table.md", table)
     return table

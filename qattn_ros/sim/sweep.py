@@ -10,7 +10,6 @@ every axis is the nominal world, so it is driven once and shared.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic import read_json, write_json
+from ..model.checkpoint import read_info
 from .drive import drive
 from .metrics import autonomy
 from .track import HELD_OUT_SEEDS, MAX_CURVATURE, cut, generate_track
@@ -169,21 +170,20 @@ def figures(per_track: list[dict], offsets: np.ndarray) -> dict:
 def _job(args: tuple) -> tuple[tuple, str, dict, bool]:
     level, driver, checkpoint, tracks, length_m, cache = args
     stored = _stored(cache, level, checkpoint, tracks, length_m)
-    if stored is not None and stored.is_file():
-        return level.key, driver, json.loads(stored.read_text()), True
+    kept = read_json(stored) if stored is not None else None  # a file a crash tore is driven again
+    if isinstance(kept, dict):
+        return level.key, driver, kept, True
     result = drive_level(level, driver, checkpoint, tracks, length_m)
     if stored is not None:
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        stored.write_text(json.dumps(result))
+        write_json(stored, result, indent=None)
     return level.key, driver, result, False
 
 
 def _stored(cache: Path | None, level: Level, checkpoint: str | None, tracks: int, length_m: float) -> Path | None:
-    """Where a finished drive is kept: named by the level, the checkpoint file (path, size, time) and the roads."""
+    """Where a finished drive is kept: named by the level, the checkpoint's SHA-256 and the roads."""
     if cache is None:
         return None
-    weights = Path(checkpoint).with_suffix(".safetensors") if checkpoint else None
-    identity = (str(weights.resolve()), weights.stat().st_size, weights.stat().st_mtime_ns) if weights else PURSUIT
+    identity = read_info(checkpoint).sha256 if checkpoint else PURSUIT
     text = repr((level.key, identity, tracks, length_m))
     return cache / f"{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..atomic import save_figure
 from .sweep import BREAKING_AUTONOMY, PURSUIT, SweepResult
 
 
@@ -39,8 +40,7 @@ def plot_sweep(result: SweepResult, out: Path) -> Path:
     fig.suptitle(f"autonomy vs difficulty ({result.tracks_per_level} held-out tracks x {result.track_length_m:.0f} m "
                  "per level; band: sd over tracks; dotted: 99 %)", fontsize=10)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    return out
+    return save_figure(fig, out)
 
 
 def sweep_table(result: SweepResult) -> str:
