@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SYSTEM_SITE := $(if $(ROS_DISTRO),--system-site-packages,)
 DISTRO_CONSTRAINTS := $(wildcard constraints-$(ROS_DISTRO).txt)
 
-.PHONY: setup editable demo test test-distro-pythons lint bench clean
+.PHONY: setup editable demo test test-distro-pythons lint bench docs clean
 
 setup: $(VENV)/.installed
 
@@ -78,6 +78,10 @@ bench: setup  # CPU benchmarks; benchmarks.headline and benchmarks.udacity_pipel
 	$(PY) -m benchmarks.data_throughput
 	$(PY) -m benchmarks.eval_throughput
 	$(PY) -m benchmarks.node_latency
+
+docs: setup  # README.md's and docs/'s generated tables (from the code and benchmarks/results), and docs/figures.py's pictures
+	$(PY) -m qattn_ros.doc_tables
+	$(PY) docs/figures.py
 
 clean:
 	rm -rf $(VENV) .venv-humble .venv-jazzy data_out runs
