@@ -198,7 +198,7 @@ def test_every_command_names_what_exists() -> None:
     checked = 0
     for page, argv in shell_commands():
         program = argv[0]
-        if program.endswith("python") or program == "torchrun":
+        if program.endswith("python") or Path(program).name == "torchrun":
             rest = argv[3:] if argv[1:2] == ["--nproc_per_node"] else argv[1:]
             if rest[0] == "-m":
                 spec = importlib.util.find_spec(rest[1])
