@@ -222,7 +222,7 @@ def demo_table(root: Path) -> str:
               "attention on relevant pixels (× area)", "largest val RMSE swing after epoch 3")  # fmt: skip
     s = result["summary"]
     return (table(header, rows) + f"\n\nClosed loop, {s['driver']} on 1 km of a held-out road at 15 m/s: autonomy "
-            f"{100 * s['autonomy']:.0f} %, {s['interventions']} interventions, mean \\|offset\\| "
+            f"{100 * s['autonomy']:.0f} %, {s['interventions']} interventions, mean |offset| "
             f"{s['mean_abs_offset_m']:.3f} m, max {s['max_abs_offset_m']:.2f} m. Whole run {s['wall_s'] / 60:.1f} min. "
             f"{source_line('demo', result)}")  # fmt: skip
 
@@ -256,15 +256,20 @@ FIGURES = (
     ("replay_throughput", "loaded_ratio", "the same with a CPU hog on one core", "≥ 0.5"),
     ("replay_throughput", "resent", "frames re-sent", "0"),
     ("closed_loop", "sim_fps", "simulator + node, lockstep steps/s", "≥ 20"),
-    ("closed_loop", "mean_abs_offset_m.quant_sign", "nominal sweep level: mean \\|offset\\| m, quant_sign", ""),
-    ("closed_loop", "mean_abs_offset_m.kim_canny", "nominal sweep level: mean \\|offset\\| m, kim_canny", ""),
-    ("closed_loop", "faithfulness_rho", "Spearman ρ, deletion ratio vs robustness (checkpoints: "
-     "`faithfulness_models`)", ""),
+    ("closed_loop", "mean_abs_offset_m.quant_sign", "nominal sweep level: mean |offset| m, quant_sign", ""),
+    ("closed_loop", "mean_abs_offset_m.kim_canny", "nominal sweep level: mean |offset| m, kim_canny", ""),
+    ("closed_loop", "faithfulness_rho", "Spearman ρ, attention deletion ratio vs closed-loop robustness", ""),
+    ("closed_loop", "faithfulness_models", "checkpoints in that correlation", ""),
     ("camera_geometry", "rmse_ratio_4_3", "RMSE on 4:3 frames × on the trained 2:1 (crop at the horizon)", "≤ 1.5"),
     ("camera_geometry", "rmse_ratio_16_9", "the same on 16:9 frames", "≤ 1.5"),
     ("camera_geometry", "rmse_ratio_4_3_squashed", "4:3 squashed instead of cropped", ""),
     ("udacity_pipeline", "val_rmse", "HMB-style bag → cache → 2-rank DDP: val RMSE, rad", ""),
     ("udacity_pipeline", "mean_baseline_rmse", "predict-the-mean RMSE, rad", ""),
+    ("demo", "test_rmse.binary_sign", "make demo: binary_sign test RMSE (simulator units)", ""),
+    ("demo", "test_rmse.kim_canny", "make demo: kim_canny test RMSE (simulator units)", ""),
+    ("demo", "autonomy", "make demo: closed-loop autonomy, 1 km held-out road", ""),
+    ("demo", "mean_abs_offset_m", "make demo: closed-loop mean |offset| m", ""),
+    ("demo", "wall_s", "make demo: whole run, s", ""),
 )  # fmt: skip
 
 

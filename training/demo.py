@@ -89,6 +89,11 @@ def closed_loop_drive(predictor: SteeringPredictor, out: Path) -> dict:
     return merged_summary(sims)
 
 
+def plain(value: object) -> object:
+    """numpy scalars (the drive's counters) as JSON numbers."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 def demo_record(rows: list[dict], drive: dict, args: argparse.Namespace, wall_s: float) -> dict:
     """The run as benchmarks/results/*.json records one: machine, command, date, summary, details."""
     import torch
@@ -174,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = "\n".join(["Steering in simulator units (x25 deg, positive right).", "", *table, ""])
     (out / "summary.md").write_text(summary)
     result = demo_record(rows, drive, args, time.monotonic() - started)
-    (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(result, indent=2, default=plain) + "\n")
     if args.record:
-        RECORD.write_text(json.dumps(result, indent=2) + "\n")
+        RECORD.write_text(json.dumps(result, indent=2, default=plain) + "\n")
         print(f"recorded {RECORD}")
     print(summary)
     print(f"overlays: {out / 'attention_overlays.png'}, closed loop: {out / 'closed_loop.gif'}")
