@@ -138,6 +138,8 @@ class ClosedLoopTraining:
         model, info = load_checkpoint(checkpoint, trainer.device)
         if info.model != trainer.config.model:
             raise ConfigError(f"{checkpoint}: another model config than this run's ({info.model.variant})")
+        if info.preprocessing.cache_key() != trainer.preprocessing.cache_key():
+            raise ConfigError(f"{checkpoint}: another preprocessing than this run's ({info.preprocessing.cache_key()})")
         state = model.state_dict()
         trainer.model.load_state_dict(state)
         if trainer.ema is not None:
