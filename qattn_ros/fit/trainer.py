@@ -6,15 +6,14 @@ takes a global batch; rank r trains on its share batch[r::world], split into
 gradients as W DDP ranks: BatchNorm sees the same micro-batches either way.
 
 With `optim.ema_decay` > 0 the kept model is an exponential moving average of the weights
-(torch.optim.swa_utils): validation, `best` and `last` use it, and `last.optimizer.safetensors`
-also holds the raw weights, so a resume continues both.
+(torch.optim.swa_utils): validation, `best` and `last` use it, and the resume state beside `last`
+(`resume.py`) also holds the raw weights, so a resume continues both.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import queue
@@ -27,11 +26,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from ..atomic import write_json
 from ..data.cache import build_cache
 from ..data.frames import FrameSet
 from ..data.sources import open_source
@@ -44,6 +42,7 @@ from ..model.network import SteeringNet
 from ..preprocess import CameraGeometry, Preprocessing, channel_stats
 from .augment import augment
 from .config import OptimConfig, TrainConfig
+from .resume import restore_resume_state, save_resume_state
 
 
 def make_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
@@ -331,49 +330,10 @@ class Trainer:
     def _save(self, name: str, metrics: dict) -> Path:
         if name != "last":
             return save_checkpoint(self.out / name, self.kept, self._info(metrics))
-        # `last` also keeps what an exact resume needs: optimizer moments, the random state (dropout) and,
-        # under a weight average, the raw weights, tagged with their step and renamed into place only after
-        # the checkpoint itself is complete
-        state = self.optimizer.state_dict()
-        tensors = {f"{i}.{k}": v.contiguous().cpu() for i, s in state["state"].items() for k, v in s.items()}
-        if self.ema is not None:
-            tensors.update({f"raw.{k}": v.contiguous().cpu() for k, v in self.model.state_dict().items()})
-        tensors["rng.cpu"] = torch.get_rng_state()
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        resume_file = self.out / "last.optimizer.safetensors"
-        tmp = resume_file.with_name(resume_file.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={"step": str(self.step)})
-        path = save_checkpoint(self.out / "last", self.kept, self._info(metrics))
-        tmp.replace(resume_file)
-        return path
-
-    def _restore_optimizer(self, step: int) -> None:
-        """Optimizer moments and random state saved with `last`, if they belong to its step."""
-        resume_file = self.out / "last.optimizer.safetensors"
-        if not resume_file.is_file():
-            return
-        with safe_open(str(resume_file), "pt") as handle:
-            saved_step = (handle.metadata() or {}).get("step")
-        if saved_step is not None and int(saved_step) != step:
-            tqdm.write(f"warning: {resume_file} is from step {saved_step}, {self.out / 'last.json'} from step {step} "
-                       "(stopped while saving): optimizer moments and random state start afresh")  # fmt: skip
-            return
-        tensors = load_file(str(resume_file), device=str(self.device))
-        if "rng.cpu" in tensors:
-            torch.set_rng_state(tensors.pop("rng.cpu").cpu())
-        if "rng.cuda" in tensors:
-            rng = tensors.pop("rng.cuda").cpu()
-            if self.device.type == "cuda":
-                torch.cuda.set_rng_state(rng, self.device)
-        raw = {k.removeprefix("raw."): tensors.pop(k) for k in [k for k in tensors if k.startswith("raw.")]}
-        if raw:
-            self.model.load_state_dict(raw)
-        state = self.optimizer.state_dict()
-        for key, value in tensors.items():
-            index, name = key.split(".", 1)
-            state["state"].setdefault(int(index), {})[name] = value
-        self.optimizer.load_state_dict(state)
+        raw = self.model if self.ema is not None else None
+        info = self._info(metrics)
+        return save_resume_state(self.out, self.step, self.optimizer, raw, self.device,
+                                 lambda: save_checkpoint(self.out / "last", self.kept, info))  # fmt: skip
 
     def _resume(self) -> dict:
         """Continue from `last`; returns its (kept) weights, which start the weight average."""
@@ -390,7 +350,7 @@ class Trainer:
         self.model.load_state_dict(model.state_dict())
         self.preprocessing = info.preprocessing  # the statistics the saved weights were trained with
         training = info.training
-        self._restore_optimizer(training["step"])
+        restore_resume_state(self.out, training["step"], self.optimizer, self.model, self.device)
         self.epoch, self.step = training["epoch"], training["step"]
         self.best_rmse, self.history = training["best_rmse"], training["history"]
         if self.dist.main and self.config.progress:
@@ -426,5 +386,5 @@ class Trainer:
                     )
             self.dist.barrier()
         if self.dist.main:
-            (self.out / "history.json").write_text(json.dumps(self.history, indent=2))
+            write_json(self.out / "history.json", self.history)
         return checkpoint_paths(self.out / "best")[0]
