@@ -1,6 +1,6 @@
 """Steering RMSE of a checkpoint on cameras of other aspects than it was trained on, vs its own geometry.
 
-  python -m benchmarks.camera_geometry --checkpoint runs/demo/quant_sign/best.safetensors
+  python -m benchmarks.camera_geometry --checkpoint runs/demo/binary_sign/best.safetensors
 
 Renders the same synthetic roads (a generator seed that no training set uses) at the trained
 geometry and at 4:3 (640x480) and 16:9 (1280x720), and runs them through the predictor — the
@@ -68,7 +68,7 @@ def plot(results: dict, path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="runs/demo/quant_sign/best.safetensors")
+    parser.add_argument("--checkpoint", default="runs/demo/binary_sign/best.safetensors")
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--seed", type=int, default=2024, help="road generator seed (not a training one)")
     parser.add_argument("--trained-size", default="320x160", help="WxH of the training frames, for a checkpoint "

@@ -54,7 +54,7 @@ from qattn_ros.sim.sweep_report import plot_sweep, sweep_table
 from qattn_ros.sim.track import HELD_OUT_SEEDS
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ["quant_sign=runs/demo/quant_sign/best", "kim_canny=runs/demo/kim_canny/best"]
+DEMO = ["binary_sign=runs/demo/binary_sign/best", "kim_canny=runs/demo/kim_canny/best"]
 PLOT = ROOT / "docs" / "closed_loop_sweep.png"
 TABLE = ROOT / "docs" / "closed_loop_sweep.md"
 CACHE = ROOT / "runs" / "closed_loop_drives"  # finished drives: an interrupted run continues where it stopped

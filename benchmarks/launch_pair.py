@@ -130,7 +130,7 @@ def run_pair(checkpoint: str, discovery_range: str, frames: int, rate: float, fo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--role", choices=("bench", "counter", "answers"), default="bench")
-    parser.add_argument("--checkpoint", default="runs/demo/quant_sign/best.safetensors")
+    parser.add_argument("--checkpoint", default="runs/demo/binary_sign/best.safetensors")
     parser.add_argument("--seconds", type=float, default=60.0, help="camera time per discovery range")
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--baseline", action="store_true", help="also run with Fast DDS's own transports")

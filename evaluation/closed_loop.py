@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Closed-loop driving: a checkpoint steers the simulated car on held-out roads; autonomy measured.
 
-  python evaluation/closed_loop.py --checkpoint quant_sign=runs/demo/quant_sign/best \
+  python evaluation/closed_loop.py --checkpoint binary_sign=runs/demo/binary_sign/best \
       --checkpoint kim_canny=runs/demo/kim_canny/best --km 2 --out reports/closed_loop
 
 Each checkpoint drives the same held-out tracks (seeds never used for anything else) at
@@ -12,7 +12,7 @@ table.md, results.json, track.png (the road and the driven paths), offset.png an
 checkpoint, drive_<name>.gif (camera | attention overlay). `--pursuit` adds the ground-truth
 pure-pursuit driver as a reference.
 
-  python evaluation/closed_loop.py --checkpoint quant_sign=runs/demo/quant_sign/best --sweep --out reports/sweep
+  python evaluation/closed_loop.py --checkpoint binary_sign=runs/demo/binary_sign/best --sweep --out reports/sweep
 
 `--sweep [AXIS ...]` (all six when none is named): a difficulty sweep instead — every driver,
 pure pursuit always among them, on `--tracks` held-out roads of `--track-m` m at every level of

@@ -1,6 +1,6 @@
 """qattn_export: a checkpoint -> <name>.onnx beside it, written only when ONNX Runtime reproduces torch.
 
-  qattn_export runs/demo/quant_sign/best.safetensors      # -> best.onnx and best.onnx.json
+  qattn_export runs/demo/binary_sign/best.safetensors      # -> best.onnx and best.onnx.json
 
 The graph takes the normalized image `image` (B, 3, h, w) and returns `steering` (B,) in the
 checkpoint's unit and, for the attention variants, `attention` (B, h/8, w/8). A recurrent model also

@@ -487,7 +487,7 @@ def test_the_readme_venv_commands_exchange_frames(ros, checkpoints, tmp_path, fr
 
     pair = {}  # the first of each: the venv pair of "The ROS 2 node" (the ONNX section repeats the node's)
     for line in (ROOT / "README.md").read_text().splitlines():
-        for program in (".venv/bin/steering_node", ".venv/bin/camera_publisher"):
+        for program in (".venv/bin/qattn_steering", ".venv/bin/qattn_camera"):
             if line.startswith(program + " "):
                 pair.setdefault(program, line)
     lines = list(pair.values())
@@ -500,7 +500,7 @@ def test_the_readme_venv_commands_exchange_frames(ros, checkpoints, tmp_path, fr
     before = len(harness.received["cmd_vel"])
     try:
         for line in lines:
-            line = line.replace("runs/demo/quant_sign/best.safetensors", checkpoints["ok"])
+            line = line.replace("runs/demo/binary_sign/best.safetensors", checkpoints["ok"])
             argv = shlex.split(line.replace("data_out/synthetic/test/IMG", str(tmp_path)))
             argv[0] = str(Path(sys.executable).parent / Path(argv[0]).name)  # this venv's entry point
             processes.append(spawn(argv, env=env))

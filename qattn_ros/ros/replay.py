@@ -1,6 +1,6 @@
 """qattn_replay: replay a recorded drive through qattn_steering and evaluate what it publishes.
 
-  qattn_replay data_out/synthetic_bag/test.bag --checkpoint runs/quant_sign/best.safetensors --out reports/replay
+  qattn_replay data_out/synthetic_bag/test.bag --checkpoint runs/demo/binary_sign/best.safetensors --out reports/replay
 
 Starts the graph of `launch/replay_eval.launch.py` as processes — the bag player, the steering
 node (use_sim_time) and the replay evaluator — on the current ROS_DOMAIN_ID, and shuts it

@@ -1,6 +1,6 @@
 """qattn_sim: the steering node drives the simulated road, in closed loop; autonomy measured.
 
-  qattn_sim --checkpoint runs/demo/quant_sign/best.safetensors --km 2 --report reports/sim
+  qattn_sim --checkpoint runs/demo/binary_sign/best.safetensors --km 2 --report reports/sim
 
 Starts the graph of `launch/sim.launch.py` as processes — the simulator and the steering node
 on sim time — on the current ROS_DOMAIN_ID, and stops it when the simulator has driven the
