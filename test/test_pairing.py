@@ -86,6 +86,26 @@ def test_expiry_by_age_and_by_count_oldest_first() -> None:
     assert last.stamp == 4 and pairing.missing(last) == ["steering"] and len(pairing) == 0
 
 
+def test_a_frame_exactly_timeout_old_still_waits() -> None:
+    """Frames waiting *longer* than the timeout expire: at exactly 1 s a part may still come."""
+    pairing = Pairing(("image", "steering"), timeout=1.0)
+    pairing.add(1, "image", "i", 0.5)
+    assert pairing.expire(now=1.5) == []
+    assert pairing.add(1, "steering", 0.1, 1.5).parts == {"image": "i", "steering": 0.1}
+
+
+def test_expiry_goes_by_arrival_not_by_stamp() -> None:
+    """Stamps need not grow with arrival (another camera, a replay jumping back): the oldest waiting goes first."""
+    pairing = Pairing(("image", "steering"), timeout=1.0)
+    for stamp, since in ((5, 0.0), (1, 0.5), (3, 0.2)):
+        pairing.add(stamp, "image", stamp, since)
+    assert [e.stamp for e in pairing.expire(now=0.6, keep=1)] == [5, 3], "beyond the newest one kept"
+    assert [e.stamp for e in pairing.expire(now=10.0)] == [1]
+    for stamp, since in ((5, 0.0), (1, 0.5), (3, 0.2)):
+        pairing.add(stamp, "image", stamp, since)
+    assert [e.stamp for e in pairing.expire(now=10.0)] == [5, 3, 1], "oldest first"
+
+
 def test_a_part_required_later_holds_frames_back() -> None:
     pairing = Pairing(("image",), timeout=1.0)
     pairing.require("index")
