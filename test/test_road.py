@@ -47,6 +47,32 @@ def test_a_hole_in_a_linear_ramp_is_filled_exactly() -> None:
     assert np.allclose(filled, image, atol=1e-9)
 
 
+def _filled(known: list[list[float]], removed: list[tuple[int, int]]) -> np.ndarray:
+    """linear_fill of a 2-channel image (the second channel twice the first) with `removed` pixels set to 99."""
+    image = np.array(known, dtype=np.float64)
+    mask = np.zeros(image.shape, bool)
+    for row, col in removed:
+        mask[row, col] = True
+    out = linear_fill(np.stack([np.where(mask, 99.0, image), np.where(mask, 99.0, 2 * image)]), mask)
+    assert np.array_equal(out[:, ~mask], np.stack([image, 2 * image])[:, ~mask]), "known pixels stay"
+    assert np.allclose(out[1], 2 * out[0]), "each channel on its own"
+    return out[0]
+
+
+def test_fills_computed_by_hand() -> None:
+    """The rule: a removed pixel is the weighted mean of its in-image neighbours, 1/6 across an edge and 1/12 across
+    a corner, divided by the weight of the neighbours it has; removed neighbours are unknowns of the same system."""
+    # inside: the right neighbour 6 (1/6) and the lower right corner 12 (1/12), the rest 0: 1 + 1
+    assert _filled([[0, 0, 0], [0, 0, 6], [0, 0, 12]], [(1, 1)])[1, 1] == pytest.approx(2.0, abs=1e-12)
+    # a corner pixel has two edge neighbours and one corner neighbour: (3/6 + 6/6 + 12/12) / (5/12)
+    assert _filled([[0, 3], [6, 12]], [(0, 0)])[0, 0] == pytest.approx(6.0, abs=1e-12)
+    # two removed neighbours: x1 - x2/6 = 6/6 and x2 - x1/6 = 0, so x1 = 36/35 and x2 = 6/35
+    two = _filled([[0, 0, 0, 0], [6, 0, 0, 0], [0, 0, 0, 0]], [(1, 1), (1, 2)])
+    assert (two[1, 1], two[1, 2]) == pytest.approx((36 / 35, 6 / 35), abs=1e-12)
+    # nothing known: the dataset mean, 0 after normalization
+    assert np.array_equal(_filled([[5, 7], [9, 11]], [(0, 0), (0, 1), (1, 0), (1, 1)]), np.zeros((2, 2)))
+
+
 def test_fill_equals_grad_cams_noisy_linear_imputer_without_noise() -> None:
     road, _ = _grad_cam_road()
     rng = np.random.default_rng(3)
