@@ -10,14 +10,32 @@ from qattn_ros.node_status import COUNTERS, ERROR, OK, STALE, WARN, FrameWindow,
 
 def test_a_swap_that_comes_in_the_middle_of_a_count_waits_for_it() -> None:
     """The diagnostics timer swaps the window while the worker is inside a count: the count lands in exactly one
-    published window (swapped without the lock, it went into a window already published, and was lost)."""
+    published window (swapped without the lock, it went into a window already published, and was lost).
+
+    Decided by events, not by a timeout: the worker, preempted inside its count, goes on once the swap has either
+    found the lock taken (and waits for it) or finished without it."""
     window = FrameWindow()
     published, started = [], []
-    swapped = threading.Event()
+    decided = threading.Event()
+
+    class Watched:
+        """The window's lock, saying when an acquire has to wait."""
+
+        def __init__(self, lock) -> None:
+            self.lock = lock
+
+        def __enter__(self):
+            if not self.lock.acquire(blocking=False):
+                decided.set()
+                self.lock.acquire()
+            return self
+
+        def __exit__(self, *_) -> None:
+            self.lock.release()
 
     def swap() -> None:
         published.append(window.swap().counts["bad"])
-        swapped.set()
+        decided.set()
 
     class Interrupted(dict):
         """The worker's count, preempted between reading the old value and writing the new one."""
@@ -27,12 +45,13 @@ def test_a_swap_that_comes_in_the_middle_of_a_count_waits_for_it() -> None:
             if key == "bad" and not started:
                 started.append(threading.Thread(target=swap))
                 started[0].start()
-                swapped.wait(timeout=2.0)  # a swap that can run now would run now
+                assert decided.wait(timeout=60), "the swap neither waited for the lock nor finished"
             return value
 
+    window._lock = Watched(window._lock)
     window._window.counts = Interrupted(window._window.counts)
     window.count("bad")
-    started[0].join(timeout=30)
+    started[0].join(timeout=60)
     published.append(window.swap().counts["bad"])
     assert published == [1, 0] and window.totals["bad"] == 1
 
