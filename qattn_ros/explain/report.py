@@ -158,7 +158,7 @@ def plot_curves(results: dict, out: Path) -> Path:
         ("insertion_curve", "insertion from the blurred image (lower = more faithful)"),
     ]
     fig = Figure(figsize=(12, 9))
-    axes = fig.subplots(2, 2).flat
+    axes = list(fig.subplots(2, 2).flat)
     for name, model in results["models"].items():
         for method, s in model["methods"].items():
             color = None
@@ -167,15 +167,19 @@ def plot_curves(results: dict, out: Path) -> Path:
                     steps = np.linspace(0, 1, len(s[key]))
                     (line,) = ax.plot(steps, s[key], label=f"{name} / {method}", color=color)
                     color = line.get_color()
-    for ax, (_, title) in zip(axes, panels):
+    return finish_curves(fig, axes, [title for _, title in panels], "|y(x_k) - y(x_0)|", out)
+
+
+def finish_curves(fig: Figure, axes: list, titles: list[str], ylabel: str, out: Path) -> Path:
+    """Title, axis labels and grid on each curve panel, the legend on the first; the figure saved to `out`."""
+    for ax, title in zip(axes, titles):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("fraction of pixels")
-        ax.set_ylabel("|y(x_k) - y(x_0)|")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    save_figure(fig, out)
-    return out
+    return save_figure(fig, out)
 
 
 def plot_overlays(rows: list[tuple[str, np.ndarray, list[tuple[str, np.ndarray]]]], out: Path) -> Path:
