@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from benchmarks.node_latency import make_checkpoint, synthetic_frames
+from benchmarks.bench_models import exported_copy, synthetic_frames
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -85,22 +84,6 @@ def preprocessing_calls(preprocessing, frames: list[np.ndarray]) -> dict[str, ca
         "normalize_torch": lambda i: preprocessing.normalize(torch.from_numpy(np.array(model_uint8))),
         "normalize_table": lambda i: preprocessing.normalize_frames(model_uint8),
     }
-
-
-def exported_copy(checkpoint: str | None, folder: Path) -> str:
-    """The checkpoint (default: an untrained quant_sign) copied into `folder` and exported there, never beside
-    the original; returns the copy's .safetensors, its model.onnx beside it."""
-    if checkpoint is None:
-        copy = Path(make_checkpoint(folder))
-    else:
-        weights = Path(checkpoint).with_suffix(".safetensors")
-        for path in (weights, weights.with_suffix(".json")):
-            shutil.copy(path, folder / f"model{path.suffix}")
-        copy = folder / "model.safetensors"
-    from qattn_ros.export import export_checkpoint
-
-    export_checkpoint(copy)
-    return str(copy)
 
 
 def main() -> int:

@@ -24,19 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.bench_models import exported_copy, make_checkpoint, synthetic_frames
+
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 30  # distinct frames, cycled
 
 
 def stamp_ns(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-
-
-def synthetic_frames(count: int) -> list[np.ndarray]:
-    from qattn_ros.data.synthetic import RoadGenerator
-
-    generator = RoadGenerator(480, 640, seed=3)
-    return [generator.frame(i).image for i in range(count)]
 
 
 def run_publisher(rate: float, seconds: float) -> None:
@@ -116,20 +111,6 @@ def model_latency(checkpoint: str, count: int, rate: float, backend: str = "torc
         time.sleep(1.0 / rate)
         paced.append(timed(i))
     return np.array(paced), np.array([timed(i) for i in range(count)])
-
-
-def make_checkpoint(folder: Path) -> str:
-    import torch
-
-    from qattn_ros.model import ModelConfig, SteeringNet
-    from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-    from qattn_ros.preprocess import Preprocessing
-
-    torch.manual_seed(0)
-    model = SteeringNet(ModelConfig(variant="quant_sign")).eval()
-    model.calibrate(torch.randn(8, 3, 80, 160))
-    info = CheckpointInfo(model.config, Preprocessing(), "sim_normalized", False)
-    return str(save_checkpoint(folder / "bench", model, info))
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -242,8 +223,6 @@ def main() -> int:
     load = [os.getloadavg()[0]]  # a shared machine: say how busy it was
     backends = args.backends.split(",")
     if "onnxruntime" in backends:
-        from benchmarks.inference_backends import exported_copy
-
         checkpoint = exported_copy(args.checkpoint, Path(tmp.name))
     else:
         checkpoint = args.checkpoint or make_checkpoint(Path(tmp.name))
