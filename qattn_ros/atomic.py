@@ -10,11 +10,13 @@ write, flushed and fsynced, and a line cut short by a crash is cut off before th
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
 import secrets
 import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,6 +107,14 @@ def save_figure(figure, path: str | Path, dpi: int = 90) -> Path:
     return Path(path)
 
 
+def write_csv(path: str | Path, header: list[str], rows: list[list]) -> Path:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return Path(path)
+
+
 def read_json(path: str | Path) -> object | None:
     """The JSON value in `path`; None when there is none, or (with a TornFileWarning naming it) when a crash
     left it unreadable, so that the caller computes it again."""
@@ -116,6 +126,20 @@ def read_json(path: str | Path) -> object | None:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         refuse(path, f"not valid JSON, a write cut short ({error})")
         return None
+
+
+@contextmanager
+def atomic_folder(folder: str | Path) -> Iterator[Path]:
+    """A path, not yet created, to build `folder`'s new content under (inside a hidden temporary folder beside
+    it, so that the content keeps its own name); put in place when the block ends without an error."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    holder = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        yield holder / folder.name
+        commit_folder(holder / folder.name, folder)
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
 
 
 def commit_folder(tmp: Path, folder: Path) -> None:

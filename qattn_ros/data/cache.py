@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..atomic import commit_folder, refuse
+from ..atomic import atomic_folder, refuse
 from ..errors import DataError
 from ..preprocess import CameraGeometry, Preprocessing, fit_frame
 from .record import Source
@@ -117,12 +116,18 @@ def build_cache(
             return open_cache(folder)
         except DataError as error:
             refuse(folder, str(error))
-    capacity = len(source)
-    if capacity == 0:
+    if len(source) == 0:
         raise DataError(f"source has no frames: {source.fingerprint()}")
-    tmp = folder.with_name(folder.name + ".building")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with atomic_folder(folder) as tmp:
+        _write_entry(tmp, source, preprocessing, progress, camera, fit)
+    return open_cache(folder)
+
+
+def _write_entry(tmp: Path, source: Source, preprocessing: Preprocessing, progress: bool,
+                 camera: CameraGeometry | None, fit: tuple[str, float]) -> None:  # fmt: skip
+    """Decode, fit and preprocess every frame of `source` into the new entry folder `tmp`."""
+    capacity = len(source)
+    tmp.mkdir()
     shape = (preprocessing.height, preprocessing.width)
     images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(capacity, *shape, 3))
     masks = None
@@ -136,7 +141,6 @@ def build_cache(
         if camera is not None:
             fitted = fit_frame(*image.shape[:2], camera, *fit)
             if fitted.mismatch:
-                shutil.rmtree(tmp, ignore_errors=True)
                 raise DataError(f"{source.fingerprint()}, frame {count}: {fitted.mismatch}")
             top, bottom, left, right = fitted.box
             image = image[top:bottom, left:right]
@@ -153,7 +157,6 @@ def build_cache(
             speed[count] = record.speed
         count += 1
     if count == 0:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"no readable frames in source {source.fingerprint()} (skipped: {source.skipped()})")
     images.flush()
     if masks is not None:
@@ -173,6 +176,3 @@ def build_cache(
         "camera": None if camera is None else fit_record(camera, fit),
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    del images, masks
-    commit_folder(tmp, folder)
-    return open_cache(folder)

@@ -14,6 +14,7 @@ from pathlib import Path, PureWindowsPath
 
 from tqdm import tqdm
 
+from ..atomic import write_csv
 from ..errors import DataError
 from .image_list import ImageListSource
 from .images import write_mask, write_rgb
@@ -141,9 +142,4 @@ def write_simlog(
                 f"{centre.scene.speed / MPH_TO_MS:.4f}",
             ]
         )
-    csv_path = folder / "driving_log.csv"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)
-    return csv_path
+    return write_csv(folder / "driving_log.csv", COLUMNS, rows)  # last: a log without it is unfinished

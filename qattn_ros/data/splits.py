@@ -6,9 +6,9 @@ bag and folder writers (and with them rosbags) are imported only for those forma
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ..atomic import write_json
 from .simlog import write_simlog
 from .synthetic import RoadGenerator
 
@@ -53,6 +53,5 @@ def write_splits(
     meta = {"format": fmt, "counts": counts, "height": height, "width": width, "seed": seed,
             "side_cameras": side_cameras, "split_seeds": SPLIT_SEEDS,
             "label_unit": LABEL_UNITS.get(fmt, "steering_wheel_rad")}  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    write_json(out / "meta.json", meta)
     return out

@@ -10,12 +10,12 @@
 
 Steering samples carry the label of the nearest camera frame, so interpolating them at a
 camera stamp gives that frame's label exactly (each frame's two neighbouring samples are
-nearer to it than to any other frame at 50 Hz vs 20 Hz).
+nearer to it than to any other frame at 50 Hz vs 20 Hz). Bags are written under a temporary name
+and renamed when complete; the image folders' index CSV is written last, through a temporary file.
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from rosbags.rosbag2 import Writer as Ros2Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from tqdm import tqdm
 
+from ..atomic import atomic_folder, atomic_path, write_csv
 from ..units import from_wheel_angle
 from .bags import STEERING_REPORT_MSG, UDACITY_CAMERA_TOPICS, UDACITY_STEERING_TOPIC
 from .images import write_rgb
@@ -95,30 +96,31 @@ def write_udacity_bag(
     store.register(get_types_from_msg(STEERING_REPORT_MSG, report_type))
     image_type = "sensor_msgs/msg/CompressedImage" if compressed_images else "sensor_msgs/msg/Image"
     camera_topic = UDACITY_CAMERA_TOPICS[0 if compressed_images else 1]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = Ros1Writer(path)
-    if compression:
-        writer.set_compression(
-            {"bz2": Ros1Writer.CompressionFormat.BZ2, "lz4": Ros1Writer.CompressionFormat.LZ4}[compression]
-        )
-    stamps, labels, speeds = [], [], []
-    with writer:
-        camera = writer.add_connection(camera_topic, image_type, typestore=store)
-        report = writer.add_connection(UDACITY_STEERING_TOPIC, report_type, typestore=store)
-        for stamp, frame in _frames(generator, count, path.name, start_ns):
-            message = _image_message(store, frame.image, stamp, compressed_images, ros1=True)
-            writer.write(camera, stamp, store.serialize_ros1(message, image_type))
-            stamps.append(stamp)
-            labels.append(from_wheel_angle(frame.steering, "steering_wheel_rad", positive_is_left=True))
-            speeds.append(frame.scene.speed)
-        for stamp, nearest in _steering_samples(np.asarray(stamps), np.asarray(labels), steering_delay_ns):
-            message = store.types[report_type](
-                header=_header(store, stamp, "", ros1=True), steering_wheel_angle=labels[nearest],
-                steering_wheel_angle_cmd=0.0, steering_wheel_torque=0.0, speed=speeds[nearest], enabled=True,
-                override=False, driver=False, fault_wdc=False, fault_bus1=False, fault_bus2=False,
-                fault_calibration=False, fault_connector=False,
-            )  # fmt: skip
-            writer.write(report, stamp, store.serialize_ros1(message, report_type))
+    with atomic_path(path) as tmp:
+        tmp.unlink()  # the writer refuses to overwrite a file
+        writer = Ros1Writer(tmp)
+        if compression:
+            writer.set_compression(
+                {"bz2": Ros1Writer.CompressionFormat.BZ2, "lz4": Ros1Writer.CompressionFormat.LZ4}[compression]
+            )
+        stamps, labels, speeds = [], [], []
+        with writer:
+            camera = writer.add_connection(camera_topic, image_type, typestore=store)
+            report = writer.add_connection(UDACITY_STEERING_TOPIC, report_type, typestore=store)
+            for stamp, frame in _frames(generator, count, path.name, start_ns):
+                message = _image_message(store, frame.image, stamp, compressed_images, ros1=True)
+                writer.write(camera, stamp, store.serialize_ros1(message, image_type))
+                stamps.append(stamp)
+                labels.append(from_wheel_angle(frame.steering, "steering_wheel_rad", positive_is_left=True))
+                speeds.append(frame.scene.speed)
+            for stamp, nearest in _steering_samples(np.asarray(stamps), np.asarray(labels), steering_delay_ns):
+                message = store.types[report_type](
+                    header=_header(store, stamp, "", ros1=True), steering_wheel_angle=labels[nearest],
+                    steering_wheel_angle_cmd=0.0, steering_wheel_torque=0.0, speed=speeds[nearest], enabled=True,
+                    override=False, driver=False, fault_wdc=False, fault_bus1=False, fault_bus2=False,
+                    fault_calibration=False, fault_connector=False,
+                )  # fmt: skip
+                writer.write(report, stamp, store.serialize_ros1(message, report_type))
     return path
 
 
@@ -134,13 +136,9 @@ def write_udacity_folder(folder: str | Path, generator: RoadGenerator, count: in
             rows.append([2 * index + (camera == "left"), round(stamp, -6), frame.image.shape[1], frame.image.shape[0],
                          f"{camera}_camera", name, f"{angle:.10f}", "0.0", f"{frame.scene.speed:.6f}",
                          "37.4", "-122.1", "-2.0"])  # fmt: skip
-    path = folder / "interpolated.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["index", "timestamp", "width", "height", "frame_id", "filename", "angle", "torque", "speed",
-                         "lat", "long", "alt"])  # fmt: skip
-        writer.writerows(rows)
-    return path
+    header = ["index", "timestamp", "width", "height", "frame_id", "filename", "angle", "torque", "speed", "lat",
+              "long", "alt"]  # fmt: skip
+    return write_csv(folder / "interpolated.csv", header, rows)
 
 
 def write_ch2_test(folder: str | Path, generator: RoadGenerator, count: int) -> Path:
@@ -150,12 +148,7 @@ def write_ch2_test(folder: str | Path, generator: RoadGenerator, count: int) -> 
     for stamp, frame in _frames(generator, count, folder.name):
         write_rgb(folder / "center" / f"{stamp}.jpg", frame.image, JPEG_QUALITY)
         rows.append([stamp, f"{from_wheel_angle(frame.steering, 'steering_wheel_rad', True):.10f}", 1])
-    path = folder / "CH2_final_evaluation.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["frame_id", "steering_angle", "public"])
-        writer.writerows(rows)
-    return path
+    return write_csv(folder / "CH2_final_evaluation.csv", ["frame_id", "steering_angle", "public"], rows)
 
 
 def write_ros2_bag(
@@ -173,24 +166,24 @@ def write_ros2_bag(
     store = get_typestore(Stores.ROS2_HUMBLE)
     plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
     image_type = "sensor_msgs/msg/CompressedImage" if compressed_images else "sensor_msgs/msg/Image"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stamps, labels = [], []
-    with Ros2Writer(path, version=9, storage_plugin=plugin) as writer:
-        camera = writer.add_connection(camera_topic, image_type, typestore=store)
-        steering = writer.add_connection(steering_topic, steering_type, typestore=store)
-        for stamp, frame in _frames(generator, count, path.name):
-            message = _image_message(store, frame.image, stamp, compressed_images, ros1=False)
-            writer.write(camera, stamp, store.serialize_cdr(message, image_type))
-            stamps.append(stamp)
-            labels.append(frame.steering)
-        for stamp, nearest in _steering_samples(np.asarray(stamps), np.asarray(labels), 0):
-            if steering_type == "std_msgs/msg/Float32":
-                message = store.types[steering_type](data=labels[nearest])
-            else:
-                twist = store.types["geometry_msgs/msg/Twist"](
-                    linear=store.types["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0),
-                    angular=store.types["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=labels[nearest]),
-                )
-                message = store.types[steering_type](header=_header(store, stamp, "base_link", False), twist=twist)
-            writer.write(steering, stamp, store.serialize_cdr(message, steering_type))
+    with atomic_folder(path) as tmp:
+        stamps, labels = [], []
+        with Ros2Writer(tmp, version=9, storage_plugin=plugin) as writer:
+            camera = writer.add_connection(camera_topic, image_type, typestore=store)
+            steering = writer.add_connection(steering_topic, steering_type, typestore=store)
+            for stamp, frame in _frames(generator, count, path.name):
+                message = _image_message(store, frame.image, stamp, compressed_images, ros1=False)
+                writer.write(camera, stamp, store.serialize_cdr(message, image_type))
+                stamps.append(stamp)
+                labels.append(frame.steering)
+            for stamp, nearest in _steering_samples(np.asarray(stamps), np.asarray(labels), 0):
+                if steering_type == "std_msgs/msg/Float32":
+                    message = store.types[steering_type](data=labels[nearest])
+                else:
+                    twist = store.types["geometry_msgs/msg/Twist"](
+                        linear=store.types["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0),
+                        angular=store.types["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=labels[nearest]),
+                    )
+                    message = store.types[steering_type](header=_header(store, stamp, "base_link", False), twist=twist)
+                writer.write(steering, stamp, store.serialize_cdr(message, steering_type))
     return path
