@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from qattn_ros.atomic import save_figure
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.predictor import SteeringPredictor
 from qattn_ros.preprocess import CameraGeometry
@@ -63,7 +64,7 @@ def plot(results: dict, path) -> None:
     axes.set_ylabel("steering RMSE (front wheel, rad)")
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from qattn_ros.atomic import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = (
     "launch", "launch.actions", "launch.conditions", "launch.event_handlers", "launch.events",
@@ -93,7 +95,7 @@ class LaunchedNode:
         for index, item in enumerate(self.parameters):
             if isinstance(item, dict):
                 path = folder / f"launch_params_{self.name}_{index}.yaml"
-                path.write_text(yaml.dump({self.full_name: {"ros__parameters": self.parameter_dict()}}))
+                write_text(path, yaml.dump({self.full_name: {"ros__parameters": self.parameter_dict()}}))
                 item = str(path)
             command += ["--params-file", item]
         for old, new in self.remappings:

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
+from qattn_ros.atomic import write_json, write_text
 from qattn_ros.errors import CheckpointError, ConfigError
 from qattn_ros.predictor import SteeringPredictor
 from qattn_ros.sim.drive import drive, drive_predictor, merged_summary
@@ -67,9 +67,9 @@ def sweep(args: argparse.Namespace, out: Path) -> int:
             raise ConfigError(f"--checkpoint {entry!r}: expected NAME=PATH")
         checkpoints[name] = path
     result = run_sweep(checkpoints, args.sweep or AXIS_NAMES, args.tracks or 5, args.track_m, args.jobs)
-    (out / "sweep.json").write_text(json.dumps(dataclasses.asdict(result), indent=2))
+    write_json(out / "sweep.json", dataclasses.asdict(result))
     table = sweep_table(result)
-    (out / "sweep.md").write_text(table)
+    write_text(out / "sweep.md", table)
     plot_sweep(result, out / "sweep.png")
     print(table)
     print(f"report: {out}/sweep.md, sweep.json, sweep.png")

@@ -15,13 +15,13 @@ the first --sanity-frames frames. Then results.json, table.md, curves.png and ov
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from qattn_ros.atomic import write_json
 from qattn_ros.data.sources import open_source, spec_from_text
 from qattn_ros.errors import CheckpointError, ConfigError, DataError
 from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results, sanity_method
@@ -123,10 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise DataError(f"{args.data}: no frames to evaluate")
             models.append(Evaluated(name, predictor, frames))
             info = predictor.info
-            (out / name).mkdir(parents=True, exist_ok=True)
-            (out / name / "model.json").write_text(json.dumps(
-                {"checkpoint": path, "variant": info.model.variant, "bits": info.model.bits,
-                 "steering_unit": info.steering_unit, "frames": len(frames)}, indent=2))  # fmt: skip
+            described = {"checkpoint": path, "variant": info.model.variant, "bits": info.model.bits,
+                         "steering_unit": info.steering_unit, "frames": len(frames)}  # fmt: skip
+            write_json(out / name / "model.json", described)
             for method in methods:
                 if method == "attention" and not predictor.has_attention:
                     continue

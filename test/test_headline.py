@@ -1,15 +1,10 @@
 """The headline's summary rules: Pareto dominance, the recommendation, the late validation swing."""
 
-import sys
-
 import numpy as np
 import pytest
-from conftest import ROOT
 
 from benchmarks.headline import best_point, hierarchical_means, pareto, seed_interval
-
-sys.path.insert(0, str(ROOT / "training"))
-from demo import late_swing  # noqa: E402
+from qattn_ros.metrics import late_swing
 
 
 def _entry(deletion: float, road: float, rmse: float) -> dict:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from qattn_ros.atomic import read_json, save_figure, write_text
 from qattn_ros.data.simlog import SimLogSource
 from qattn_ros.data.splits import write_splits
 from qattn_ros.explain.engine import relevance_scores
@@ -33,7 +34,7 @@ from qattn_ros.explain.overlay import overlay, to_camera
 from qattn_ros.explain.saliency import saliency
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
-from qattn_ros.metrics import steering_errors
+from qattn_ros.metrics import late_swing, steering_errors
 from qattn_ros.predictor import Frames, SteeringPredictor
 from qattn_ros.sim.drive import drive_predictor, merged_summary
 from qattn_ros.sim.track import HELD_OUT_SEEDS, generate_track
@@ -51,12 +52,6 @@ def test_metrics(predictor: SteeringPredictor, frames: Frames) -> dict:
     maps = saliency("attention", predictor.model, predictor.normalize(frames.images), np.arange(len(frames)))
     _, mass_ratio, _ = relevance_scores(maps, frames.masks)
     return {**steering_errors(steering, frames.targets), "mask_mass_ratio": float(np.nanmean(mass_ratio))}
-
-
-def late_swing(history: list[dict], after: int = 3) -> float:
-    """Largest relative change of the validation RMSE between consecutive epochs after epoch `after`."""
-    values = [h["val_rmse"] for h in history]
-    return max((abs(b - a) / a for a, b in zip(values[after - 1 : -1], values[after:])), default=0.0)
 
 
 def spread(values: list[float], digits: int = 4) -> str:
@@ -79,7 +74,7 @@ def overlay_figure(predictors: dict, log: Path, out: Path, count: int = 6) -> No
     for ax in axes.flat:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out, dpi=80)
+    save_figure(fig, out, dpi=80)
 
 
 def closed_loop_drive(predictor: SteeringPredictor, out: Path) -> dict:
@@ -145,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             frames = predictor.frames(SimLogSource(data / "test"), config.data.cache_dir)
             metrics = test_metrics(predictor, frames)
             val = predictor.info.metrics
-            history = json.loads((folder / "history.json").read_text())
+            history = read_json(folder / "history.json")
             rows.append({"variant": variant, "seed": seed, "val_rmse": val["rmse"], "test_rmse": metrics["rmse"],
                          "test_mae": metrics["mae"], "mean_baseline_rmse": val["mean_baseline_rmse"],
                          "mask_mass_ratio": metrics["mask_mass_ratio"],
@@ -177,11 +172,11 @@ def main(argv: list[str] | None = None) -> int:
               f"autonomy {100 * drive['autonomy']:.1f} %, {drive['interventions']} interventions, "
               f"mean |offset| {drive['mean_abs_offset_m']:.3f} m, max {drive['max_abs_offset_m']:.2f} m"]  # fmt: skip
     summary = "\n".join(["Steering in simulator units (x25 deg, positive right).", "", *table, ""])
-    (out / "summary.md").write_text(summary)
+    write_text(out / "summary.md", summary)
     result = demo_record(rows, drive, args, time.monotonic() - started)
-    (out / "summary.json").write_text(json.dumps(result, indent=2, default=plain) + "\n")
+    write_text(out / "summary.json", json.dumps(result, indent=2, default=plain) + "\n")
     if args.record:
-        RECORD.write_text(json.dumps(result, indent=2, default=plain) + "\n")
+        write_text(RECORD, json.dumps(result, indent=2, default=plain) + "\n")
         print(f"recorded {RECORD}")
     print(summary)
     print(f"overlays: {out / 'attention_overlays.png'}, closed loop: {out / 'closed_loop.gif'}")
