@@ -84,6 +84,18 @@ def users_shell(domain: int, discovery_range: str) -> dict[str, str]:
     return env
 
 
+def spin_until_interrupted(node, seconds: float) -> None:
+    """A counting role's loop: until SIGINT (the benchmark is done) or `seconds`."""
+    import rclpy
+
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except KeyboardInterrupt:
+        pass
+
+
 def count_answers(seconds: float) -> None:
     """Role `answers`: cmd_vel arrival minus its stamp (ms) and the node's total_frames_in, until SIGINT."""
     import rclpy
@@ -109,12 +121,7 @@ def count_answers(seconds: float) -> None:
 
     node.create_subscription(TwistStamped, "cmd_vel", on_command, 100)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-    end = time.monotonic() + seconds
-    try:
-        while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except KeyboardInterrupt:
-        pass
+    spin_until_interrupted(node, seconds)
     values = np.array(list(latencies.values()) or [float("nan")])
     print(f"answers {len(latencies)} frames_in {frames_in[0]} p50 {np.percentile(values, 50):.2f} "
           f"p99 {np.percentile(values, 99):.2f}", flush=True)  # fmt: skip
@@ -137,6 +144,7 @@ def _wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout: flo
 def run_cell(checkpoint: str, camera: str, discovery_range: str, load: str, seconds: float, folder: Path) -> dict:
     """One camera x discovery range x load."""
     from qattn_ros.ros.dds_domain import claim_domain_id
+    from qattn_ros.ros.graph import stop_as_launch_does
 
     qos, fmt, width, height, rate = CAMERAS[camera]
     env = users_shell(claim_domain_id(), discovery_range)
@@ -171,15 +179,7 @@ def run_cell(checkpoint: str, camera: str, discovery_range: str, load: str, seco
         if hog is not None:
             hog.kill()
             hog.wait()
-        for process in started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_as_launch_does(started)
     answered, frames_in, p50, p99 = int(words[1]), int(words[3]), float(words[5]), float(words[7])
     return {
         "cell": label, "camera": camera, "qos": qos, "format": fmt, "size": f"{width}x{height}", "rate_hz": rate,

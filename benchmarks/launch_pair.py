@@ -29,6 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from benchmarks import foreign_cameras
+from qattn_ros.ros.graph import stop_as_launch_does
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,12 +47,7 @@ def count_outputs(seconds: float) -> None:
     node.create_subscription(
         JointState, "steering_angle", lambda m: stamps.add((m.header.stamp.sec, m.header.stamp.nanosec)), 100
     )
-    end = time.monotonic() + seconds
-    try:
-        while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except KeyboardInterrupt:
-        pass
+    foreign_cameras.spin_until_interrupted(node, seconds)
     print(f"outputs {len(stamps)}", flush=True)
     rclpy.try_shutdown()
 
@@ -107,14 +103,7 @@ def run_pair(checkpoint: str, discovery_range: str, frames: int, rate: float, fo
         answered = int(wait_for(counter, logs["counter"], r"outputs (\d+)", 5)[1])
         transport = wait_for(node, logs["node"], r"(DDS transport: [^\n]*)", 5)[1]
     finally:
-        for process in started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_as_launch_does(started)
     return {
         "label": label,
         "discovery_range": discovery_range,

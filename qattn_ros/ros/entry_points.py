@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from functools import partial
 
 from . import signals
 
@@ -26,32 +27,14 @@ def run(module: str, program: str) -> int:
     return status
 
 
-def steering_node() -> int:
-    return run("qattn_ros.ros.steering_node", "qattn_steering")
-
-
-def camera_publisher() -> int:
-    return run("qattn_ros.ros.camera_publisher", "qattn_camera")
-
-
-def bag_player() -> int:
-    return run("qattn_ros.ros.bag_player", "qattn_bag_player")
-
-
-def replay_evaluator() -> int:
-    return run("qattn_ros.ros.replay_evaluator", "qattn_replay_evaluator")
-
-
-def simulator() -> int:
-    return run("qattn_ros.ros.simulator", "qattn_simulator")
-
-
-def replay() -> int:
-    return run("qattn_ros.ros.replay", "qattn_replay")
-
-
-def sim_drive() -> int:
-    return run("qattn_ros.ros.sim_drive", "qattn_sim")
+# what each console executable runs (setup.py's console_scripts name these)
+steering_node = partial(run, "qattn_ros.ros.steering_node", "qattn_steering")
+camera_publisher = partial(run, "qattn_ros.ros.camera_publisher", "qattn_camera")
+bag_player = partial(run, "qattn_ros.ros.bag_player", "qattn_bag_player")
+replay_evaluator = partial(run, "qattn_ros.ros.replay_evaluator", "qattn_replay_evaluator")
+simulator = partial(run, "qattn_ros.ros.simulator", "qattn_simulator")
+replay = partial(run, "qattn_ros.ros.replay", "qattn_replay")
+sim_drive = partial(run, "qattn_ros.ros.sim_drive", "qattn_sim")
 
 
 if __name__ == "__main__":  # python -m qattn_ros.ros.entry_points <executable> [args]: as the console script

@@ -6,7 +6,10 @@ project's readers open it. Closing writes the bag's metadata.yaml: an unclosed b
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from ..atomic import commit_folder
 
 RECORDED = {  # topic (relative, remappable) -> message type, as the recording names it
     "image": "sensor_msgs/msg/Image",
@@ -27,9 +30,12 @@ class Recording:
 
         store = get_typestore(Stores.ROS2_HUMBLE)
         folder.mkdir(parents=True, exist_ok=True)
-        runs = [int(d.name[4:]) for d in folder.glob("run_*") if d.name[4:].isdigit()]
+        runs = [int(m[1]) for d in folder.iterdir() if (m := re.fullmatch(r"\.?run_(\d+)(\.partial)?", d.name))]
         self.path = folder / f"run_{1 + max(runs, default=0)}"
-        self.writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        # recorded under a hidden name, renamed when closed: a run_N folder is always a whole bag (a crash
+        # leaves .run_N.partial, which `ros2 bag reindex` can recover)
+        self.partial = folder / f".{self.path.name}.partial"
+        self.writer = Writer(self.partial, version=9, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
         self.connections = {topic: self.writer.add_connection(resolve(topic), kind, typestore=store)
                             for topic, kind in RECORDED.items()}  # fmt: skip
@@ -42,3 +48,4 @@ class Recording:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+            commit_folder(self.partial, self.path)

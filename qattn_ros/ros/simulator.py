@@ -49,6 +49,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
+from ..atomic import atomic_path
 from ..errors import ConfigError
 from ..sim.report import plot_offset, plot_track, write_summary
 from ..sim.track import generate_track
@@ -291,8 +292,9 @@ class Simulator(Node):
         plot_offset({"node": self.sim}, out / "offset.png")
         log = self.sim.log
         columns = np.column_stack([log.time, log.distance, log.offset, log.heading, log.steering, log.x, log.y])
-        np.savetxt(out / "drive.csv", columns, delimiter=",", header="time,distance,offset,heading,steering,x,y",
-                   comments="", fmt="%.9g")  # fmt: skip
+        with atomic_path(out / "drive.csv") as partial:
+            np.savetxt(partial, columns, delimiter=",", header="time,distance,offset,heading,steering,x,y",
+                       comments="", fmt="%.9g")  # fmt: skip
 
 
 def main(args: list[str] | None = None) -> int:
