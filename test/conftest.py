@@ -35,3 +35,25 @@ def small_train_overrides(logs: dict[str, Path], out: Path, cache: Path) -> list
         "progress=false",
         "device=cpu",
     ]
+
+
+@pytest.fixture(scope="module")
+def ros():
+    """(harness, domain): a reliable harness node on a domain of its own, for the tests of one module."""
+    import rclpy
+    from ros_harness import Harness
+
+    from qattn_ros.ros.dds_domain import claim_domain_id
+
+    domain = claim_domain_id()
+    rclpy.init(domain_id=domain)
+    harness = Harness("safety", reliable=True)
+    yield harness, domain
+    harness.node.destroy_node()
+    rclpy.shutdown()
+
+
+@pytest.fixture(scope="module")
+def frame():
+    """A 120x160 synthetic road frame."""
+    return RoadGenerator(120, 160, seed=6).frame(0).image

@@ -16,11 +16,14 @@ import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from processes import output, spawn
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_srvs.srv import SetBool
 
 from qattn_ros.ros.dds_transport import apply_transport
 from qattn_ros.ros.graph import ros_args
@@ -174,3 +177,42 @@ def compressed_message(rgb: np.ndarray, fmt: str) -> CompressedImage:
     msg.data = data.tobytes()
     msg.header.frame_id = "camera"
     return msg
+
+
+def call(harness: Harness, client, request, timeout: float = 10.0):
+    """A service call from the harness; its response (None after `timeout` s)."""
+    assert client.wait_for_service(timeout_sec=timeout), client.srv_name
+    future = client.call_async(request)
+    end = time.monotonic() + timeout
+    while not future.done() and time.monotonic() < end:
+        rclpy.spin_once(harness.node, timeout_sec=0.05)
+    return future.result()
+
+
+def until(harness: Harness, condition, timeout: float = 60.0) -> bool:
+    """Spin the harness until `condition()` or `timeout` s; the condition's last value."""
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        rclpy.spin_once(harness.node, timeout_sec=0.02)
+    return bool(condition())
+
+
+class Lifecycle:
+    """The node's standard lifecycle services, called from the harness."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self.change = harness.node.create_client(ChangeState, "/qattn_steering/change_state")
+        self.get = harness.node.create_client(GetState, "/qattn_steering/get_state")
+        self.enable = harness.node.create_client(SetBool, "/qattn_steering/enable")
+
+    def transition(self, transition_id: int) -> bool:
+        return call(self.harness, self.change, ChangeState.Request(transition=Transition(id=transition_id))).success
+
+    def state(self) -> int:
+        return call(self.harness, self.get, GetState.Request()).current_state.id
+
+    def set_enabled(self, enabled: bool) -> str:
+        response = call(self.harness, self.enable, SetBool.Request(data=enabled))
+        assert response.success
+        return response.message

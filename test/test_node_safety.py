@@ -4,26 +4,20 @@ import math
 import signal
 import time
 
-import numpy as np
 import pytest
 import rclpy
 import torch
-from checkpoints import overflowing_recurrent_checkpoint
 from diagnostic_msgs.msg import DiagnosticStatus
 from lifecycle_msgs.msg import State, Transition, TransitionEvent
-from lifecycle_msgs.srv import ChangeState, GetState
 from processes import finish, spawn
-from ros_harness import Harness, raw_message, start_process, stop_process
-from std_srvs.srv import SetBool
+from ros_harness import Harness, Lifecycle, raw_message, start_process, stop_process, until
 
 from qattn_ros.command_gate import Command, drive_message
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.predictor import SteeringPredictor
 from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros.dds_domain import claim_domain_id
-from qattn_ros.ros.messages import steering_value
 
 NODE = "qattn_ros.ros.steering_node"
 
@@ -41,21 +35,6 @@ def _checkpoint(folder, name: str, nan: bool = False, target_mean: float = 0.0) 
 
 
 @pytest.fixture(scope="module")
-def ros():
-    domain = claim_domain_id()
-    rclpy.init(domain_id=domain)
-    harness = Harness("safety", reliable=True)
-    yield harness, domain
-    harness.node.destroy_node()
-    rclpy.shutdown()
-
-
-@pytest.fixture(scope="module")
-def frame():
-    return RoadGenerator(120, 160, seed=6).frame(0).image
-
-
-@pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ckpt")
     return {
@@ -63,15 +42,6 @@ def checkpoints(tmp_path_factory):
         "nan": _checkpoint(folder, "nan", nan=True),
         "hard_left": _checkpoint(folder, "left", target_mean=3.0),  # 3 rad: far beyond any steering limit
     }
-
-
-def _call(harness: Harness, client, request, timeout: float = 10.0):
-    assert client.wait_for_service(timeout_sec=timeout), client.srv_name
-    future = client.call_async(request)
-    end = time.monotonic() + timeout
-    while not future.done() and time.monotonic() < end:
-        rclpy.spin_once(harness.node, timeout_sec=0.05)
-    return future.result()
 
 
 def _stops_after(harness: Harness, index: int) -> list:
@@ -97,27 +67,6 @@ def test_bad_parameters_refuse_start_up_naming_the_parameter_and_its_range(check
     last = output.strip().splitlines()[-1]
     assert last.startswith("qattn_steering: ") and needle in last, last
     assert "Traceback" not in output
-
-
-class Lifecycle:
-    """The node's standard lifecycle services, called from the harness."""
-
-    def __init__(self, harness: Harness) -> None:
-        self.harness = harness
-        self.change = harness.node.create_client(ChangeState, "/qattn_steering/change_state")
-        self.get = harness.node.create_client(GetState, "/qattn_steering/get_state")
-        self.enable = harness.node.create_client(SetBool, "/qattn_steering/enable")
-
-    def transition(self, transition_id: int) -> bool:
-        return _call(self.harness, self.change, ChangeState.Request(transition=Transition(id=transition_id))).success
-
-    def state(self) -> int:
-        return _call(self.harness, self.get, GetState.Request()).current_state.id
-
-    def set_enabled(self, enabled: bool) -> str:
-        response = _call(self.harness, self.enable, SetBool.Request(data=enabled))
-        assert response.success
-        return response.message
 
 
 def test_lifecycle_through_the_standard_services(ros, checkpoints, frame) -> None:
@@ -158,13 +107,6 @@ def test_lifecycle_through_the_standard_services(ros, checkpoints, frame) -> Non
     assert "active: commanding from /image (commands paused by ~/enable false until ~/enable true)" in log
 
 
-def _until(harness: Harness, condition, timeout: float = 60.0) -> bool:
-    end = time.monotonic() + timeout
-    while not condition() and time.monotonic() < end:
-        rclpy.spin_once(harness.node, timeout_sec=0.02)
-    return bool(condition())
-
-
 def _diagnostics_saying(harness: Harness, text: str, start: int = 0) -> list:
     return [d.status[0] for d in harness.received["/diagnostics"][start:] if text in d.status[0].message]
 
@@ -178,7 +120,7 @@ def test_camera_silence_stops_the_vehicle_and_frames_resume_it(ros, checkpoints,
         outputs = harness.send(raw_message(frame, "rgb8"))
         assert outputs["cmd_vel"][0].twist.linear.x == pytest.approx(2.0)
         before = len(harness.received["cmd_vel"])
-        assert _until(harness, lambda: _stops_after(harness, before), 10), "no stop while the camera was silent"
+        assert until(harness, lambda: _stops_after(harness, before), 10), "no stop while the camera was silent"
         harness.spin(0.5)
         assert len(_stops_after(harness, before)) > 3, "the stop is repeated while the camera stays silent"
         diagnostics = harness.diagnostics()
@@ -196,8 +138,8 @@ def test_no_camera_yet_is_a_warning_and_a_stop_not_an_error(ros, checkpoints) ->
     process = start_process(NODE, {"checkpoint": checkpoints["ok"], "camera_timeout": 0.2, "device": "cpu"}, domain)
     try:
         harness.wait_for_node()
-        assert _until(harness, lambda: _stops_after(harness, before)), "stopped while waiting for a camera"
-        assert _until(harness, lambda: _diagnostics_saying(harness, "waiting for the first camera frame", seen))
+        assert until(harness, lambda: _stops_after(harness, before)), "stopped while waiting for a camera"
+        assert until(harness, lambda: _diagnostics_saying(harness, "waiting for the first camera frame", seen))
         assert _diagnostics_saying(harness, "waiting", seen)[-1].level == DiagnosticStatus.WARN
     finally:
         log = stop_process(process)
@@ -217,14 +159,14 @@ def test_a_camera_stopping_with_the_sim_clock_is_a_pause_and_alone_an_error(ros,
                                    "reliability": "reliable", "device": "cpu"}, domain)  # fmt: skip
     try:
         harness.wait_for_node()
-        _until(harness, lambda: clock.get_subscription_count() > 0, 30)
+        until(harness, lambda: clock.get_subscription_count() > 0, 30)
         clock.publish(Clock(clock=Time(sec=500)))
         harness.spin(0.3)
         for _ in range(3):  # the replay: /clock, then the frame
             clock.publish(Clock(clock=Time(sec=500)))
             assert harness.send(raw_message(frame, "rgb8")) is not None
         seen = len(harness.received["/diagnostics"])
-        assert _until(harness, lambda: _diagnostics_saying(harness, "camera and clock stopped together", seen))
+        assert until(harness, lambda: _diagnostics_saying(harness, "camera and clock stopped together", seen))
         assert _diagnostics_saying(harness, "camera and clock", seen)[-1].level == DiagnosticStatus.STALE
         seen = len(harness.received["/diagnostics"])
         last = max(m.header.stamp.sec for m in harness.received["steering_angle"])  # the last frame's stamp (s)
@@ -232,7 +174,7 @@ def test_a_camera_stopping_with_the_sim_clock_is_a_pause_and_alone_an_error(ros,
         harness.spin(0.5)
         assert not _diagnostics_saying(harness, "camera silent", seen), "the clock at the last frame: still paused"
         clock.publish(Clock(clock=Time(sec=last + 1)))  # time goes on past the frame, the camera does not
-        assert _until(harness, lambda: _diagnostics_saying(harness, "camera silent", seen))
+        assert until(harness, lambda: _diagnostics_saying(harness, "camera silent", seen))
         assert _diagnostics_saying(harness, "camera silent", seen)[-1].level == DiagnosticStatus.ERROR
     finally:
         log = stop_process(process)
@@ -256,9 +198,9 @@ def test_a_signal_sends_a_last_zero_speed_command_and_the_finalized_transition(r
         assert harness.send(raw_message(frame, "rgb8")) is not None
         before = len(harness.received["cmd_vel"])
         process.send_signal(signum)
-        assert _until(harness, lambda: process.poll() is not None, 30), "the node exits on the signal"
+        assert until(harness, lambda: process.poll() is not None, 30), "the node exits on the signal"
         finalized = lambda: [e for e in events if e.goal_state.id == State.PRIMARY_STATE_FINALIZED]  # noqa: E731
-        assert _until(harness, finalized, 10), [e.goal_state.label for e in events]
+        assert until(harness, finalized, 10), [e.goal_state.label for e in events]
     finally:
         log = stop_process(process)
         harness.node.destroy_subscription(subscription)
@@ -326,96 +268,6 @@ def test_the_ackermann_drive_command_carries_the_clamped_angle_and_the_speed() -
     stop = drive_message(AckermannDriveStamped, stamp, "base_link", drive_command(float("inf"), 0.1, 2.5, 0.3))
     assert (stop.drive.steering_angle, stop.drive.speed) == (0.0, 0.0)
     assert drive_message(AckermannDriveStamped, stamp, "b", Command(1.0, 0.1, True, False)).drive.speed == 1.0
-
-
-def _recurrent_checkpoint(folder) -> str:
-    """A recurrent model whose state moves its output by ~5e-4 rad from frame to frame (far above float noise)."""
-    torch.manual_seed(0)
-    model = SteeringNet(ModelConfig(variant="kim_canny", recurrent=True)).eval()
-    model.target_std.fill_(2.0)
-    with torch.no_grad():
-        model.state_input.weight.mul_(20)
-        model.cell.weight_hh.mul_(4)
-        model.head[1].weight[:, -model.config.hidden_dim :] *= 20
-    info = CheckpointInfo(model=model.config, preprocessing=Preprocessing(), steering_unit="wheel_rad",
-                          positive_is_left=True)  # fmt: skip
-    return str(save_checkpoint(folder / "rnn", model, info))
-
-
-def _answer(harness: Harness, image, sec: int, nanosec: int) -> float:
-    """The steering angle the node publishes for `image` stamped sec.nanosec."""
-    msg = raw_message(image, "rgb8")
-    msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
-    before = len(harness.received["steering_angle"])
-    harness.raw.publish(msg)
-    assert _until(harness, lambda: len(harness.received["steering_angle"]) > before, 20), "no output"
-    return steering_value(harness.received["steering_angle"][-1])
-
-
-def _warm_up(harness: Harness, image, ready=lambda: True) -> None:
-    """Frames until the node answers on steering_angle and `ready()` (its recurrent state moves on meanwhile)."""
-    warmed = len(harness.received["steering_angle"])
-    end = time.monotonic() + 30
-    while (len(harness.received["steering_angle"]) == warmed or not ready()) and time.monotonic() < end:
-        assert harness.send(raw_message(image, "rgb8"), wait_for=("attention/map",)) is not None
-        harness.spin(0.3)
-
-
-def test_twist_commands_and_a_recurrent_state_reset_when_stamps_jump(ros, tmp_path, frame) -> None:
-    """cmd_vel_type twist publishes plain Twist. The recurrent state starts afresh on a stamp gap above
-    max_frame_gap, a stamp going back and on activation; a repeated stamp (or stamp 0) continues it."""
-    from geometry_msgs.msg import Twist
-
-    harness, domain = ros
-    checkpoint = _recurrent_checkpoint(tmp_path)
-    twists = []
-    harness.node.create_subscription(Twist, "plain_cmd_vel", twists.append, 10)
-    offline = SteeringPredictor(checkpoint, "cpu")
-    fresh, second = offline.predict(frame).wheel_angle, offline.predict(frame).wheel_angle
-    assert abs(fresh - second) > 40 * 1e-5, "the state matters well above the tolerance"
-    process = start_process(NODE, {"checkpoint": checkpoint, "cmd_vel_type": "twist", "reliability": "reliable",
-                                   "device": "cpu", "max_frame_gap": 0.1}, domain,
-                            remaps={"cmd_vel": "plain_cmd_vel"})  # fmt: skip
-    node = Lifecycle(harness)
-
-    def answer(sec: int, nanosec: int) -> float:
-        return _answer(harness, frame, sec, nanosec)
-
-    try:
-        _warm_up(harness, frame, lambda: bool(twists))
-        values = [answer(5000, 0), answer(5000, 50_000_000), answer(5000, 300_000_000)]  # hours later; +50 ms; +250 ms
-        values += [answer(4000, 0), answer(4000, 0)]  # 1000 s back; the same stamp again
-        assert node.transition(Transition.TRANSITION_DEACTIVATE) and node.transition(Transition.TRANSITION_ACTIVATE)
-        values += [answer(4000, 50_000_000)]  # +50 ms, but after a re-activation
-        values += [answer(0, 0), answer(0, 0)]  # a camera that does not stamp
-        expected = [fresh, second, fresh, fresh, second, fresh, fresh, second]
-        assert values == pytest.approx(expected, abs=1e-5)
-        harness.spin(0.3)
-        assert twists[-1].linear.x == pytest.approx(2.0), "plain Twist commands"
-    finally:
-        stop_process(process)
-
-
-def test_a_recurrent_model_starts_afresh_after_a_non_finite_prediction(ros, tmp_path, frame) -> None:
-    """The node stops on a non-finite prediction and forgets the state it came with: the next frame of the same
-    stamp sequence is answered as a first frame, not from the state of the broken one."""
-    harness, domain = ros
-    trigger = np.zeros_like(frame)  # its prediction overflows to inf
-    checkpoint = overflowing_recurrent_checkpoint(tmp_path, frame, trigger)
-    offline = SteeringPredictor(checkpoint, "cpu")
-    fresh, second = offline.predict(frame).wheel_angle, offline.predict(frame).wheel_angle
-    assert math.isinf(offline.predict(trigger).wheel_angle)
-    assert abs(second - fresh) > 1e-4 * abs(fresh), "the state matters well above float noise"
-    process = start_process(NODE, {"checkpoint": checkpoint, "reliability": "reliable", "device": "cpu"}, domain)
-    try:
-        _warm_up(harness, frame)
-        values = [_answer(harness, image, 7000, k * 50_000_000) for k, image in enumerate((frame, frame, trigger))]
-        values.append(_answer(harness, frame, 7000, 150_000_000))  # +50 ms: the same sequence
-        assert values[:2] == pytest.approx([fresh, second], rel=1e-5) and math.isinf(values[2])
-        assert values[3] == pytest.approx(fresh, rel=1e-5), "the state of the broken frame was kept"
-    finally:
-        log = stop_process(process)
-    assert "non-finite prediction: vehicle stopped" in log
 
 
 def test_frames_faster_than_the_model_are_dropped_counted_and_warned(ros, checkpoints) -> None:
