@@ -15,7 +15,6 @@ copies included, with the state the node had before that frame held fixed.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .atomic import write_json, write_text
 from .command_gate import StampSequence
 from .explain.engine import EvalSettings, append_rows, done_frames, drop_torn_tail, evaluate_group
 from .explain.report import plot_overlays, write_report
@@ -262,10 +262,10 @@ class OnlineEvaluation:
         with self.lock:
             self.sealed = True
         info = self.predictor.info
-        (self.folder / "model.json").write_text(json.dumps(
-            {"checkpoint": self.checkpoint, "variant": info.model.variant,
-             "bits": info.model.bits, "steering_unit": info.steering_unit, "frames": self.counts.received,
-             "saliency": "the attention/map published by qattn_steering"}, indent=2))  # fmt: skip
+        write_json(self.folder / "model.json",
+                   {"checkpoint": self.checkpoint, "variant": info.model.variant,
+                    "bits": info.model.bits, "steering_unit": info.steering_unit, "frames": self.counts.received,
+                    "saliency": "the attention/map published by qattn_steering"})  # fmt: skip
         results = write_report(out)
         if self.showcase:
             rows = [(f"frame {frame}", self.predictor.preprocessing.to_rgb(image),
@@ -275,7 +275,7 @@ class OnlineEvaluation:
         counts = self.counts
         summary = {"complete": complete, "stopped": stopped, "last_evaluated": self.last_evaluated, **summary,
                    "counts": counts.__dict__}  # fmt: skip
-        (out / "replay.json").write_text(json.dumps(summary, indent=2))
+        write_json(out / "replay.json", summary)
         lines = [f"\n## Replay ({'complete' if complete else 'incomplete: ' + stopped})\n",
                  f"- frames received {counts.received}, matched {counts.matched}, evaluated {counts.evaluated} "
                  f"(+{counts.resumed} from earlier runs), unmatched {counts.unmatched} {counts.missing or ''}",
@@ -284,6 +284,6 @@ class OnlineEvaluation:
         if self.last_evaluated:
             sec, nanosec = self.last_evaluated["stamp"]
             lines.append(f"- last evaluated frame {self.last_evaluated['frame']} (stamp {sec}.{nanosec:09d})")
-        with (out / "table.md").open("a") as handle:
-            handle.write("\n".join(lines) + "\n")
+        table = out / "table.md"
+        write_text(table, (table.read_text() if table.is_file() else "") + "\n".join(lines) + "\n")
         return results
