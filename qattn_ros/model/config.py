@@ -29,10 +29,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ConfigError(f"model.variant: unknown variant {self.variant!r}; expected one of {', '.join(VARIANTS)}")
-        if self.variant == "binary_sign":
-            self.bits = 1
         if not isinstance(self.bits, int) or not 1 <= self.bits <= MAX_BITS:
             raise ConfigError(f"model.bits: bit width must be an integer in 1..{MAX_BITS}, got {self.bits!r}")
+        if self.variant == "binary_sign":  # 1 bit by definition, whatever a shared config says (checked above)
+            self.bits = 1
         if self.variant == "quant_sign" and self.bits < 2:
             raise ConfigError("model.bits: quant_sign needs bits >= 2 (use binary_sign for 1 bit)")
         if not 0.0 <= self.rest_dropout < 1.0:
