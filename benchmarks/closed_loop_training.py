@@ -49,7 +49,7 @@ VARIANTS = ("kim_canny", "quant_sign", "binary_sign")
 RECIPES = {"a": "today", "b": "augmentation", "c": "dagger+augmentation"}
 MODES = {  # what each mode trains and drives
     "small": {"seeds": 1, "train_frames": 1500, "test_frames": 48, "epochs": 3, "rounds": 1, "worlds": 4,
-              "track_m": 150.0, "finetune_epochs": 1, "tracks": 1, "sweep_m": 120.0, "road_steps": 5,
+              "track_m": 150.0, "finetune_epochs": 1, "tracks": 2, "sweep_m": 150.0, "road_steps": 5,
               "sanity_frames": 8},
     "full": {"seeds": 3, "train_frames": 4000, "test_frames": 200, "epochs": 5, "rounds": 2, "worlds": 8,
              "track_m": 200.0, "finetune_epochs": 2, "tracks": 2, "sweep_m": 150.0, "road_steps": 5,
