@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -23,8 +23,10 @@ from qattn_ros.sim.training_world import Randomization, World, held_out_violatio
 from qattn_ros.sim.world import RoadSim, SimConfig
 from qattn_ros.units import to_wheel_angle
 
-sys.path.insert(0, str(ROOT / "training"))
-import train_closed_loop  # noqa: E402
+# the script as `python training/train_closed_loop.py` runs it (training/ is scripts, not a package)
+_spec = importlib.util.spec_from_file_location("train_closed_loop", ROOT / "training" / "train_closed_loop.py")
+train_closed_loop = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_closed_loop)
 
 FRAME = (64, 128)  # a tiny camera; the model sees 32 x 64
 TINY = {"model": {"variant": "kim_canny", "input_height": 32, "input_width": 64},
