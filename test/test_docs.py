@@ -165,7 +165,7 @@ def console_scripts() -> dict[str, Path]:
     scripts = {}
     for exe, module, function in re.findall(r'"(\w+) = ([\w.]+):(\w+)"', setup):
         if module.endswith("entry_points"):
-            module = re.search(rf"def {function}\(\) -> int:\n\s+return run\(\"([\w.]+)\"", entry)[1]
+            module = re.search(rf"^{function} = partial\(run, \"([\w.]+)\"", entry, re.M)[1]
         scripts[exe] = ROOT / (module.replace(".", "/") + ".py")
     return scripts
 
