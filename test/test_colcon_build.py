@@ -40,8 +40,16 @@ def test_colcon_build_installs_the_ros_layout_and_the_node_runs(tmp_path) -> Non
         assert (share / "launch" / launch_file.name).is_file(), launch_file.name
     for config in ("steering_node.yaml", "attention.rviz", "models/quant_sign.yaml", "train/synthetic.yaml"):
         assert (share / "config" / config).is_file(), config
-    executables = {"qattn_steering", "qattn_camera", "qattn_bag_player", "qattn_replay_evaluator", "qattn_simulator",
-                   "qattn_replay", "qattn_sim", "qattn_export"}
+    executables = {
+        "qattn_steering",
+        "qattn_camera",
+        "qattn_bag_player",
+        "qattn_replay_evaluator",
+        "qattn_simulator",
+        "qattn_replay",
+        "qattn_sim",
+        "qattn_export",
+    }
     executables |= {"steering_node", "camera_publisher", "bag_player", "replay_evaluator", "simulator"}  # aliases
     assert executables <= {p.name for p in (install / "lib" / "qattn_ros").iterdir()}
     for name in executables:  # not the interpreter that ran colcon: whichever python3 (a venv's, with torch) is on PATH
