@@ -18,6 +18,7 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from processes import output, spawn
 
+from benchmarks.foreign_cameras import users_shell
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.graph import ros_args
 
@@ -52,8 +53,7 @@ FRAMES = 100
 
 def _users_shell(domain: int) -> dict[str, str]:
     """The environment of a user's terminal: none of the transport settings this test process has made."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTDDS_", "FASTRTPS_", "ROS_AUTOMATIC"))}
-    return env | {"ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
+    return users_shell(domain, "default")
 
 
 def _steering_node(checkpoint: str, domain: int, **params) -> subprocess.Popen:
