@@ -5,7 +5,9 @@ the ground truth (`qattn_ros.pairing`). Frames are evaluated through the same en
 `evaluation/evaluate.py`, with the *published* map as the saliency, in pieces of about
 PIECE_IMAGES perturbed images, each appended to `<folder>/<method>.jsonl` as it ends. A stop
 ends the piece under way at its next forward pass (it is not saved: a rerun evaluates it, and
-skips every frame already there).
+skips every frame already there). Each file's first line is its key (the checkpoint's SHA-256, the
+method, the settings): results of a retrained checkpoint or other settings under the same name are
+computed again, with a warning that names the file, never resumed.
 
 A recurrent checkpoint is evaluated as the node ran it: the evaluator carries the state through
 every frame in order (those not selected and those already done too), resetting it where the
@@ -27,7 +29,7 @@ import torch
 
 from .atomic import write_json, write_text
 from .command_gate import StampSequence
-from .explain.engine import EvalSettings, append_rows, done_frames, drop_torn_tail, evaluate_group
+from .explain.engine import EvalSettings, append_rows, curve_settings, done_frames, evaluate_group, start_results
 from .explain.report import plot_overlays, write_report
 from .explain.saliency import saliency, upsample_attention
 from .model.checkpoint import CheckpointInfo
@@ -128,8 +130,9 @@ class OnlineEvaluation:
         self.methods = methods
         self.every, self.tolerance = every, tolerance
         self.files = {m: folder / f"{m}.jsonl" for m in methods}
-        for path in self.files.values():
-            drop_torn_tail(path)
+        for method, path in self.files.items():
+            start_results(path, {"checkpoint_sha256": predictor.info.sha256, "method": method,
+                                 "settings": curve_settings(settings)})  # fmt: skip
         self.done = {m: done_frames(path) for m, path in self.files.items()}
         self.counts = Counts()
         self.lock = threading.Condition()

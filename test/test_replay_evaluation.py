@@ -54,7 +54,8 @@ def _pairs(predictor, frames: int, player_index: bool = True) -> list[Pending]:
 
 
 def _rows(path) -> dict[int, dict]:
-    return {row["frame"]: row for row in map(json.loads, path.read_text().splitlines())}
+    """The per-frame rows (the first line is the file's key, not a frame)."""
+    return {row["frame"]: row for row in map(json.loads, path.read_text().splitlines()) if "key" not in row}
 
 
 def test_frames_are_named_by_the_players_index_and_truth_converted_with_its_geometry(predictor, tmp_path) -> None:
@@ -86,6 +87,23 @@ def test_the_target_is_offline_evaluations_label_whatever_unit_the_recording_has
     status = {"steering_unit": "wheel_rad", "positive_is_left": True, "vehicle": {"steering_ratio": 14.8,
               "wheelbase": 2.0}}  # fmt: skip
     assert Recorded.from_status(status) == Recorded("wheel_rad", True, player) and Recorded.from_status({}) is None
+
+
+def test_a_rerun_resumes_its_own_rows_and_recomputes_another_checkpoints(predictor, tmp_path) -> None:
+    """Same name, same checkpoint: the frames done are skipped. A retrained checkpoint under the same name: its
+    frames are evaluated afresh (with a warning naming the file), not resumed from the old model's rows."""
+    pairs = _pairs(predictor, 2)
+    first = _work(predictor, tmp_path)
+    first.evaluate(first.chosen(pairs, lambda rgb: rgb, print), None, lambda: False)
+    again = _work(predictor, tmp_path)
+    assert again.chosen(pairs, lambda rgb: rgb, print) == [] and again.counts.resumed == 2
+    retrained = SteeringPredictor(random_checkpoint(tmp_path / "retrained", seed=1, vehicle=CHECKPOINT_VEHICLE), "cpu")
+    assert retrained.info.sha256 != predictor.info.sha256
+    with pytest.warns(UserWarning, match="attention.jsonl.*checkpoint_sha256"):
+        other = _work(retrained, tmp_path)
+    assert _rows(tmp_path / "attention.jsonl") == {}, "the old model's rows are gone"
+    other.evaluate(other.chosen(_pairs(retrained, 2), lambda rgb: rgb, print), None, lambda: False)
+    assert sorted(_rows(tmp_path / "attention.jsonl")) == [100, 102] and other.counts.resumed == 0
 
 
 def test_without_a_player_index_frames_count_in_arrival_order(predictor, tmp_path) -> None:

@@ -78,7 +78,7 @@ def results_key(predictor: SteeringPredictor, method: str, frames: Frames, setti
             "settings": settings}  # fmt: skip
 
 
-def _curve_settings(settings: EvalSettings) -> dict:
+def curve_settings(settings: EvalSettings) -> dict:
     """The settings the per-frame rows depend on (not how the work is batched, not the sanity check)."""
     return {k: v for k, v in asdict(settings).items() if k not in ("batch_size", "frames_per_group", "sanity_frames")}
 
@@ -184,7 +184,7 @@ def evaluate_method(
     max_groups: int | None = None,
 ) -> Path:
     """Append the results of the frames not yet in `out_file`, in exact float32 on the predictor's device."""
-    start_results(out_file, results_key(predictor, method, frames, _curve_settings(settings)))
+    start_results(out_file, results_key(predictor, method, frames, curve_settings(settings)))
     todo = np.array(sorted(set(range(len(frames))) - done_frames(out_file)), dtype=np.int64)
     model = predictor.model.eval().to(memory_format=torch.channels_last)  # faster convolutions for the batches
     groups = [todo[i : i + settings.frames_per_group] for i in range(0, len(todo), settings.frames_per_group)]
