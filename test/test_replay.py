@@ -58,7 +58,7 @@ def _replay(source: str, checkpoint: str, out: Path, env: dict, *extra: str) -> 
 
 
 def _rows(path: Path) -> dict[int, dict]:
-    """The per-frame rows of a results file (an offline evaluation's first line is its key, not a frame)."""
+    """The per-frame rows of a results file (its first line is its key, not a frame)."""
     return {row["frame"]: row for row in map(json.loads, path.read_text().splitlines()) if "key" not in row}
 
 
@@ -156,7 +156,7 @@ def test_ctrl_c_under_launch_keeps_every_finished_frame_within_5_s_and_a_rerun_r
     rerun = _replay(sources["ros1"], checkpoint, out, env, "--steps", "50")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     lines = results.read_text().splitlines()
-    assert len(lines) == FRAMES and sorted(_rows(results)) == list(range(FRAMES)), "each frame once"
+    assert len(lines) == 1 + FRAMES and sorted(_rows(results)) == list(range(FRAMES)), "the key, each frame once"
     assert all(_rows(results)[frame] == row for frame, row in kept.items()), "the first run's rows stay"
     summary = json.loads((out / "replay.json").read_text())
     assert summary["complete"] and summary["counts"]["resumed"] == len(kept)
