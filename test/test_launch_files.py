@@ -14,6 +14,7 @@ import yaml
 from processes import output, spawn
 
 from benchmarks.launch_reader import ROOT, Context, entry_points, load
+from qattn_ros.explain.engine import read_results
 from qattn_ros.ros import launch_rules, replay, sim_drive
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.graph import stop_as_launch_does
@@ -215,7 +216,7 @@ def test_sigint_then_sigterm_after_5_s_keeps_the_replay_report(checkpoint, tmp_p
     try:
         end = time.monotonic() + 240
         rows = out / "node" / "attention.jsonl"
-        while not (rows.is_file() and rows.read_text().count("\n") >= 8) and time.monotonic() < end:
+        while len(read_results(rows)) < 8 and time.monotonic() < end:
             assert all(p.poll() is None for p in processes), "\n".join(output(p)[-2000:] for p in processes)
             time.sleep(0.5)
         assert rows.is_file(), "a first group evaluated"
@@ -224,4 +225,4 @@ def test_sigint_then_sigterm_after_5_s_keeps_the_replay_report(checkpoint, tmp_p
     logs = "\n".join(f"--- {n.name}\n{output(p)[-2500:]}" for n, p in zip(launched.nodes, processes))
     assert (out / "replay.json").is_file() and (out / "table.md").is_file(), logs
     counts = json.loads((out / "replay.json").read_text())["counts"]
-    assert counts["evaluated"] >= 8 and counts["evaluated"] == rows.read_text().count("\n"), logs
+    assert counts["evaluated"] >= 8 and counts["evaluated"] == len(read_results(rows)), logs
