@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Does closed-loop training make the explainable driver the robust one, and keep its explanation?
 
-    python -m benchmarks.closed_loop_training --mode small            # CPU: 1 seed, short roads
-    python -m benchmarks.closed_loop_training --mode full --jobs 16   # 3 seeds, the full table (16 cores + a GPU)
+    python -m benchmarks.closed_loop_training --mode small            # 1 seed, a first look
+    python -m benchmarks.closed_loop_training --mode full --jobs 2    # 3 seeds, the table: < 2 h on 2 CPU cores
+    python -m benchmarks.closed_loop_training --mode full --jobs 16   # the same on 16 cores and a GPU: ~12 min
 
 Recipes, for kim_canny, quant_sign (b = 2, rest dropout 0.5) and binary_sign over seeds:
 (a) today's: the static synthetic frames (config/train/synthetic.yaml);
