@@ -9,7 +9,9 @@ traceback. A node that reaches its own end calls `stopping()` first: a signal th
 finishes (writing a report) does not cut that short either.
 
 Imports nothing heavy: the console entry points (qattn_ros.ros.entry_points) install it before
-torch and rclpy load.
+torch and rclpy load, counting only while they load (`count_only`): a KeyboardInterrupt raised inside
+torch's import either aborts the process from its native code or is swallowed by a library; the stop
+is raised once the import is done (`raise_from_now`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,26 @@ INTERRUPTED_BEFORE_START = 130  # the shell's status for Ctrl-C: stopped before 
 
 _received: list[int] = []  # every stop signal, in order
 _stopping = False
+_counting_only = False
 
 
 def _on_stop_signal(signum: int, frame) -> None:
     _received.append(signum)
-    if len(_received) == 1 and not _stopping:
+    if len(_received) == 1 and not _stopping and not _counting_only:
+        raise KeyboardInterrupt
+
+
+def count_only() -> None:
+    """Until `raise_from_now`, signals are counted, never raised (while code that cannot take an exception runs)."""
+    global _counting_only
+    _counting_only = True
+
+
+def raise_from_now() -> None:
+    """The first stop signal raises again; one that came while only counting raises here, now."""
+    global _counting_only
+    _counting_only = False
+    if _received and not _stopping:
         raise KeyboardInterrupt
 
 
