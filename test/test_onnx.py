@@ -21,6 +21,7 @@ from qattn_ros.data.simlog import write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.data.writers import write_udacity_bag
 from qattn_ros.errors import CheckpointError, ConfigError
+from qattn_ros.explain.engine import read_results
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
 from qattn_ros.model import ModelConfig, SteeringNet
@@ -238,12 +239,8 @@ def _replay(source: str, checkpoint: str, out: Path, backend: str) -> dict[int, 
     summary = json.loads((out / "replay.json").read_text())
     assert summary["complete"] and summary["counts"]["evaluated"] == REPLAY_FRAMES
     assert summary["counts"]["steering_mismatch"] == 0, "the node's steering is the evaluator's torch model's"
-    rows = {}
-    for method in ("attention", "random"):
-        for line in (out / "node" / f"{method}.jsonl").read_text().splitlines():
-            row = json.loads(line)
-            rows[(method, row["frame"])] = row
-    return rows
+    return {(method, row["frame"]): row for method in ("attention", "random")
+            for row in read_results(out / "node" / f"{method}.jsonl")}  # fmt: skip
 
 
 def test_replay_with_onnxruntime_gives_the_torch_report(exported, tmp_path) -> None:
