@@ -29,7 +29,15 @@ import torch
 
 from .atomic import write_json, write_text
 from .command_gate import StampSequence
-from .explain.engine import EvalSettings, append_rows, curve_settings, done_frames, evaluate_group, start_results
+from .explain.engine import (
+    EvalSettings,
+    append_rows,
+    curve_settings,
+    done_frames,
+    evaluate_group,
+    results_key,
+    start_results,
+)
 from .explain.report import plot_overlays, write_report
 from .explain.saliency import saliency, upsample_attention
 from .model.checkpoint import CheckpointInfo
@@ -131,8 +139,7 @@ class OnlineEvaluation:
         self.every, self.tolerance = every, tolerance
         self.files = {m: folder / f"{m}.jsonl" for m in methods}
         for method, path in self.files.items():
-            start_results(path, {"checkpoint_sha256": predictor.info.sha256, "method": method,
-                                 "settings": curve_settings(settings)})  # fmt: skip
+            start_results(path, results_key(predictor, method, None, curve_settings(settings)))
         self.done = {m: done_frames(path) for m, path in self.files.items()}
         self.counts = Counts()
         self.lock = threading.Condition()

@@ -68,14 +68,17 @@ def done_frames(path: Path) -> set[int]:
     return {row["frame"] for row in read_results(path)}
 
 
-def results_key(predictor: SteeringPredictor, method: str, frames: Frames, settings: dict) -> dict:
-    """What a result is computed from: the checkpoint's and the frames' SHA-256, the method, `settings`."""
-    digest = hashlib.sha256()
-    for array in (frames.images, frames.targets, frames.masks):
-        if array is not None:
-            digest.update(np.ascontiguousarray(array).data)
-    return {"checkpoint_sha256": predictor.info.sha256, "frames_sha256": digest.hexdigest(), "method": method,
-            "settings": settings}  # fmt: skip
+def results_key(predictor: SteeringPredictor, method: str, frames: Frames | None, settings: dict) -> dict:
+    """What a result is computed from: the checkpoint's and the frames' SHA-256, the method, `settings`. Frames
+    that arrive one at a time (a replay, `frames` None) are named by their index alone."""
+    key = {"checkpoint_sha256": predictor.info.sha256}
+    if frames is not None:
+        digest = hashlib.sha256()
+        for array in (frames.images, frames.targets, frames.masks):
+            if array is not None:
+                digest.update(np.ascontiguousarray(array).data)
+        key["frames_sha256"] = digest.hexdigest()
+    return key | {"method": method, "settings": settings}
 
 
 def curve_settings(settings: EvalSettings) -> dict:

@@ -23,7 +23,6 @@ def run(module: str, program: str) -> int:
     try:
         signals.raise_from_now()  # a stop that came while importing ends the start here
     except KeyboardInterrupt:
-        signals.ignore()
         sys.stdout.flush()
         print(f"{program}: interrupted while starting", file=sys.stderr, flush=True)
         os._exit(signals.INTERRUPTED_BEFORE_START)  # nothing runs yet, and no exit handler must turn this into SIGINT
