@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from benchmarks.cross_model import MEASURES, summarize
 from benchmarks.headline_report import markdown_table, plot_curves, plot_pareto
 from benchmarks.record import record
 from qattn_ros.atomic import write_json, write_text
@@ -45,7 +46,7 @@ from qattn_ros.explain.report import read_sanity, read_sanity_uniform
 from qattn_ros.fit.config import TrainConfig, load_train_config
 from qattn_ros.fit.trainer import Trainer
 from qattn_ros.metrics import steering_errors
-from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.predictor import Frames, SteeringPredictor
 
 ROOT = Path(__file__).resolve().parents[1]
 BITS, DROPOUTS = (1, 2, 3, 4), (0.0, 0.25, 0.5, 0.75)
@@ -66,7 +67,6 @@ MAIN = {"kim_canny": ["model.variant=kim_canny"], "binary_sign": point_overrides
         "quant_sign_b2_p0.5": point_overrides(2, 0.5)}  # fmt: skip
 GRID = {point_name(b, p): point_overrides(b, p) for b in BITS for p in (DROPOUTS if b > 1 else (0.0,))}
 HEADLINE = "binary_sign"  # the best reading of the method at the last full-size run (see README)
-MEASURES = ("deletion_auc", "road_morf_auc", "road_lerf_auc", "insertion_auc")
 
 
 def train_config(name: str, seed: int, overrides: list[str], args: argparse.Namespace, data: Path) -> TrainConfig:
@@ -88,15 +88,21 @@ def train(config: TrainConfig) -> Path:
 
 
 def evaluate(name: str, methods: tuple[str, ...], checkpoint: Path, args: argparse.Namespace, data: Path) -> dict:
-    """{method: {measure: per-frame array}, "rmse", "uniform_shift"} of one trained model."""
+    """{method: {measure: per-frame array}, "rmse", "uniform_shift"} of one trained model on the test roads."""
     predictor = SteeringPredictor(checkpoint, args.device)
     frames = predictor.frames(SimLogSource(data / "test"), data / "cache", args.test_frames)
-    main = name in MAIN
-    folder = checkpoint.parent / "eval"
+    return evaluate_frames(predictor, frames, methods, name in MAIN, args)
+
+
+def evaluate_frames(
+    predictor: SteeringPredictor, frames: Frames, methods: tuple[str, ...], insertion: bool, args: argparse.Namespace
+) -> dict:
+    """Each method's per-frame measures on `frames` (kept beside the checkpoint; a rerun resumes)."""
+    folder = Path(predictor.checkpoint).parent / "eval"
     result: dict = {}
     for method in methods:
         settings = EvalSettings(steps=50, batch_size=args.eval_batch, seed=0, road_steps=args.road_steps,
-                                insertion=main and method != "random", uniform=method == "attention",
+                                insertion=insertion and method != "random", uniform=method == "attention",
                                 sanity_frames=args.sanity_frames)  # fmt: skip
         if method == "random":
             settings.road_steps = 0  # the floor under deletion onto the mean; ROAD's floor is LeRF
@@ -104,14 +110,16 @@ def evaluate(name: str, methods: tuple[str, ...], checkpoint: Path, args: argpar
         rows = read_results(path)
         sanity = sanity_method(predictor, method, frames, folder / f"{method}.sanity.json", settings)
         result[method] = {k: np.array([r[k] for r in rows]) for k in MEASURES if k in rows[0]}
-        result[method]["mask_mass_ratio"] = np.array([r["mask_mass_ratio"] for r in rows])
-        result[method]["pointing"] = np.array([r["pointing_hit"] for r in rows], float)
+        if "mask_mass_ratio" in rows[0]:
+            result[method]["mask_mass_ratio"] = np.array([r["mask_mass_ratio"] for r in rows])
+            result[method]["pointing"] = np.array([r["pointing_hit"] for r in rows], float)
         result[method]["sanity"] = read_sanity(sanity) if sanity else {}
         result[method]["sanity_uniform"] = read_sanity_uniform(sanity) if sanity else {}
         if method == "attention":
             result["uniform_shift"] = np.array([r["uniform_shift"] for r in rows])
     # the predictions are the model's, the same in every method's rows: the last method's will do
-    result["rmse"] = steering_errors([r["prediction"] for r in rows], [r["target"] for r in rows])["rmse"]
+    errors = steering_errors([r["prediction"] for r in rows], [r["target"] for r in rows])
+    result["rmse"], result["mae"] = errors["rmse"], errors["mae"]
     return result
 
 
@@ -124,80 +132,6 @@ def run_pair(pair: Pair, args: argparse.Namespace, data: Path) -> dict:
     if args.jobs > 1 and torch.device(args.device).type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.jobs))
     return evaluate(name, methods, train(train_config(name, seed, overrides, args, data)), args, data)
-
-
-def hierarchical_means(per_seed: list[np.ndarray], rng: np.random.Generator, draws: int) -> np.ndarray:
-    """Bootstrap distribution of the mean over seeds of per-seed frame means."""
-    seeds = len(per_seed)
-    out = np.empty(draws)
-    for d in range(draws):
-        picks = rng.integers(0, seeds, seeds)
-        out[d] = np.mean([per_seed[s][rng.integers(0, len(per_seed[s]), len(per_seed[s]))].mean() for s in picks])
-    return out
-
-
-def ratio_stats(mine: list[np.ndarray], base: list[np.ndarray], rng: np.random.Generator, draws: int) -> dict:
-    """mean over seeds of per-seed frame means, its ratio to the baseline's, and hierarchical intervals."""
-    boot, base_boot = hierarchical_means(mine, rng, draws), hierarchical_means(base, rng, draws)
-    per_seed = [float(a.mean()) for a in mine]
-    ratio = boot / base_boot
-    return {
-        "mean": float(np.mean(per_seed)),
-        "sd_over_seeds": float(np.std(per_seed, ddof=1)) if len(mine) > 1 else 0.0,
-        "per_seed": per_seed,
-        "ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-        "vs_kim_canny": float(np.mean(per_seed) / np.mean([a.mean() for a in base])),
-        "vs_kim_canny_ci": [float(np.percentile(ratio, 2.5)), float(np.percentile(ratio, 97.5))],
-    }
-
-
-def seed_interval(values: list[float]) -> list[float]:
-    """2.5 and 97.5 percentiles of the mean over a bootstrap of seeds (a single seed: that value twice)."""
-    rng = np.random.default_rng(1)
-    values = np.asarray(values, np.float64)
-    means = values[rng.integers(0, len(values), (2000, len(values)))].mean(axis=1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
-
-
-def summarize(results: dict[str, list[dict]], draws: int = 2000) -> dict:
-    """{model: {method: measures with across-seed intervals}}; the baseline is kim_canny's attention."""
-    rng = np.random.default_rng(0)
-    base_runs = results["kim_canny"]
-    base_rmse = np.mean([r["rmse"] for r in base_runs])
-    table = {}
-    for name, runs in results.items():
-        rmse = [r["rmse"] for r in runs]
-        entry = {"seeds": len(runs), "rmse_mean": float(np.mean(rmse)), "rmse_ci": seed_interval(rmse),
-                 "rmse_ratio": float(np.mean(rmse) / base_rmse), "methods": {}}  # fmt: skip
-        shift = [float(r["uniform_shift"].mean()) for r in runs]
-        entry["uniform_shift"], entry["uniform_shift_ci"] = float(np.mean(shift)), seed_interval(shift)
-        entry["uniform_shift_over_rmse"] = float(np.mean(shift) / np.mean(rmse))
-        for method in dict.fromkeys(m for r in runs for m, v in r.items() if isinstance(v, dict)):
-            have = [r for r in runs if method in r]
-            row: dict = {"seeds": len(have)}
-            for measure in MEASURES:
-                if measure in have[0][method] and measure in base_runs[0]["attention"]:
-                    row[measure] = ratio_stats([r[method][measure] for r in have],
-                                               [r["attention"][measure] for r in base_runs], rng, draws)  # fmt: skip
-            if "random" in have[0] and method != "random":
-                row["deletion_vs_random"] = float(np.mean([
-                    r[method]["deletion_auc"].mean() / r["random"]["deletion_auc"].mean() for r in have]))  # fmt: skip
-            if "road_morf_auc" in row and "road_lerf_auc" in row:  # ROAD's own floor: the least relevant first
-                row["road_morf_over_lerf"] = float(np.mean([
-                    r[method]["road_morf_auc"].mean() / r[method]["road_lerf_auc"].mean() for r in have]))  # fmt: skip
-            for measure in ("pointing", "mask_mass_ratio"):
-                values = [float(np.nanmean(r[method][measure])) for r in have]
-                row[measure], row[f"{measure}_ci"] = float(np.mean(values)), seed_interval(values)
-            if have[0][method]["sanity"]:
-                final = [list(r[method]["sanity"].values())[-1] for r in have]
-                row["sanity_rho"], row["sanity_rho_ci"] = float(np.mean(final)), seed_interval(final)
-                stages = have[0][method]["sanity"]
-                row["sanity_by_stage"] = {s: float(np.mean([r[method]["sanity"][s] for r in have])) for s in stages}
-                # the share of frames whose fully randomized map came out uniform (rho 0 by convention)
-                row["sanity_uniform"] = float(np.mean([list(r[method]["sanity_uniform"].values())[-1] for r in have]))
-            entry["methods"][method] = row
-        table[name] = entry
-    return table
 
 
 def pareto(table: dict) -> list[dict]:

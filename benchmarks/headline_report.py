@@ -33,7 +33,9 @@ def plot_pareto(points: list[dict], figure: Path) -> None:
     save_figure(fig, figure)
 
 
-def plot_curves(out: Path, seeds: dict[str, list[int]], figure: Path) -> None:
+def plot_curves(
+    out: Path, seeds: dict[str, list[int]], figure: Path, ylabel: str = "|steering change| (simulator units)"
+) -> None:
     """Mean deletion and ROAD curves of each variant's attention (over seeds and frames); random order dashed."""
     fig = Figure(figsize=(12, 4.5))
     axes = fig.subplots(1, 2)
@@ -53,7 +55,7 @@ def plot_curves(out: Path, seeds: dict[str, list[int]], figure: Path) -> None:
                     color = line.get_color()
     titles = ["deletion onto the mean, most attended first (dashed: random order)",
               "ROAD (noisy linear imputation), most relevant first"]  # fmt: skip
-    finish_curves(fig, list(axes), titles, "|steering change| (simulator units)", figure)
+    finish_curves(fig, list(axes), titles, ylabel, figure)
 
 
 def markdown_table(table: dict) -> str:

@@ -26,6 +26,7 @@ from .backends import load_network
 from .data.cache import build_cache, fit_record, open_cache
 from .data.frames import FrameSet
 from .data.record import Source
+from .data.time_blocks import TimeBlocks, split_rows
 from .device import pick_device
 from .errors import DataError
 from .model.network import RecurrentState, SteeringOutput
@@ -161,9 +162,10 @@ class SteeringPredictor:
         """Forget the recurrent state (a new sequence starts)."""
         self.state = None
 
-    def frames(self, source: Source, cache_dir: str | Path, limit: int | None = None, cache: str | Path | None = None
-               ) -> Frames:  # fmt: skip
-        """`limit` evenly spaced frames (all when None) of `source`, decoded once into the cache.
+    def frames(self, source: Source, cache_dir: str | Path, limit: int | None = None, cache: str | Path | None = None,
+               block: str | None = None, blocks: TimeBlocks | None = None) -> Frames:  # fmt: skip
+        """`limit` evenly spaced frames (all when None) of `source`, decoded once into the cache; with `block`
+        ("train", "val" or "test") only that time block of the source (`data.time_blocks`).
 
         Frames of another aspect than the trained camera geometry are fitted onto it first as the node does
         (`fit_camera`: centred crop unless set), so offline figures are the node's. `cache`: a prebuilt cache
@@ -184,8 +186,9 @@ class SteeringPredictor:
             cached = build_cache(source, self.preprocessing, cache_dir)
             if self._needs_fit(cached.meta["frame_sizes"]):
                 cached = build_cache(source, self.preprocessing, cache_dir, camera=self.camera, fit=self.camera_fit)
-        count = len(cached) if not limit else min(limit, len(cached))
-        rows = np.linspace(0, len(cached) - 1, count).astype(np.int64) if count else np.zeros(0, np.int64)
+        pool = np.arange(len(cached)) if block is None else split_rows(cached.stamps, blocks or TimeBlocks())[block]
+        count = len(pool) if not limit else min(limit, len(pool))
+        rows = pool[np.linspace(0, len(pool) - 1, count).astype(np.int64)] if count else np.zeros(0, np.int64)
         info = self.info
         frames = FrameSet([(cached, rows)], info.steering_unit, info.positive_is_left, info.vehicle)
         every = np.arange(len(frames))

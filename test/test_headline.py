@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from benchmarks.headline import best_point, hierarchical_means, pareto, seed_interval
+from benchmarks.cross_model import hierarchical_means, seed_interval, summarize
+from benchmarks.headline import best_point, pareto
 from qattn_ros.metrics import late_swing
 
 
@@ -40,3 +41,27 @@ def test_hierarchical_bootstrap_spans_the_seed_spread() -> None:
     draws = hierarchical_means(seeds, np.random.default_rng(1), 2000)
     assert np.percentile(draws, 2.5) < 1.1 and np.percentile(draws, 97.5) > 1.3
     assert seed_interval([2.0]) == [2.0, 2.0]
+
+
+def test_normalized_ratio_removes_how_much_a_model_moves_under_any_deletion() -> None:
+    """binary_sign moves 3x more than kim_canny under any order; its map is 2x its own random order where
+    kim_canny's is 1x: the raw ratio says 6, the normalized one 2 (numbers made by hand)."""
+    rng = np.random.default_rng(0)
+
+    def run(random_scale: float, over_random: float, road: tuple[float, float]) -> dict:
+        floor = random_scale * rng.uniform(0.5, 1.5, 50)
+        lerf = rng.uniform(0.5, 1.5, 50)
+        return {"rmse": 1.0, "uniform_shift": np.zeros(50),
+                "attention": {"deletion_auc": over_random * floor, "road_morf_auc": road[0] * lerf,
+                              "road_lerf_auc": road[1] * lerf, "sanity": {}},
+                "random": {"deletion_auc": floor, "sanity": {}}}  # fmt: skip
+
+    table = summarize({"kim_canny": [run(1.0, 1.0, (1.0, 1.0)) for _ in range(3)],
+                       "binary_sign": [run(3.0, 2.0, (4.0, 2.0)) for _ in range(3)]})  # fmt: skip
+    att = table["binary_sign"]["methods"]["attention"]
+    assert att["deletion_auc"]["vs_kim_canny"] == pytest.approx(6.0, rel=0.15)
+    assert att["deletion_over_random"]["vs_kim_canny"] == pytest.approx(2.0)
+    assert att["deletion_over_random"]["vs_kim_canny_ci"] == pytest.approx([2.0, 2.0])  # paired per frame
+    assert att["road_morf_over_lerf"]["vs_kim_canny"] == pytest.approx(2.0)
+    assert att["road_morf_over_lerf"]["mean"] == pytest.approx(2.0)
+    assert "deletion_over_random" not in table["binary_sign"]["methods"]["random"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from ..config_mapping import from_mapping
+from ..data.time_blocks import TimeBlocks
 from ..errors import ConfigError
 from ..model.config import ModelConfig
 from ..preprocess import Preprocessing
@@ -17,8 +18,8 @@ from ..units import DEFAULT_VEHICLE, VehicleGeometry
 @dataclass
 class DataConfig:
     train: list = field(default_factory=list)  # source specs (see data/sources.py)
-    val: list = field(default_factory=list)  # empty: the last val_fraction of each train source
-    val_fraction: float = 0.1
+    val: list = field(default_factory=list)  # empty: each train source's val time block (`blocks`)
+    blocks: TimeBlocks = TimeBlocks()  # train / val / test time blocks of a source, used when `val` is empty
     cache_dir: str = "data_out/cache"
     target_unit: str | None = None  # None: the first training source's unit and sign
     target_positive_is_left: bool | None = None
@@ -110,6 +111,8 @@ def load_train_config(
     data["preprocessing"] = Preprocessing.from_dict(data.get("preprocessing") or {})
     for name, cls in (("data", DataConfig), ("optim", OptimConfig), ("augment", AugmentConfig)):
         data[name] = from_mapping(cls, data.get(name), name)
+    if isinstance(data["data"].blocks, dict):
+        data["data"].blocks = TimeBlocks.from_dict(data["data"].blocks)
     if isinstance(data["data"].vehicle, dict):
         data["data"].vehicle = VehicleGeometry.from_dict(data["data"].vehicle)
     return from_mapping(TrainConfig, data, "train config")
