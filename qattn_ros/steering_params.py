@@ -59,6 +59,7 @@ PARAMS = {
     "camera_width": Param(0, "px: the camera's frame size, checked at configure (0: at the first frame)", 0, 65535),
     "camera_height": Param(0, "px: the camera's frame size, checked at configure (0: at the first frame)", 0, 65535),
     "exit_when_finalized": Param(True, "a lifecycle shutdown ends the process (false: it stays, finalized)"),
+    "stop_with_parent": Param(True, "the process that started this one ends (launch, a supervisor): stop and exit"),
 }
 DEFAULTS = {name: spec.default for name, spec in PARAMS.items()}  # config/steering_node.yaml holds the same
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import rclpy
@@ -187,7 +188,79 @@ def test_a_stop_while_importing_ends_in_one_line(ros, after) -> None:
     time.sleep(after)  # the interpreter is up; torch and rclpy take a second or more to import
     log = _stop(steering, signal.SIGINT, signal.SIGINT, signal.SIGTERM)
     assert "DDS transport" not in log, "still importing when the signals came"
-    assert steering.returncode == 130 and log.strip() == "qattn_steering: interrupted while starting", log
+    assert steering.returncode == 130 and log.strip() == "qattn_steering: stopped by SIGINT while starting", log
+
+
+@pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_at_any_moment_of_start_up_ends_in_one_line_or_an_orderly_stop(ros, first) -> None:
+    """Every 0.1 s of the first 3 s (one signal on odd tenths, the other on even): before the node is up, status
+    130 and its last line names the signal; once up, the orderly stop with its zero-speed command. Never a
+    traceback, never killed by a signal."""
+    _, _, domain, checkpoint = ros
+    other = signal.SIGTERM if first is signal.SIGINT else signal.SIGINT
+    for tenth in range(1, 31):
+        sig = first if tenth % 2 else other
+        steering = _steering_node(checkpoint, domain)
+        time.sleep(tenth / 10)
+        log = _stop(steering, sig)
+        where = f"{sig.name} after {tenth / 10:.1f} s:\n{log[-3000:]}"
+        assert "Traceback" not in log and steering.returncode in (0, 130), where
+        if steering.returncode == 130:
+            assert log.strip().splitlines()[-1] == f"qattn_steering: stopped by {sig.name} while starting", where
+            assert log.count("while starting") == 1, where
+        else:
+            assert "zero-speed command sent" in log, where
+
+
+PARENT = """
+import subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+print("child", child.pid, flush=True)
+child.wait()
+"""
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or one that has ended and waits to be reaped (its new parent may never reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+@pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL])
+def test_the_car_stops_when_the_process_that_started_the_node_is_killed(ros, kill) -> None:
+    """launch killed alone (`docker stop` sends SIGTERM to it; launch forwards nothing): the node, left driving
+    under another parent, sends its zero-speed command and exits; seen at this independent subscriber."""
+    node, seen, domain, checkpoint = ros
+    seen["cmd_vel"].clear()
+    command = [sys.executable, "-c", PARENT, sys.executable, "-m", "qattn_ros.ros.entry_points", "steering_node",
+               *ros_args({"checkpoint": checkpoint, "device": "cpu"})]  # fmt: skip
+    parent = spawn(command, env=_users_shell(domain), start_new_session=True)
+    camera = _plain_camera("reliable_depth_10", 4000, domain)
+    pid = None
+    try:
+        assert _driving(node, seen, parent), output(parent)
+        pid = int(next(line.split()[1] for line in output(parent).splitlines() if line.startswith("child ")))
+        sent = len(seen["cmd_vel"])
+        killed = time.monotonic()
+        os.kill(parent.pid, kill)
+        stopped = _spin_until(node, lambda: any(m.twist.linear.x == 0 for m in seen["cmd_vel"][sent:]), timeout=5)
+        latency = time.monotonic() - killed
+        end = time.monotonic() + 5
+        while not _gone(pid) and time.monotonic() < end:
+            time.sleep(0.05)
+        gone = _gone(pid)
+    finally:
+        camera.kill()
+        parent.wait(timeout=30)
+        if pid is not None and not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+    log = output(parent)
+    assert stopped, f"no zero-speed command within 5 s of the parent's {kill.name}\n{log[-3000:]}"
+    assert latency < 1.0, f"the zero-speed command came {latency:.2f} s after the parent's {kill.name}"
+    assert gone, f"the node still runs 5 s after its parent's {kill.name}\n{log[-3000:]}"
+    assert "the process that started this node has ended" in log and "Traceback" not in log, log[-3000:]
 
 
 def test_a_stop_while_configuring_ends_cleanly(ros) -> None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -168,3 +169,33 @@ def test_a_plain_tool_receives_640x480_frames_from_a_package_node(discovery_rang
         stop_as_launch_does([camera])
     assert "frames 10 widths {640}" in tool.stdout, tool.stdout + tool.stderr[-2000:] + output(camera)[-2000:]
     assert output(camera).count("DDS transport: frames in over UDP") == 1, "said once"
+
+
+def test_profile_folders_of_killed_processes_are_removed_at_the_next_start(tmp_path) -> None:
+    """Three nodes SIGKILLed (no exit to remove their folders), then one more start: no folder of a dead process
+    is left; a folder of a live process, and one of another name, stay."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTDDS_", "FASTRTPS_"))}
+    env |= {"TMPDIR": str(tmp_path), "ROS_DOMAIN_ID": str(claim_domain_id())}
+    command = [sys.executable, "-m", "qattn_ros.ros.entry_points", "camera_publisher", "--ros-args", "-p", "rate:=1.0"]
+
+    def started() -> subprocess.Popen:
+        process = spawn(command, env=env)
+        end = time.monotonic() + 120
+        while not list(tmp_path.glob(f"qattn_ros_fastdds_{process.pid}_*")) and time.monotonic() < end:
+            assert process.poll() is None, output(process)
+            time.sleep(0.05)
+        return process
+
+    killed = [started() for _ in range(3)]
+    for process in killed:
+        process.kill()
+        process.wait()
+    assert len(list(tmp_path.glob("qattn_ros_fastdds_*"))) == 3, "SIGKILL left them"
+    (tmp_path / "qattn_ros_fastdds_notapid").mkdir()
+    latest = started()
+    try:
+        left = sorted(p.name for p in tmp_path.glob("qattn_ros_fastdds_*"))
+    finally:
+        stop_as_launch_does([latest])
+    assert [n for n in left if n != "qattn_ros_fastdds_notapid"] == [p.name for p in tmp_path.glob(f"*_{latest.pid}_*")]
+    assert "qattn_ros_fastdds_notapid" in left

@@ -163,7 +163,8 @@ def _environment() -> dict:
 
 
 def test_the_package_params_file_takes_effect_under_a_namespace(checkpoint, tmp_path) -> None:
-    """namespace:=robot1 with a copy of config/steering_node.yaml (its keys as shipped) saying 3.5 m/s, Twist."""
+    """namespace:=robot1 with a copy of config/steering_node.yaml (its keys as shipped) saying 3.5 m/s, Twist; the
+    camera topic follows the namespace like every other (a camera in robot1 publishing `image`: /robot1/image)."""
     text = (ROOT / "config" / "steering_node.yaml").read_text()
     mine = tmp_path / "mine.yaml"
     mine.write_text(text.replace("cruise_speed: 2.0", "cruise_speed: 3.5").replace("cmd_vel_type: twist_stamped",
@@ -172,7 +173,9 @@ def test_the_package_params_file_takes_effect_under_a_namespace(checkpoint, tmp_
                                                     "checkpoint": checkpoint, "device": "cpu"})  # fmt: skip
     env = _environment()
     node = spawn(launched.node("qattn_steering").command(tmp_path, entry_points()), env=env)
-    camera = spawn([sys.executable, "-m", "qattn_ros.ros.camera_publisher", "--ros-args", "-p", "rate:=10.0"], env=env)
+    assert dict(launched.node("qattn_steering").remappings)["image"] == "image", "relative: /robot1/image"
+    camera = spawn([sys.executable, "-m", "qattn_ros.ros.camera_publisher", "--ros-args", "-r", "__ns:=/robot1",
+                    "-p", "rate:=10.0"], env=env)  # fmt: skip
     probe = """
 import sys, rclpy
 from geometry_msgs.msg import Twist

@@ -54,6 +54,7 @@ def create_node(factory: Callable[[], Node], refused: tuple[type[BaseException],
         print(f"{program}: {error}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
-        code = 130
+        print(f"{program}: stopped by {(signals.received() or ['a signal'])[0]} while starting", file=sys.stderr)
+        code = signals.INTERRUPTED_BEFORE_START
     rclpy.try_shutdown()
     return code

@@ -208,9 +208,29 @@ def is_ours(path: Path, env: MutableMapping[str, str]) -> bool:
     return text in (profile_xml(localhost=False), profile_xml(True, env.get("ROS_STATIC_PEERS", "")))
 
 
+def remove_dead_profiles(temp: Path | None = None) -> list[Path]:
+    """Remove the profile folders of this user's processes that no longer run (a SIGKILL skips the exit that
+    removes a folder); a folder is `<PROFILE_PREFIX><pid>_<random>`. Returns what it removed."""
+    removed = []
+    for folder in Path(temp or tempfile.gettempdir()).glob(f"{PROFILE_PREFIX}*_*"):
+        pid = folder.name.removeprefix(PROFILE_PREFIX).split("_", 1)[0]
+        try:
+            if not pid.isdigit() or folder.lstat().st_uid != os.geteuid() or not folder.is_dir():
+                continue
+            os.kill(int(pid), 0)  # raises if no such process
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except OSError:  # gone meanwhile, or a process of another user under that pid: leave it
+            continue
+    return removed
+
+
 def write_profile(xml: str) -> Path:
-    """The profile in a new private folder of this process (removed at exit), read back before it is named."""
-    folder = Path(tempfile.mkdtemp(prefix=PROFILE_PREFIX))  # mode 0700, a fresh name: nothing to pre-create
+    """The profile in a new private folder of this process (removed at exit), read back before it is named.
+    Folders that processes killed before their exit left behind are removed first."""
+    remove_dead_profiles()
+    folder = Path(tempfile.mkdtemp(prefix=f"{PROFILE_PREFIX}{os.getpid()}_"))  # mode 0700, a fresh name
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     path = folder / "profile.xml"
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

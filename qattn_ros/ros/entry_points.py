@@ -16,17 +16,24 @@ from functools import partial
 from . import signals
 
 
+def interrupted_while_starting(program: str) -> None:
+    """One line naming the signal, status 130, at once: nothing runs yet, and no exit handler (nor Python's
+    re-raise of an unhandled KeyboardInterrupt as SIGINT) may turn this into a traceback or another status."""
+    sys.stdout.flush()
+    signal_name = (signals.received() or ["a signal"])[0]
+    print(f"{program}: stopped by {signal_name} while starting", file=sys.stderr, flush=True)
+    os._exit(signals.INTERRUPTED_BEFORE_START)
+
+
 def run(module: str, program: str) -> int:
     signals.install()
     signals.count_only()  # a KeyboardInterrupt inside torch's import can abort the process from native code
     main = importlib.import_module(module).main
     try:
         signals.raise_from_now()  # a stop that came while importing ends the start here
+        status = main()  # a node's main takes the stop itself once it is up; one before that comes out here
     except KeyboardInterrupt:
-        sys.stdout.flush()
-        print(f"{program}: interrupted while starting", file=sys.stderr, flush=True)
-        os._exit(signals.INTERRUPTED_BEFORE_START)  # nothing runs yet, and no exit handler must turn this into SIGINT
-    status = main()
+        interrupted_while_starting(program)
     signals.ignore()
     return status
 

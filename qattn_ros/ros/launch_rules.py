@@ -102,7 +102,8 @@ def steering_arguments(share: Path) -> list[Argument]:
         Argument("namespace", "", "namespace of the node, its topics and RViz"),
         Argument("params_file", str(share / PARAMS_FILE), "YAML of qattn_steering parameters (keyed /**: any "
                  "namespace); arguments given on the command line override it"),
-        Argument("image_topic", "/image", "camera topic (raw; compressed: <image_topic>/compressed)"),
+        Argument("image_topic", "image", "camera topic (relative: in the namespace; raw; compressed: "
+                 "<image_topic>/compressed)"),
         Argument("cmd_vel_topic", "cmd_vel", "where commands go"),
         Argument("rviz", "false", "start RViz with the camera and attention overlay of this node", kind="bool"),
         Argument("use_sim_time", "", "follow /clock (replay, simulator)", STEERING_NODE, "use_sim_time", "bool"),

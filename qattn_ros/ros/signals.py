@@ -8,6 +8,10 @@ the evaluator's report) runs to its end, and no second KeyboardInterrupt cuts it
 traceback. A node that reaches its own end calls `stopping()` first: a signal that arrives while it
 finishes (writing a report) does not cut that short either.
 
+A process supervised by another (`ros2 launch`, a container's entry point) must also stop when its
+parent goes: launch killed by SIGTERM or SIGKILL forwards nothing, and the node would drive on alone.
+`parent_gone` tells, from the parent recorded when this module was first imported.
+
 Imports nothing heavy: the console entry points (qattn_ros.ros.entry_points) install it before
 torch and rclpy load, counting only while they load (`count_only`): a KeyboardInterrupt raised inside
 torch's import either aborts the process from its native code or is swallowed by a library; the stop
@@ -16,6 +20,7 @@ is raised once the import is done (`raise_from_now`).
 
 from __future__ import annotations
 
+import os
 import signal
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -24,6 +29,7 @@ INTERRUPTED_BEFORE_START = 130  # the shell's status for Ctrl-C: stopped before 
 _received: list[int] = []  # every stop signal, in order
 _stopping = False
 _counting_only = False
+_parent = os.getppid()  # the process that started this one (the entry points import this module first)
 
 
 def _on_stop_signal(signum: int, frame) -> None:
@@ -68,3 +74,8 @@ def ignore() -> None:
 def received() -> list[str]:
     """The stop signals received so far, by name (for the log)."""
     return [signal.Signals(s).name for s in _received]
+
+
+def parent_gone() -> bool:
+    """Whether the process that started this one has ended (this one was handed to another parent)."""
+    return os.getppid() != _parent

@@ -373,6 +373,10 @@ def main(args: list[str] | None = None) -> int:
             node.trigger_activate()
         while rclpy.ok() and not (node.p["exit_when_finalized"] and node.gate.state is Lifecycle.FINALIZED):
             rclpy.spin_once(node, timeout_sec=0.1)  # returns to Python often enough to take a signal
+            if node.p["stop_with_parent"] and signals.parent_gone():
+                node.get_logger().error("the process that started this node has ended (launch killed, supervisor "
+                                        "gone): stopping the vehicle")  # fmt: skip
+                break
     except StartupError as error:
         signals.stopping()
         node.finalize()
