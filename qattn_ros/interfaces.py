@@ -47,7 +47,8 @@ STEERING = NodeInterface(
     "camera image in; steering command, attention and diagnostics out (a lifecycle node)",
     (
         Topic("image", "sensor_msgs/msg/Image", "in", CAMERA_IN,
-              "camera frames (`transport: raw`): rgb8, bgr8, rgba8, bgra8, mono8, rgb16, bgr16, mono16"),
+              "camera frames (`transport: raw`): rgb8/16, bgr8/16, rgba8/16, bgra8/16, mono8/16, yuv422 (uyvy), "
+              "yuv422_yuy2 (yuyv), nv12, nv21, bayer_rggb/bggr/gbrg/grbg 8 and 16"),
         Topic("image/compressed", "sensor_msgs/msg/CompressedImage", "in", CAMERA_IN,
               "camera frames (`transport: compressed`): jpeg, png"),
         Topic("cmd_vel", "geometry_msgs/msg/TwistStamped", "out", DEPTH_10,

@@ -140,24 +140,29 @@ def test_raw_node_every_encoding_runtime_parameters_and_bad_frames(checkpoint, r
         wrong_step = raw_message(frames[2], "rgb8")
         wrong_step.step = 100
         unsupported = raw_message(frames[2], "rgb8")
-        unsupported.encoding = "yuv422_yuy2"
+        unsupported.encoding, unsupported.step = "32FC1", unsupported.step // 3 * 4
+        unsupported.data = bytes(unsupported.data) + bytes(len(unsupported.data) // 3)
         empty = raw_message(frames[2], "rgb8")
         empty.width = empty.height = empty.step = 0
         empty.data = b""
         huge = raw_message(np.zeros((4320, 7680, 3), np.uint8), "mono8")  # 8K
-        bad = [truncated, wrong_step, unsupported, empty, huge]
+        bad = [truncated, wrong_step, empty, huge]
         for frame in bad:
             assert harness.send_bad(frame)
             assert harness.send(good) is not None, "the node keeps running past a bad frame"
+        # a camera in an encoding the node cannot use: the car is held stopped, and told why
+        stopped = harness.send(unsupported)
+        assert stopped is not None and stopped["cmd_vel"][0].twist.linear.x == 0.0
+        assert harness.send(good)["cmd_vel"][0].twist.linear.x > 0, "a usable frame drives again"
         diagnostics = harness.diagnostics()
-        assert int(diagnostics["total_bad"]) == len(bad)
+        assert int(diagnostics["total_bad"]) == len(bad) + 1
         assert int(diagnostics["total_frames_out"]) >= 8
     finally:
         log = stop_process(process)
     assert "keep_heap" not in log, "glibc allocator setting applied"
     assert re.search(r"quant_sign checkpoint .* on cpu \(device=cpu, backend=torch\)", log), log
     assert "data has 1000 bytes, step x height = 57600" in log
-    assert "unsupported encoding 'yuv422_yuy2'" in log and "exceeds max_pixels" in log and "zero-size image" in log
+    assert "unsupported encoding '32FC1'" in log and "exceeds max_pixels" in log and "zero-size image" in log
 
 
 def test_compressed_node_jpeg_png_and_corrupt(checkpoint, ros, frames) -> None:

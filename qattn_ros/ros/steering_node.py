@@ -61,7 +61,7 @@ from .attention_images import AttentionImages
 from .conventions import create_node, init_keeping_signals
 from .heap import keep_heap
 from .image_qos import CHECK_PERIOD, ImageSubscription
-from .messages import BadFrame, compressed_to_rgb, image_to_rgb, steering_message
+from .messages import BadFrame, UnsupportedEncoding, compressed_to_rgb, image_to_rgb, steering_message
 from .node_parameters import StartupError, declare_parameters
 
 try:
@@ -275,6 +275,14 @@ class SteeringNode(LifecycleNode):
                 self.get_logger().warning(f"camera geometry mismatch accepted (accept_camera_mismatch): {mismatch}")
         self.camera_note, self.camera_refused = mismatch, refused
 
+    def _note_encoding(self, error: UnsupportedEncoding) -> None:
+        """Say an unreadable camera encoding once (again when it changes); diagnostics say it as ERROR every window
+        until a frame decodes (its `_note_camera` then clears the note)."""
+        note = str(error)  # names the encoding and the supported ones
+        if note != self.camera_note:
+            self.get_logger().error(f"camera refused: {note}; vehicle stopped")
+        self.camera_note, self.camera_refused = note, True
+
     # -- frames -------------------------------------------------------------------------------
     def _on_image(self, msg) -> None:
         self.slot.put((msg, time.monotonic(), self.gate.epoch))
@@ -285,6 +293,12 @@ class SteeringNode(LifecycleNode):
             try:
                 if self._process(msg, epoch):
                     self.window.count("frames_out", (time.monotonic() - received) * 1000)
+            except UnsupportedEncoding as error:  # every frame of this camera will be: stop, and say so as ERROR
+                self.window.count("bad")
+                with self.lock:
+                    if self.gate.commanding:
+                        self._publish_command(msg.header.stamp, STOP)
+                self._note_encoding(error)
             except BadFrame as error:
                 self.window.count("bad")
                 self.get_logger().warning(f"bad frame skipped: {error}", throttle_duration_sec=1.0)
