@@ -3,7 +3,10 @@
 Every part of a pair (the image, the node's steering and attention map, the player's ground
 truth and source index) carries the camera frame's header stamp. Parts are matched by that
 stamp, and among frames sharing a stamp by order: each topic is delivered in order, so the
-n-th steering output stamped t belongs to the n-th image stamped t. Any part may come first.
+n-th steering output stamped t belongs to the n-th image stamped t — unless one was lost: so a frame
+that took a part while another frame of its stamp also lacked it is marked `ambiguous`, and the
+evaluator refuses to join it (counted; lockstep sends one frame at a time, so it never happens there).
+Any part may come first.
 Nothing is dropped as a repeat: lockstep sends each frame once, and a part with no frame to
 join opens one, which times out as unmatched (counted by what it lacked) if the rest never comes.
 A stamp is just a key: 0 is a frame like any other.
@@ -22,6 +25,7 @@ class Pending:
     stamp: int  # ns
     since: float  # when its first part came (monotonic s)
     parts: dict[str, object] = field(default_factory=dict)
+    ambiguous: bool = False  # a part it took could have been another frame's of the same stamp
 
 
 class Pairing:
@@ -49,7 +53,11 @@ class Pairing:
         """`value` for `part` of the frame stamped `stamp`: the oldest frame of that stamp still lacking the part
         takes it, else it opens a new one. The frame, removed, once it is complete; None while it is not."""
         queue = self.waiting.setdefault(stamp, deque())
-        entry = next((e for e in queue if part not in e.parts), None)
+        lacking = [e for e in queue if part not in e.parts]
+        entry = lacking[0] if lacking else None
+        if len(lacking) > 1:  # by order it is the oldest's, unless the oldest's own part was lost
+            for other in lacking:
+                other.ambiguous = True
         if entry is None:
             entry = Pending(stamp, now)
             queue.append(entry)

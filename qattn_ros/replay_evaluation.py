@@ -120,6 +120,7 @@ class Counts:
     resumed: int = 0  # already in the results from an earlier run
     not_selected: int = 0  # `every`
     unmatched: int = 0
+    ambiguous: int = 0  # joined by order among frames of one stamp while one of them lacked the part: refused
     missing: dict = field(default_factory=dict)  # part -> frames that lacked it
     bad: int = 0
     steering_mismatch: int = 0  # published steering not finite, or off the own prediction by > tolerance
@@ -138,9 +139,7 @@ class OnlineEvaluation:
         self.methods = methods
         self.every, self.tolerance = every, tolerance
         self.files = {m: folder / f"{m}.jsonl" for m in methods}
-        for method, path in self.files.items():
-            start_results(path, results_key(predictor, method, None, curve_settings(settings)))
-        self.done = {m: done_frames(path) for m, path in self.files.items()}
+        self.done: dict[str, set[int]] = {}  # frames already in each results file, once `start` has keyed them
         self.counts = Counts()
         self.lock = threading.Condition()
         self.sealed = False  # the report is being written: nothing more is saved
@@ -150,6 +149,15 @@ class OnlineEvaluation:
         self.sequence = StampSequence(max_frame_gap)  # the node's reset rule, replayed on the same stamps
         self.state: RecurrentState | None = None  # the node's state after the last frame seen
 
+    def start(self, source: dict | None) -> None:
+        """Key the results files by the checkpoint, the settings and the recording replayed (the player's source and
+        its fingerprint; None when no player says it), once: a file of another recording is set aside by name."""
+        if self.done:
+            return
+        for method, path in self.files.items():
+            start_results(path, results_key(self.predictor, method, None, curve_settings(self.settings), source))
+        self.done = {m: done_frames(path) for m, path in self.files.items()}
+
     def count(self, name: str, n: int = 1) -> None:
         with self.lock:
             setattr(self.counts, name, getattr(self.counts, name) + n)
@@ -158,6 +166,7 @@ class OnlineEvaluation:
                ) -> list[Chosen]:  # fmt: skip
         """The frames to evaluate: selected, not done, decodable. The index is the player's (`index` part) or,
         without it, the frame's arrival order. A recurrent model steps through every decodable frame, in order."""
+        self.start(None)  # no player named the recording: keyed without it
         chosen = []
         for entry in entries:
             msg, arrival = entry.parts["image"]
@@ -288,7 +297,8 @@ class OnlineEvaluation:
         write_json(out / "replay.json", summary)
         lines = [f"\n## Replay ({'complete' if complete else 'incomplete: ' + stopped})\n",
                  f"- frames received {counts.received}, matched {counts.matched}, evaluated {counts.evaluated} "
-                 f"(+{counts.resumed} from earlier runs), unmatched {counts.unmatched} {counts.missing or ''}",
+                 f"(+{counts.resumed} from earlier runs), unmatched {counts.unmatched} {counts.missing or ''}"
+                 f", refused as ambiguous {counts.ambiguous} (frames of one stamp, a part lost)",
                  f"- published steering vs own prediction: max |diff| {counts.max_steering_diff:.2e} rad, "
                  f"{counts.steering_mismatch} over {self.tolerance:g} or not finite"]  # fmt: skip
         if self.last_evaluated:

@@ -1,6 +1,7 @@
 """Known-answer tests of the explanation metrics and the evaluation engine."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -273,6 +274,26 @@ def test_a_resumed_evaluation_equals_an_uninterrupted_one(tmp_path) -> None:
         assert ra["deletion"] == pytest.approx(rb["deletion"], abs=1e-6)
         assert ra["insertion_auc"] == pytest.approx(rb["insertion_auc"], abs=1e-7)
         assert ra["pointing_hit"] == rb["pointing_hit"]
+
+
+def test_the_same_weights_with_another_sidecar_are_evaluated_afresh(tmp_path) -> None:
+    """Only the sidecar's preprocessing.mean edited (the weights, and their SHA-256, unchanged): another model."""
+    predictor = _predictor(tmp_path)
+    frames, settings = _engine_inputs(4), EvalSettings(steps=4, frames_per_group=4, insertion=False)
+    out = tmp_path / "eval" / "attention.jsonl"
+    evaluate_method(predictor, "attention", frames, out, settings, progress=False)
+    sidecar = json.loads((tmp_path / "quant_sign.json").read_text())
+    sidecar["preprocessing"]["mean"] = [0.2, 0.2, 0.2]
+    (tmp_path / "edited").mkdir()
+    shutil.copyfile(tmp_path / "quant_sign.safetensors", tmp_path / "edited" / "quant_sign.safetensors")
+    (tmp_path / "edited" / "quant_sign.json").write_text(json.dumps(sidecar))
+    edited = SteeringPredictor(tmp_path / "edited" / "quant_sign", "cpu")
+    assert edited.info.sha256 == predictor.info.sha256
+    before = read_results(out)
+    with pytest.warns(UserWarning, match="sidecar_sha256"):
+        evaluate_method(edited, "attention", frames, out, settings, progress=False)
+    after = read_results(out)
+    assert len(after) == 4 and [r["prediction"] for r in after] != [r["prediction"] for r in before]
 
 
 def test_bootstrap_ratio_brackets_the_ratio() -> None:

@@ -64,9 +64,29 @@ def test_a_second_frame_with_the_same_stamp_and_a_frame_stamped_zero_are_frames(
     pairing = Pairing(("image", "steering"), timeout=1.0)
     assert pairing.add(0, "image", "a", 0.0) is None
     assert pairing.add(0, "image", "b", 0.0) is None  # same stamp: a second frame, not a repeat
-    assert pairing.add(0, "steering", 1.0, 0.1).parts == {"image": "a", "steering": 1.0}
+    first = pairing.add(0, "steering", 1.0, 0.1)
+    assert first.parts == {"image": "a", "steering": 1.0}
     assert pairing.add(0, "steering", 2.0, 0.2).parts == {"image": "b", "steering": 2.0}
     assert len(pairing) == 0
+    assert first.ambiguous, "two frames of one stamp waited for a steering: by order only"
+
+
+def test_a_lost_output_among_frames_of_one_stamp_is_never_joined_to_another_frame() -> None:
+    """Frames a and b share a stamp; a's steering is lost, b's comes: by order it would join a (wrong)."""
+    pairing = Pairing(("image", "steering"), timeout=1.0)
+    pairing.add(7, "image", "a", 0.0)
+    pairing.add(7, "image", "b", 0.0)
+    joined = pairing.add(7, "steering", "b's", 0.1)
+    assert joined.parts["image"] == "a" and joined.ambiguous, "the evaluator must refuse it"
+    assert [e.parts for e in pairing.expire(5.0)] == [{"image": "b"}], "b waits, then is unmatched"
+
+
+def test_frames_of_distinct_stamps_are_never_ambiguous() -> None:
+    pairing = Pairing(("image", "steering"), timeout=1.0)
+    pairing.add(1, "image", "a", 0.0)
+    pairing.add(2, "image", "b", 0.0)
+    assert not pairing.add(2, "steering", 2.0, 0.1).ambiguous
+    assert not pairing.add(1, "steering", 1.0, 0.1).ambiguous
 
 
 def test_outputs_before_the_image_wait_for_it() -> None:

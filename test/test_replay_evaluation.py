@@ -99,11 +99,27 @@ def test_a_rerun_resumes_its_own_rows_and_recomputes_another_checkpoints(predict
     assert again.chosen(pairs, lambda rgb: rgb, print) == [] and again.counts.resumed == 2
     retrained = SteeringPredictor(random_checkpoint(tmp_path / "retrained", seed=1, vehicle=CHECKPOINT_VEHICLE), "cpu")
     assert retrained.info.sha256 != predictor.info.sha256
+    other = _work(retrained, tmp_path)
     with pytest.warns(UserWarning, match="attention.jsonl.*checkpoint_sha256"):
-        other = _work(retrained, tmp_path)
+        chosen = other.chosen(_pairs(retrained, 2), lambda rgb: rgb, print)
     assert _rows(tmp_path / "attention.jsonl") == {}, "the old model's rows are gone"
-    other.evaluate(other.chosen(_pairs(retrained, 2), lambda rgb: rgb, print), None, lambda: False)
+    other.evaluate(chosen, None, lambda: False)
     assert sorted(_rows(tmp_path / "attention.jsonl")) == [100, 102] and other.counts.resumed == 0
+
+
+def test_another_recording_replayed_into_the_same_folder_is_evaluated_afresh(predictor, tmp_path) -> None:
+    """Bag A, then bag B into the same --out: B's frames are B's, never A's rows resumed under B's indexes."""
+    pairs = _pairs(predictor, 2)
+    first = _work(predictor, tmp_path)
+    first.start({"source": "A.bag", "fingerprint": {"sizes": [1000]}})
+    first.evaluate(first.chosen(pairs, lambda rgb: rgb, print), None, lambda: False)
+    again = _work(predictor, tmp_path)
+    again.start({"source": "A.bag", "fingerprint": {"sizes": [1000]}})
+    assert again.chosen(pairs, lambda rgb: rgb, print) == [] and again.counts.resumed == 2, "A again: resumed"
+    other = _work(predictor, tmp_path)
+    with pytest.warns(UserWarning, match="attention.jsonl.*source"):
+        other.start({"source": "B.bag", "fingerprint": {"sizes": [2000]}})
+    assert len(other.chosen(pairs, lambda rgb: rgb, print)) == 2 and other.counts.resumed == 0
 
 
 def test_without_a_player_index_frames_count_in_arrival_order(predictor, tmp_path) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,10 +68,24 @@ def done_frames(path: Path) -> set[int]:
     return {row["frame"] for row in read_results(path)}
 
 
-def results_key(predictor: SteeringPredictor, method: str, frames: Frames | None, settings: dict) -> dict:
-    """What a result is computed from: the checkpoint's and the frames' SHA-256, the method, `settings`. Frames
-    that arrive one at a time (a replay, `frames` None) are named by their index alone."""
-    key = {"checkpoint_sha256": predictor.info.sha256}
+def sidecar_sha256(info) -> str:
+    """SHA-256 of what the checkpoint's sidecar says that shapes its outputs (model, preprocessing, unit, sign,
+    vehicle, camera): the same weights with another preprocessing are another model."""
+    shaping = {name: getattr(info, name) for name in ("model", "preprocessing", "steering_unit", "positive_is_left",
+                                                      "vehicle", "camera")}  # fmt: skip
+    text = json.dumps(shaping, sort_keys=True, default=lambda v: asdict(v) if is_dataclass(v) else str(v))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def results_key(
+    predictor: SteeringPredictor, method: str, frames: Frames | None, settings: dict, source: dict | None = None
+) -> dict:
+    """What a result is computed from: the checkpoint's weights and sidecar, the frames' SHA-256, the method,
+    `settings`. Frames that arrive one at a time (a replay, `frames` None) are named by their index in the
+    recording `source` (the player's spec and fingerprint)."""
+    key = {"checkpoint_sha256": predictor.info.sha256, "sidecar_sha256": sidecar_sha256(predictor.info)}
+    if frames is None:
+        key["source"] = source
     if frames is not None:
         digest = hashlib.sha256()
         for array in (frames.images, frames.targets, frames.masks):

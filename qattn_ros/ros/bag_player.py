@@ -119,7 +119,8 @@ class BagPlayer(Node):
         self.answered: set[tuple[int, int]] = set()
         self.held: set[tuple[int, int]] = set()  # in at the evaluator, answer held back for room in its queue
         self.create_subscription(Header, "replay/ack", self._on_ack, IN_ORDER)
-        self.status = {"state": "starting", "source": p["source"], "mode": p["mode"], "frames": 0, "played": 0,
+        self.status = {"state": "starting", "source": p["source"], "fingerprint": self.source.fingerprint(),
+                       "mode": p["mode"], "frames": 0, "played": 0,
                        "held": 0, "reason": "", "indexes": True, "vehicle": self.vehicle.to_dict(),
                        "steering_unit": self.source.steering_unit,
                        "positive_is_left": self.source.positive_is_left}  # fmt: skip

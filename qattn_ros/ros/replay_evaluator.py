@@ -174,6 +174,7 @@ class ReplayEvaluator(Node):
     def _on_status(self, msg: String) -> None:
         with self.lock:
             self.player = json.loads(msg.data)
+            self.work.start({k: self.player.get(k) for k in ("source", "fingerprint")})
             if self.player.get("indexes"):
                 self.pairing.require("index")
             self.lock.notify_all()
@@ -185,13 +186,17 @@ class ReplayEvaluator(Node):
             if entry is None:
                 return
             self.counts.matched += 1
-            if len(self.backlog) >= self.p["queue"] and self.player.get("mode") == "realtime":
+            answer_now = True
+            if entry.ambiguous:  # maybe another frame's output: never evaluated, still answered
+                self.counts.ambiguous += 1
+            elif len(self.backlog) >= self.p["queue"] and self.player.get("mode") == "realtime":
                 self.counts.skipped_busy += 1
                 return
-            self.backlog.append(entry)
-            answer_now = len(self.backlog) <= self.p["queue"]
-            if not answer_now:
-                self.unacked.append(entry.stamp)
+            else:
+                self.backlog.append(entry)
+                answer_now = len(self.backlog) <= self.p["queue"]
+                if not answer_now:
+                    self.unacked.append(entry.stamp)
             self.lock.notify_all()
         self.pub_ack.publish(Header(stamp=stamp, frame_id="" if answer_now else HELD))
 
