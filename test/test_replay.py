@@ -222,12 +222,17 @@ def test_realtime_replay_of_a_stretch_accounts_for_every_frame(sources, checkpoi
 
 
 def test_a_node_that_is_not_running_times_out_and_says_so(sources, checkpoint, env, tmp_path) -> None:
-    player_params = {"source": sources["ros1"], "subscribers": 1, "startup_timeout": 5.0, "progress": False}
-    player = spawn([sys.executable, "-m", "qattn_ros.ros.bag_player", *ros_args(player_params)], env=env)
     evaluator = spawn([sys.executable, "-m", "qattn_ros.ros.replay_evaluator",
                        *ros_args({"checkpoint": checkpoint, "out": str(tmp_path / "out"), "device": "cpu"})],
                       env=env)  # fmt: skip
-    player_err, evaluator_err = finish(player, 120), finish(evaluator, 60)
+    end = time.monotonic() + 300  # a loaded machine takes its time to import torch: wait for the event, not a guess
+    while "evaluating" not in output(evaluator) and evaluator.poll() is None and time.monotonic() < end:
+        time.sleep(0.1)
+    assert evaluator.poll() is None, output(evaluator)
+    player_params = {"source": sources["ros1"], "subscribers": 1, "startup_timeout": 5.0, "progress": False}
+    player = spawn([sys.executable, "-m", "qattn_ros.ros.bag_player", *ros_args(player_params)], env=env)
+    player_err = finish(player, 300)
+    evaluator_err = finish(evaluator, 60)  # it sees the player's status go: 2 s, plus its loop
     assert player.returncode == 1 and evaluator.returncode == 1
     assert "Traceback" not in player_err + evaluator_err
     last = player_err.strip().splitlines()[-1]
@@ -236,6 +241,16 @@ def test_a_node_that_is_not_running_times_out_and_says_so(sources, checkpoint, e
     summary = json.loads((tmp_path / "out" / "replay.json").read_text())
     assert not summary["complete"] and summary["stopped"].startswith("player failed: the graph is not up")
     assert summary["counts"]["received"] == 0
+
+
+def test_an_evaluator_that_never_meets_a_player_ends_with_its_report(checkpoint, env, tmp_path) -> None:
+    """Nothing plays (a player that failed before this evaluator was up): ended after startup_timeout, one line."""
+    params = {"checkpoint": checkpoint, "out": str(tmp_path / "out"), "device": "cpu", "startup_timeout": 3.0}
+    evaluator = spawn([sys.executable, "-m", "qattn_ros.ros.replay_evaluator", *ros_args(params)], env=env)
+    log = finish(evaluator, 300)
+    assert evaluator.returncode == 1 and "Traceback" not in log, log
+    assert "no bag player and no camera frame within startup_timeout=3.0 s" in log.strip().splitlines()[-1], log
+    assert json.loads((tmp_path / "out" / "replay.json").read_text())["counts"]["received"] == 0
 
 
 def test_bad_bags_are_refused_naming_the_problem(sources, tmp_path, env) -> None:

@@ -69,6 +69,7 @@ DEFAULTS = {
     "steering_tolerance": 1e-5,
     "record": True,
     "max_pixels": 4096 * 4096,
+    "startup_timeout": 60.0,  # s with neither a bag player nor a camera frame: nothing will come
 }
 INTERRUPTED = "interrupted"
 STOP_GRACE_S = 1.0  # on Ctrl-C, how long the worker may take to leave its piece of work (one forward pass)
@@ -111,6 +112,7 @@ class ReplayEvaluator(Node):
         self.started = time.monotonic()
         self.heard_all_since: float | None = None
         self.player_seen = time.monotonic()
+        self.player_was_here = False  # a publisher of replay/status has been in the graph
         self.first_frame_at: float | None = None
         self.recording = Recording(Path(p["out"]) / "recording", self.resolve_topic_name) if p["record"] else None
         self.pub_ack = self.create_publisher(Header, "replay/ack", IN_ORDER)
@@ -269,11 +271,17 @@ class ReplayEvaluator(Node):
         """Our bag player is in the graph (without it, e.g. under `ros2 bag play`, frames count from 0)."""
         return self.count_publishers("replay/status") > 0
 
-    def player_gone(self) -> bool:
-        """No publisher on replay/status for 2 s after there was one."""
+    def player_gone(self) -> str:
+        """Why no player will send more ('' while one may): its status publisher gone for 2 s after it was there
+        (whether or not its status came through), or neither a player nor a frame within `startup_timeout`."""
+        now = time.monotonic()
         if self.count_publishers("replay/status"):
-            self.player_seen = time.monotonic()
-        return time.monotonic() - self.player_seen > 2.0
+            self.player_seen, self.player_was_here = now, True
+        if self.player_was_here and now - self.player_seen > 2.0:
+            return "the bag player exited without finishing"
+        if not self.player_was_here and not self.counts.received and now - self.started > self.p["startup_timeout"]:
+            return f"no bag player and no camera frame within startup_timeout={self.p['startup_timeout']} s"
+        return ""
 
     def stop(self, why: str) -> None:
         """End the evaluation: at the end of the bag every frame is evaluated; on Ctrl-C the piece of work under
@@ -308,8 +316,8 @@ def main(args: list[str] | None = None) -> int:
     try:
         while rclpy.ok() and not node.finished():
             rclpy.spin_once(node, timeout_sec=0.05)
-            if node.player and node.player.get("state") not in ("done", "failed") and node.player_gone():
-                node.player.update(state="failed", reason="the bag player exited without finishing")
+            if node.player.get("state") not in ("done", "failed") and (gone := node.player_gone()):
+                node.player = {**node.player, "state": "failed", "reason": gone}
         complete = node.player.get("state") == "done"
         why = "bag done" if complete else f"player failed: {node.player.get('reason', '')}"
     except (KeyboardInterrupt, ExternalShutdownException):
