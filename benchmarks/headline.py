@@ -182,6 +182,7 @@ def finished(pair: Pair, args: argparse.Namespace) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/headline")
+    parser.add_argument("--name", default="headline", help="benchmarks/results/<name>.json (headline_main: --no-grid)")
     parser.add_argument("--train-frames", type=int, default=4000)
     parser.add_argument("--test-frames", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=5)
@@ -235,6 +236,10 @@ def main() -> int:
         "ci_low": round(head["deletion_auc"]["vs_kim_canny_ci"][0], 3),
         "ci_high": round(head["deletion_auc"]["vs_kim_canny_ci"][1], 3),
         "road_ratio": round(head["road_morf_auc"]["vs_kim_canny"], 3),
+        "deletion_over_random_ratio": round(head["deletion_over_random"]["vs_kim_canny"], 3),
+        "deletion_over_random_ci": [round(x, 3) for x in head["deletion_over_random"]["vs_kim_canny_ci"]],
+        "road_morf_over_lerf_ratio": round(head["road_morf_over_lerf"]["vs_kim_canny"], 3),
+        "road_morf_over_lerf_ci": [round(x, 3) for x in head["road_morf_over_lerf"]["vs_kim_canny_ci"]],
         "road_ci": [round(x, 3) for x in head["road_morf_auc"]["vs_kim_canny_ci"]],
         "rmse_ratio": round(table[HEADLINE]["rmse_ratio"], 3),
         "sanity_rho": round(head["sanity_rho"], 3),
@@ -247,7 +252,7 @@ def main() -> int:
             "sanity_frames", "batch", "jobs")  # fmt: skip
     settings = {k: getattr(args, k) for k in keys}
     settings["models_finished"] = {name: sorted(runs) for name, runs in results.items()}
-    record("headline", summary, headline_variant=HEADLINE, settings=settings, variants=table, pareto=points)
+    record(args.name, summary, headline_variant=HEADLINE, settings=settings, variants=table, pareto=points)
     print(markdown_table(table))
     for name, entry in table.items():
         att = entry["methods"]["attention"]

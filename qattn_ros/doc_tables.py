@@ -103,22 +103,62 @@ def _method(result: dict, variant: str, method: str) -> dict:
     return result["variants"][variant]["methods"][method]
 
 
+def _normalized(m: dict, key: str) -> str:
+    """A sensitivity-normalized ratio to kim_canny with its interval, or – where the run predates it."""
+    value = m.get(key)
+    return ratio(value["vs_kim_canny"], value["vs_kim_canny_ci"]) if isinstance(value, dict) else "–"
+
+
 def headline_table(root: Path) -> str:
-    result = load(root, "headline")
+    """The synthetic headline: the run of the headline models alone (headline_main) where there is one."""
+    name = "headline_main" if load(root, "headline_main") else "headline"
+    result = load(root, name)
     if result is None:
         return "Not recorded yet: `python -m benchmarks.headline --jobs 2` writes `benchmarks/results/headline.json`."
     rows = []
     for variant, method in MAIN_ROWS:
+        if method not in result["variants"][variant]["methods"]:
+            continue
         m, v = _method(result, variant, method), result["variants"][variant]
-        rows.append((variant, method, m["seeds"], ratio(m["deletion_auc"]["vs_kim_canny"],
+        rows.append((variant, method, m["seeds"], _normalized(m, "deletion_over_random"),
+                     _normalized(m, "road_morf_over_lerf"), ratio(m["deletion_auc"]["vs_kim_canny"],
                      m["deletion_auc"]["vs_kim_canny_ci"]), ratio(m["road_morf_auc"]["vs_kim_canny"],
                      m["road_morf_auc"]["vs_kim_canny_ci"]), f"{m['sanity_rho']:.2f}",
                      f"{v['rmse_ratio']:.2f}"))  # fmt: skip
-    header = ("model", "map", "seeds", "deletion × kim_canny [95 % CI] ↑", "ROAD MoRF × kim_canny [95 % CI] ↑",
+    header = ("model", "map", "seeds", "deletion / own random × kim_canny [95 % CI] ↑",
+              "ROAD MoRF / LeRF × kim_canny [95 % CI] ↑", "deletion (raw) × kim_canny", "ROAD MoRF (raw) × kim_canny",
               "sanity ρ ↓", "RMSE × kim_canny")  # fmt: skip
     s = result["settings"]
-    return (table(header, rows) + f"\n\n{source_line('headline', result)} {s['train_frames']:,} training frames, "
+    return (table(header, rows) + f"\n\n{source_line(name, result)} {s['train_frames']:,} training frames, "
             f"{s['epochs']} epochs, {s['test_frames']} held-out frames, {s['seeds']} seeds per variant.")  # fmt: skip
+
+
+def real_frames_table(root: Path, name: str = "udacity_ch2") -> str:
+    """The claim on real camera frames: per model, accuracy and both faithfulness figures, normalized and raw."""
+    result = load(root, name)
+    if result is None:
+        return f"Not recorded yet: `python -m benchmarks.{name} --jobs 2 --record` writes `{RESULTS / name}.json`."
+    split, rows = result["splits"], []
+    for variant, v in result["variants"].items():
+        m = v["methods"]["attention"]
+        rows.append((variant, v["seeds"], f"{v['rmse_mean']:.4f} (×{v['rmse_ratio']:.2f})",
+                     _normalized(m, "deletion_over_random"), _normalized(m, "road_morf_over_lerf"),
+                     ratio(m["deletion_auc"]["vs_kim_canny"], m["deletion_auc"]["vs_kim_canny_ci"]),
+                     ratio(m["road_morf_auc"]["vs_kim_canny"], m["road_morf_auc"]["vs_kim_canny_ci"]),
+                     ratio(m["insertion_auc"]["vs_kim_canny"], m["insertion_auc"]["vs_kim_canny_ci"]),
+                     f"{m['sanity_rho']:.2f}"))  # fmt: skip
+    header = ("model", "seeds", f"test RMSE, {split['unit']} (× kim_canny)", "deletion / own random × kim_canny ↑",
+              "ROAD MoRF / LeRF × kim_canny ↑", "deletion (raw) × kim_canny", "ROAD MoRF (raw) × kim_canny",
+              "insertion × kim_canny ↓", "sanity ρ ↓")  # fmt: skip
+    blocks = split["per_block"]
+    said = ", ".join(f"{b} {blocks[b]['frames']:,} frames ({blocks[b]['duration_s']:.0f} s, steering variance "
+                     f"{blocks[b]['steering_variance']:.4f})" for b in split["blocks"]["order"])  # fmt: skip
+    s = result["settings"]
+    return (table(header, rows) + f"\n\nTime blocks in order: {said}; at least {split['smallest_gap_s']:.1f} s "
+            f"between blocks. Predicting the training mean on the test block: RMSE "
+            f"{blocks['test']['train_mean_rmse']:.4f}. {s['test_frames']} evenly spaced test frames, {s['epochs']} "
+            "epochs, 95 % hierarchical bootstrap intervals over seeds and frames. "
+            f"{source_line(name, result)}")  # fmt: skip
 
 
 def headline_full_table(root: Path) -> str:
@@ -149,6 +189,11 @@ def headline_full_table(root: Path) -> str:
     return table(header, rows) + f"\n\n{source_line('headline', result)}"
 
 
+def _morf_over_lerf(m: dict) -> str:
+    value = m["road_morf_over_lerf"]
+    return f"{value['mean'] if isinstance(value, dict) else value:.2f}"
+
+
 def pareto_table(root: Path) -> str:
     result = load(root, "headline")
     if result is None:
@@ -157,7 +202,7 @@ def pareto_table(root: Path) -> str:
     for p in result["pareto"]:
         m = _method(result, p["name"], "attention")
         rows.append((p["name"], f"{p['rmse_ratio']:.2f}", ratio(p["deletion_ratio"], p["deletion_ci"]),
-                     ratio(p["road_ratio"], p["road_ci"]), f"{m['road_morf_over_lerf']:.2f}",
+                     ratio(p["road_ratio"], p["road_ci"]), _morf_over_lerf(m),
                      f"{p['sanity_rho']:.2f}" + (f" ({100 * m['sanity_uniform']:.0f} % uniform)"
                                                  if m.get("sanity_uniform") else ""),
                      "yes" if p["front"] else ""))  # fmt: skip
@@ -313,6 +358,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "results:headline": headline_table,
     "results:headline_full": headline_full_table,
     "results:pareto": pareto_table,
+    "results:udacity_ch2": real_frames_table,
     "results:demo": demo_table,
     "results:benchmarks": benchmarks_table,
     "results:commands": commands_table,

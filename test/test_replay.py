@@ -162,6 +162,23 @@ def test_ctrl_c_under_launch_keeps_every_finished_frame_within_5_s_and_a_rerun_r
     assert summary["complete"] and summary["counts"]["resumed"] == len(kept)
     assert summary["counts"]["evaluated"] == FRAMES - len(kept)
     assert len(list((out / "recording").glob("run_*"))) == 2, "each run records beside the earlier one"
+    recording = Path(summary["recording"])
+    assert (recording / f"{recording.name}.mcap").is_file(), "under its final name"
+    assert not [p.name for p in (out / "recording").rglob(".*")], "nothing hidden left by an orderly close"
+
+
+def test_a_recording_killed_before_it_closed_is_removed_by_the_next_run_by_name(tmp_path) -> None:
+    from qattn_ros.ros.recording import Recording
+
+    killed = Recording(tmp_path, lambda topic: f"/{topic}")
+    killed.write("steering_angle", b"\x00\x01\x00\x00" + bytes(60), 1)  # as it was when SIGKILL came: open
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".run_1.partial"], left
+    recording = Recording(tmp_path, lambda topic: f"/{topic}")
+    assert [p.name for p in recording.removed] == [".run_1.partial"]
+    recording.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run_1"], "the next run takes the free name"
+    assert sorted(p.name for p in (tmp_path / "run_1").iterdir()) == ["metadata.yaml", "run_1.mcap"]
 
 
 def test_held_frames_wait_past_the_answer_timeout(sources, checkpoint, env, tmp_path) -> None:

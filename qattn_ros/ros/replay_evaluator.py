@@ -115,6 +115,9 @@ class ReplayEvaluator(Node):
         self.player_was_here = False  # a publisher of replay/status has been in the graph
         self.first_frame_at: float | None = None
         self.recording = Recording(Path(p["out"]) / "recording", self.resolve_topic_name) if p["record"] else None
+        for leftover in self.recording.removed if self.recording else []:
+            self.get_logger().warning(f"removed {leftover}: the recording of a run killed before it closed its bag "
+                                      "(no metadata: unreadable)")  # fmt: skip
         self.pub_ack = self.create_publisher(Header, "replay/ack", IN_ORDER)
         self.create_subscription(Image, "image", self._on_image, IN_ORDER, raw=True)
         outputs = (  # topic, type, part of the pair, how it is read
