@@ -3,7 +3,8 @@
 A whole file is written under a temporary name in its own folder, fsynced, and renamed over
 the target (a rename within one folder is atomic on POSIX), then the folder is fsynced so that
 the rename itself survives a power cut. A killed writer leaves the old file, or the new one,
-never a mix; at most a hidden `.<stem>.<8 hex>.tmp<suffix>` leftover, which no reader opens.
+never a mix; at most a hidden `.<stem>.<pid>-<host>.<8 random>.tmp<suffix>` leftover, which no reader opens
+and `remove_leftovers` removes once the process `<pid>` of this host (`<host>`) no longer runs.
 Append-only JSON-lines files cannot be renamed per record: each batch of whole lines is one
 write, flushed and fsynced, and a line cut short by a crash is cut off before the next append.
 """
@@ -11,11 +12,14 @@ write, flushed and fsynced, and a line cut short by a crash is cut off before th
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
+import socket
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -23,7 +27,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-_LEFTOVER = re.compile(r"^\.(?P<stem>.+)\.[0-9a-f]{8}\.tmp(?P<suffix>.*)$")
+# `.<stem>.[<pid>-<host>.]<8 random>.tmp<suffix>`: the random part of temp_beside (hex) or of mkdtemp (atomic_folder);
+# names without the writer (older versions) are still refused by readers, but never removed (their writer is unknown)
+_LEFTOVER = re.compile(
+    r"^\.(?P<stem>.+?)\.(?:(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{6})\.)?[0-9a-z_]{8}\.tmp(?P<suffix>.*)$", re.ASCII
+)
+
+
+def _host_tag() -> str:
+    """6 hex naming this host and pid namespace: a pid is only asked about where it was taken (a folder shared
+    with another machine or container holds temporaries of processes this one cannot see)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}|{namespace}".encode()).hexdigest()[:6]
+
+
+HOST = _host_tag()
+
+
+def writer_tag() -> str:
+    """What a temporary name carries of the process writing it: `<pid>-<host>`."""
+    return f"{os.getpid()}-{HOST}"
 
 
 class TornFileWarning(UserWarning):
@@ -51,6 +77,49 @@ def leftover_of(path: str | Path) -> Path | None:
     return path.with_name(match["stem"] + match["suffix"]) if match else None
 
 
+def _runs(pid: int) -> bool:
+    """Whether process `pid` of this host runs (or may: one of another user, which cannot be asked, counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # PermissionError: it runs, as another user; no pid of ours is that large
+        return True
+    return True
+
+
+def remove_leftovers(folder: str | Path) -> list[Path]:
+    """Remove the temporary files and folders (`temp_beside`, `atomic_folder`) in `folder` whose writer no longer
+    runs: a SIGKILL skips the cleanup that removes them. Only names of this module's making that carry a
+    writer of this host, owned by this user; a live writer's temporary is kept. Returns what it removed."""
+    try:
+        names = os.listdir(folder)
+    except OSError:  # no folder yet, or not one
+        return []
+    removed, runs = [], {}
+    for name in names:
+        match = _LEFTOVER.match(name)
+        if match is None or match["pid"] is None or match["host"] != HOST:
+            continue
+        path, pid = Path(folder) / name, int(match["pid"])
+        try:
+            status = path.lstat()
+            if status.st_uid != os.geteuid() or stat.S_ISLNK(status.st_mode):
+                continue
+            if pid not in runs:  # asked after the listing: a writer that made a listed file runs now or never again
+                runs[pid] = _runs(pid)
+            if runs[pid]:
+                continue
+            if stat.S_ISDIR(status.st_mode):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:  # removed meanwhile (by another janitor), or not ours to remove: left
+            continue
+        removed.append(path)
+    return removed
+
+
 @contextmanager
 def temp_beside(path: str | Path) -> Iterator[Path]:
     """A new, empty temporary file in `path`'s folder (same suffix, so writers pick the format), removed at
@@ -58,7 +127,7 @@ def temp_beside(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+        tmp = path.with_name(f".{path.stem}.{writer_tag()}.{secrets.token_hex(4)}.tmp{path.suffix}")
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the umask applies, as to open()
             break
@@ -134,7 +203,8 @@ def atomic_folder(folder: str | Path) -> Iterator[Path]:
     it, so that the content keeps its own name); put in place when the block ends without an error."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    holder = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    remove_leftovers(folder.parent)
+    holder = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.{writer_tag()}.", suffix=".tmp"))
     try:
         yield holder / folder.name
         commit_folder(holder / folder.name, folder)

@@ -45,6 +45,8 @@ def restore_resume_state(out: Path, step: int, optimizer: torch.optim.Optimizer,
     """Optimizer moments, random state and raw weights saved with `last`, if they belong to its `step`."""
     resume_file = out / RESUME_FILE
     if not resume_file.is_file():
+        tqdm.write(f"warning: no {resume_file} beside {out / 'last'} (stopped while saving, or saved without it): "
+                   "optimizer moments and random state start afresh")  # fmt: skip
         return
     with safe_open(str(resume_file), "pt") as handle:
         saved_step = (handle.metadata() or {}).get("step")

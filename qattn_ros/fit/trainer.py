@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from ..atomic import write_json
+from ..atomic import remove_leftovers, write_json
 from ..data.cache import build_cache
 from ..data.frames import FrameSet
 from ..data.sources import open_source
@@ -38,7 +38,7 @@ from ..device import pick_device
 from ..errors import ConfigError, DataError
 from ..metrics import steering_errors
 from ..model.attention import doubly_stochastic_penalty, entropy_penalty
-from ..model.checkpoint import CheckpointInfo, checkpoint_paths, load_checkpoint, save_checkpoint
+from ..model.checkpoint import CheckpointInfo, checkpoint_paths, checkpoint_saved, load_checkpoint, save_checkpoint
 from ..model.network import SteeringNet
 from ..preprocess import CameraGeometry, Preprocessing, channel_stats
 from .augment import augment
@@ -164,7 +164,9 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, config.optim)
         self.epoch, self.step, self.best_rmse, self.history = 0, 0, math.inf, []
         kept_state = None
-        if (self.out / "last.json").is_file():
+        if self.dist.main:
+            remove_leftovers(self.out)  # temporaries of runs killed while saving here
+        if checkpoint_saved(self.out / "last"):  # as load_checkpoint sees it: a save stopped between its renames too
             kept_state = self._resume()
         else:
             calibration = np.arange(min(256, len(self.train_set)))

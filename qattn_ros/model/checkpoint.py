@@ -11,7 +11,13 @@ or the new one loadable, never neither. The new sidecar is written whole to `nam
 first; renaming the new weights over the old is the commit; the pending sidecar then replaces
 the old one. A reader that finds the weights committed but the sidecar still pending takes the
 pending sidecar (its SHA-256 names these weights); temporary files a killed save left behind are
-refused by name.
+refused by name, and removed by the next save into the folder once their writer no longer runs
+(`remove_leftovers`).
+
+A load may run while another process saves the same checkpoint: it reads the weights and the sidecar
+between two looks at the three files (weights, sidecar, pending sidecar), and reads again, a bounded
+number of times, when a save replaced any of them meanwhile; only a pair read while nothing changed is
+used or refused (a SHA-256 that does not match the unchanged files is a corruption).
 
 Format history: /1 had no vehicle geometry; it loads with the default geometry and a note
 in `CheckpointInfo.notes` saying so. `camera` (the size of the training frames and the box of
@@ -24,6 +30,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +39,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
-from ..atomic import commit, fsync, leftover_of, temp_beside, write_text
+from ..atomic import commit, fsync, leftover_of, remove_leftovers, temp_beside, write_text
 from ..errors import CheckpointError, ConfigError
 from ..preprocess import CameraGeometry, Preprocessing
 from ..units import DEFAULT_VEHICLE, VehicleGeometry, check_unit
@@ -40,6 +48,7 @@ from .network import SteeringNet
 
 FORMAT = "qattn_ros.checkpoint/2"
 OLD_FORMATS = ("qattn_ros.checkpoint/1",)
+READ_TRIES = 50  # reads of a checkpoint that saves keep replacing before a load gives up (about 2.5 s)
 
 
 @dataclass
@@ -94,6 +103,7 @@ def commit_pair(written: Path, weights: Path, sidecar: Path, meta: dict) -> None
 def save_checkpoint(path: str | Path, model: SteeringNet, info: CheckpointInfo) -> Path:
     """Write weights and sidecar as one crash-safe commit (`commit_pair`); returns the weights path."""
     weights, sidecar = checkpoint_paths(path)
+    remove_leftovers(weights.parent)  # what saves killed before their cleanup left here
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with temp_beside(weights) as written:
         save_file(state, str(written), metadata={"format": FORMAT})
@@ -123,14 +133,51 @@ def current_sidecar(weights: Path, sidecar: Path, weights_sha256: str | None = N
         return sidecar
     try:
         recorded = json.loads(pending.read_text()).get("weights_sha256")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):  # OSError: renamed meanwhile
         return sidecar
     return pending if recorded == (weights_sha256 or file_sha256(weights)) else sidecar
 
 
+def checkpoint_saved(path: str | Path) -> bool:
+    """Whether a save of `path` got to its commit: its weights are on disk (`load_checkpoint` loads them with the
+    sidecar or the pending one describing them), or its sidecar is (the weights missing: `load_checkpoint`
+    refuses it by name). A pending sidecar alone is a first save stopped before its commit: nothing saved."""
+    weights, sidecar = checkpoint_paths(path)
+    return weights.is_file() or sidecar.is_file()
+
+
+def _identity(path: Path) -> tuple | None:
+    """What changes when a save replaces `path` (every writer here renames a new file over it)."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
+
+
+def _consistent(path: str | Path, read: Callable[[], object]) -> object:
+    """`read()` of the checkpoint's files, done while none of them changed: retried (READ_TRIES times at most)
+    while a concurrent save replaces the weights, the sidecar or the pending sidecar under it. Its result or its
+    error (CheckpointError, OSError) counts only when the files were the same before and after it."""
+    weights, sidecar = checkpoint_paths(path)
+    files = (weights, sidecar, pending_sidecar(sidecar))
+    for attempt in range(READ_TRIES):
+        before = [_identity(p) for p in files]
+        try:
+            result, error = read(), None
+        except (CheckpointError, OSError) as raised:
+            result, error = None, raised
+        if [_identity(p) for p in files] == before:
+            if error is not None:
+                raise error
+            return result
+        time.sleep(min(0.01 * (attempt + 1), 0.05))  # a save's renames take milliseconds
+    raise CheckpointError(f"{weights}: replaced by a save during each of {READ_TRIES} reads; load it again later")
+
+
 def read_info(path: str | Path) -> CheckpointInfo:
-    """The sidecar alone, validated (no weights read)."""
-    return _read_sidecar(path)[0]
+    """The sidecar alone, validated (no weights read unless a pending sidecar must be matched to them)."""
+    return _consistent(path, lambda: _read_sidecar(path)[0])
 
 
 def _read_sidecar(path: str | Path, weights_sha256: str | None = None) -> tuple[CheckpointInfo, dict]:
@@ -188,13 +235,22 @@ def parse_sidecar(sidecar: Path) -> tuple[CheckpointInfo, dict]:
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[SteeringNet, CheckpointInfo]:
     """Build the model from the sidecar and load the verified weights, in eval mode."""
     weights, sidecar = checkpoint_paths(path)
-    if not weights.is_file():
-        raise CheckpointError(f"checkpoint weights not found: {weights}")
-    data = weights.read_bytes()  # hashed and parsed from the same bytes: a save replacing the file cannot interleave
-    digest = hashlib.sha256(data).hexdigest()
-    info, meta = _read_sidecar(path, digest)
-    if digest != meta["weights_sha256"]:
-        raise CheckpointError(f"{weights}: SHA-256 does not match {sidecar.name}; the file is corrupt or was replaced")
+
+    def read() -> tuple[bytes, CheckpointInfo]:
+        if not weights.is_file():
+            raise CheckpointError(f"checkpoint weights not found: {weights}")
+        data = weights.read_bytes()  # hashed and parsed from the same bytes
+        digest = hashlib.sha256(data).hexdigest()
+        info, meta = _read_sidecar(path, digest)
+        if digest != meta["weights_sha256"]:
+            raise CheckpointError(
+                f"{weights}: SHA-256 does not match {sidecar.name}; the file is corrupt or was replaced"
+            )
+        return data, info
+
+    # a save can interleave (weights read before its commit, the sidecar after it): only a read during which none
+    # of the files changed counts, so that a mismatch refused is a corruption, not a save in progress
+    data, info = _consistent(path, read)
     try:
         state = load(data)
     except (SafetensorError, OSError, ValueError) as error:
