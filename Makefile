@@ -3,6 +3,8 @@
 # what the distro lacks (requirements-on-ros.txt + requirements-test.txt), holding the distro's numpy and
 # setuptools < 80 (constraints-$(ROS_DISTRO).txt where there is one); the PyPI ROS wheels are skipped.
 VENV ?= .venv
+# the interpreter the venv is made from: 3.10 (Humble), 3.11 or 3.12 (Jazzy), e.g. make PYTHON=python3.12 setup
+PYTHON ?= python3
 PY := $(VENV)/bin/python
 SYSTEM_SITE := $(if $(ROS_DISTRO),--system-site-packages,)
 DISTRO_CONSTRAINTS := $(wildcard constraints-$(ROS_DISTRO).txt)
@@ -13,7 +15,10 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-ros.txt requirements-on-ros.txt requirements-test.txt \
 		requirements-crosscheck.txt constraints-humble.txt constraints-jazzy.txt setup.py setup.cfg
-	python3 -m venv $(SYSTEM_SITE) $(VENV)
+	@$(PYTHON) -c "import sys; ok = (3, 10) <= sys.version_info[:2] <= (3, 12); ok or print(f'make setup: \
+	{sys.executable} is Python {sys.version.split()[0]}; qattn_ros needs 3.10, 3.11 or 3.12: make PYTHON=python3.11 setup'); \
+	sys.exit(not ok)"
+	$(PYTHON) -m venv $(SYSTEM_SITE) $(VENV)
 ifdef ROS_DISTRO
 	touch $(VENV)/COLCON_IGNORE  # the venv sits in the workspace's src/: colcon must not crawl it
 	@echo "ROS_DISTRO=$(ROS_DISTRO): the sourced rclpy, messages and numpy; pip adds only what is missing"
