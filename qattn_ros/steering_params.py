@@ -45,6 +45,9 @@ PARAMS = {
     "publish_overlay": Param(True, "publish attention/overlay", runtime=True),
     "overlay_alpha": Param(0.5, "heat-map opacity at the peak", 0.0, 1.0, runtime=True),
     "colormap": Param("jet", "overlay colour map", choices=tuple(COLORMAPS), runtime=True),
+    "overlay_max_width": Param(
+        640, "px: a wider camera's overlay is scaled down to this width (0: camera size)", 0, 65535, runtime=True
+    ),
     "max_pixels": Param(4096 * 4096, "larger frames are refused and counted as bad", 1, 2**28),
     "cpu_threads": Param(1, "torch threads on CPU (0: torch's default)", 0, 256),
     "keep_heap": Param(True, "glibc: reuse freed frame buffers instead of fresh pages"),

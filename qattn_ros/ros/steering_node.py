@@ -333,7 +333,7 @@ class SteeringNode(LifecycleNode):
             colormap = self.p["colormap"] if self.p["publish_overlay"] else None
             box = predictor.model_box(*rgb.shape[:2])
             images = self.attention_images.build(msg.header, rgb, prediction.attention, box, self.p["overlay_alpha"],
-                                                 colormap)  # fmt: skip
+                                                 colormap, self.p["overlay_max_width"])  # fmt: skip
         with self.lock:
             if not self.gate.admits(epoch):  # deactivated meanwhile: nothing after the stop
                 return False
