@@ -165,6 +165,16 @@ def best_point(points: list[dict], rmse_limit: float = 1.05) -> dict | None:
     return max(fits, key=lambda p: min(p["deletion_ci"][0], p["road_ci"][0]), default=None)
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """How models are trained and explained: shared by the synthetic headline and the real-frame benchmark."""
+    parser.add_argument("--road-steps", type=int, default=5, help="ROAD removal fractions k/N")
+    parser.add_argument("--sanity-frames", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--eval-batch", type=int, help="default: 64 on CPU, 1024 on GPU")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--jobs", type=int, default=1, help="models trained and evaluated at once")
+
+
 def pairs_to_run(args: argparse.Namespace) -> list[Pair]:
     """In order of need: the headline models (seed by seed; attention and random order), the post-hoc
     methods on the kim_canny models, then the grid points not among the headline models (attention)."""
@@ -190,12 +200,7 @@ def main() -> int:
     parser.add_argument("--grid-seeds", type=int, default=3, help="seeds of the other Pareto grid points")
     parser.add_argument("--posthoc-seeds", type=int, default=3, help="kim_canny seeds the post-hoc methods explain")
     parser.add_argument("--no-grid", action="store_true")
-    parser.add_argument("--road-steps", type=int, default=5, help="ROAD removal fractions k/N")
-    parser.add_argument("--sanity-frames", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--eval-batch", type=int, help="default: 64 on CPU, 1024 on GPU")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--jobs", type=int, default=1, help="(variant, seed) pairs trained and evaluated at once")
+    add_run_arguments(parser)
     parser.add_argument("--summarize", action="store_true", help="only summarize the models finished so far")
     parser.add_argument("--only", help="comma-separated <name>_s<seed> pairs to run (e.g. a second process)")
     args = parser.parse_args()

@@ -33,14 +33,14 @@ import torch
 from tqdm import tqdm
 
 from benchmarks.cross_model import summarize
-from benchmarks.headline import MAIN, evaluate_frames
+from benchmarks.headline import MAIN, add_run_arguments, evaluate_frames
 from benchmarks.record import record
 from benchmarks.udacity_ch2_report import markdown_table, plot_attention, plot_curves
-from qattn_ros.atomic import write_json, write_text
+from qattn_ros.atomic import file_sha256, write_json, write_text
 from qattn_ros.data.cache import build_cache
 from qattn_ros.data.sources import open_source, spec_from_text
 from qattn_ros.data.time_blocks import TimeBlocks, describe_blocks, smallest_gap_s, split_rows
-from qattn_ros.data.udacity_ch2 import MANIFEST, sha256_of
+from qattn_ros.data.udacity_ch2 import MANIFEST
 from qattn_ros.fit.config import TrainConfig, load_train_config
 from qattn_ros.fit.trainer import Trainer
 from qattn_ros.predictor import SteeringPredictor
@@ -132,12 +132,7 @@ def main() -> int:
     parser.add_argument("--order", default="test,val,train",
                         help="the blocks in time order (HMB_3 ends on a straight highway: test first)")  # fmt: skip
     parser.add_argument("--test-frames", type=int, default=300, help="evenly spaced test-block frames (0: all)")
-    parser.add_argument("--road-steps", type=int, default=5, help="ROAD removal fractions k/N")
-    parser.add_argument("--sanity-frames", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--eval-batch", type=int, help="default: 64 on CPU, 1024 on GPU")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--jobs", type=int, default=1, help="models trained and evaluated at once")
+    add_run_arguments(parser)
     parser.add_argument("--record", action="store_true", help="write benchmarks/results/<name>.json and docs/ figures")
     args = parser.parse_args()
     args.out = args.out or f"runs/{args.name}"
@@ -167,7 +162,7 @@ def main() -> int:
     manifest = Path(args.spec.get("labels", "")).parent / MANIFEST if isinstance(args.spec, dict) else None
     details = {
         "data": args.spec, "splits": split, "variants": table,
-        "manifest_sha256": sha256_of(manifest) if manifest and manifest.is_file() else None,
+        "manifest_sha256": file_sha256(manifest) if manifest and manifest.is_file() else None,
         "settings": {k: getattr(args, k) for k in ("seeds", "epochs", "test_frames", "road_steps", "sanity_frames",
                                                    "batch", "jobs", "models")},
         "train_s": {name: [round(r["train_s"], 1) for r in rs] for name, rs in runs.items()},

@@ -70,6 +70,15 @@ def fsync(path: Path) -> None:
         os.close(descriptor)
 
 
+def file_sha256(path: str | Path) -> str:
+    """A file's SHA-256, read in blocks (checkpoints, manifests of downloaded data)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def leftover_of(path: str | Path) -> Path | None:
     """The file a temporary name was written for, or None when `path` is not such a leftover."""
     path = Path(path)

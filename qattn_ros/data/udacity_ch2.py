@@ -10,12 +10,11 @@ download; the output folder appears whole or not at all.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
-from ..atomic import atomic_folder
+from ..atomic import atomic_folder, file_sha256
 from ..errors import DataError
 
 LABELS = "CH2_final_evaluation.csv"
@@ -25,14 +24,6 @@ WHERE_LABELS = f"the public repository udacity/self-driving-car, steering-models
 # where each input sits inside a clone of its repository
 FRAME_FOLDERS = ("Driving/testing/center", "testing/center", "center")
 LABEL_FILES = (f"steering-models/community-models/rambo/data/{LABELS}", f"challenges/challenge-2/{LABELS}", LABELS)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(path: Path) -> dict[str, str]:
@@ -50,7 +41,7 @@ def read_manifest(path: Path) -> dict[str, str]:
 def write_manifest(folder: Path, path: Path) -> Path:
     """The manifest of an assembled folder: the labels and every frame under center/."""
     names = [LABELS, *(f"center/{p.name}" for p in sorted((folder / "center").glob("*.jpg")))]
-    path.write_text("".join(f"{sha256_of(folder / name)}  {name}\n" for name in names))
+    path.write_text("".join(f"{file_sha256(folder / name)}  {name}\n" for name in names))
     return path
 
 
@@ -64,7 +55,7 @@ def find_input(given: Path, candidates: tuple[str, ...], what: str, where: str) 
 
 
 def check_labels(path: Path, expected: str) -> None:
-    if sha256_of(path) == expected:
+    if file_sha256(path) == expected:
         return
     header = path.read_text(errors="replace").splitlines()[:1]
     if header and header[0].strip().split(",")[:3] == ["frame_id", "steering_angle"]:
@@ -88,7 +79,7 @@ def assemble(frames: Path, labels: Path, out: Path, manifest: Path) -> dict:
     if missing:
         raise DataError(f"{center}: {len(missing)} of {len(wanted)} frames missing, first: {', '.join(missing[:3])}; "
                         f"download the whole folder from {WHERE_FRAMES}")  # fmt: skip
-    changed = sorted(name for name, digest in wanted.items() if sha256_of(center / name) != digest)
+    changed = sorted(name for name, digest in wanted.items() if file_sha256(center / name) != digest)
     if changed:
         raise DataError(f"{center}: {len(changed)} frame(s) differ from the manifest, first: "
                         f"{', '.join(changed[:3])}; download them again from {WHERE_FRAMES}")  # fmt: skip
@@ -98,7 +89,7 @@ def assemble(frames: Path, labels: Path, out: Path, manifest: Path) -> dict:
             link_or_copy(center / name, tmp / "center" / name)
         shutil.copyfile(csv, tmp / LABELS)
         shutil.copyfile(manifest, tmp / MANIFEST)
-    return {"frames": len(wanted), "manifest_sha256": sha256_of(manifest), "out": str(out)}
+    return {"frames": len(wanted), "manifest_sha256": file_sha256(manifest), "out": str(out)}
 
 
 def link_or_copy(source: Path, target: Path) -> None:

@@ -39,7 +39,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
-from ..atomic import commit, fsync, leftover_of, remove_leftovers, temp_beside, write_text
+from ..atomic import commit, file_sha256, fsync, leftover_of, remove_leftovers, temp_beside, write_text
 from ..errors import CheckpointError, ConfigError
 from ..preprocess import CameraGeometry, Preprocessing
 from ..units import DEFAULT_VEHICLE, VehicleGeometry, check_unit
@@ -80,14 +80,6 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
 def pending_sidecar(sidecar: Path) -> Path:
     """Where a save keeps the new sidecar until its weights are in place."""
     return sidecar.with_name(sidecar.name + ".pending")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def commit_pair(written: Path, weights: Path, sidecar: Path, meta: dict) -> None:
