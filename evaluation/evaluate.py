@@ -23,6 +23,7 @@ import numpy as np
 
 from qattn_ros.atomic import write_json
 from qattn_ros.data.sources import open_source, spec_from_text
+from qattn_ros.data.time_blocks import BLOCKS, TimeBlocks
 from qattn_ros.errors import CheckpointError, ConfigError, DataError
 from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results, sanity_method
 from qattn_ros.explain.report import plot_overlays, write_report
@@ -77,6 +78,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"comma-separated, from {', '.join(METHODS)}")  # fmt: skip
     parser.add_argument("--out", required=True, help="report folder (rerun to resume)")
     parser.add_argument("--frames", type=int, default=None, help="evenly spaced frames to use (default: all)")
+    parser.add_argument("--block", choices=BLOCKS, help="only this time block of the recording (data.blocks)")
+    parser.add_argument("--blocks", type=float, nargs=3, default=(0.7, 0.1, 0.2), metavar=("TRAIN", "VAL", "TEST"),
+                        help="shares of the time blocks, as the checkpoint was trained with")  # fmt: skip
+    parser.add_argument("--gap-s", type=float, default=2.0, help="seconds between time blocks")
+    parser.add_argument("--order", default="train,val,test", help="the time blocks in time order")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--substrate", choices=("mean", "blur"), default="mean")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 64 on CPU, 1024 on GPU)")
@@ -118,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             predictor.fit_camera("crop", args.crop_anchor)
             for note in predictor.info.notes:
                 print(f"evaluate: note: {note}", file=sys.stderr)
-            frames = predictor.frames(source, args.cache_dir, args.frames, args.cache)
+            blocks = TimeBlocks(*args.blocks, args.gap_s, tuple(args.order.split(",")))
+            frames = predictor.frames(source, args.cache_dir, args.frames, args.cache, args.block, blocks)
             if len(frames) == 0:
                 raise DataError(f"{args.data}: no frames to evaluate")
             models.append(Evaluated(name, predictor, frames))

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from checkpoints import random_checkpoint
 
+from qattn_ros.data.sources import open_source
+from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.data.time_blocks import TimeBlocks, describe_blocks, split_rows
+from qattn_ros.data.writers import write_ch2_test
 from qattn_ros.errors import ConfigError
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Distributed, load_frames
+from qattn_ros.predictor import SteeringPredictor
 
 
 def closest_between(stamps: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
@@ -77,3 +82,14 @@ def test_the_trainer_validates_on_its_val_block_apart_from_training(synthetic_lo
     stamps = train.parts[0].stamps
     assert len(train) + len(val) < 1200 and len(val) > 200 * 0.8
     assert closest_between(stamps, train.local[0], val.local[0]) >= 1.0
+
+
+def test_evaluation_reads_the_test_block_of_a_recording(tmp_path) -> None:
+    """100 frames at 20 Hz, blocks 0.6 / 0.2 / 0.2 with a 0.2 s gap: the test block is frames 82..99 (the two
+    frames within 0.1 s after the boundary at frame 80 belong to no block)."""
+    folder = write_ch2_test(tmp_path / "drive", RoadGenerator(120, 160, seed=2), 100).parent
+    labels = [float(line.split(",")[1]) for line in (folder / "CH2_final_evaluation.csv").read_text().splitlines()[1:]]
+    predictor = SteeringPredictor(random_checkpoint(tmp_path), "cpu")
+    frames = predictor.frames(open_source(folder), tmp_path / "cache", block="test",
+                              blocks=TimeBlocks(0.6, 0.2, 0.2, gap_s=0.2))  # fmt: skip
+    assert frames.targets == pytest.approx(labels[82:100], abs=1e-6)
