@@ -99,6 +99,9 @@ def test_lockstep_replay_evaluates_every_frame_as_offline_evaluation(kind, sourc
         assert reader.deserialize(first[2], first[0].msgtype).encoding == "32FC1"
 
 
+STARTUP_S = 300.0  # the players' and evaluators' startup_timeout here: generous, a loaded machine is slow to start
+
+
 def _graph(
     sources,
     checkpoint,
@@ -112,8 +115,9 @@ def _graph(
     args = replay.parse_args([source or sources["ros1"], "--checkpoint", checkpoint, "--out", str(out), "--device",
                               "cpu"])  # fmt: skip
     nodes = replay.graph(args)
-    nodes[0][1].update(progress=False, **(player or {}))
-    nodes[2][1].update(evaluator or {})
+    # a loaded machine may take minutes to import torch in three processes: the graph's deadlines say when to give up
+    nodes[0][1].update(progress=False, startup_timeout=STARTUP_S, **(player or {}))
+    nodes[2][1].update(startup_timeout=STARTUP_S, **(evaluator or {}))
     return [spawn([sys.executable, "-m", module, *ros_args(params)], env=env) for (_, module, _), params in nodes]
 
 
@@ -295,16 +299,16 @@ def test_bad_bags_are_refused_naming_the_problem(sources, tmp_path, env) -> None
 def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, tmp_path) -> None:
     """The evaluator checks each published steering against its own model's prediction for that frame."""
     other_path = random_checkpoint(tmp_path, seed=1, vehicle=VehicleGeometry(16.0, 2.85))
-    graph = [("bag_player", {"source": sources["ros1"], "progress": False}),
+    graph = [("bag_player", {"source": sources["ros1"], "progress": False, "startup_timeout": STARTUP_S}),
              ("steering_node", {"checkpoint": other_path, "device": "cpu", "reliability": "reliable"}),
-             ("replay_evaluator", {"checkpoint": checkpoint, "out": str(tmp_path / "out"), "device": "cpu",
-                                   "steps": 2, "floor": False, "record": False})]  # fmt: skip
+             ("replay_evaluator", {"checkpoint": checkpoint, "out": str(tmp_path / "out"), "device": "cpu", "steps": 2,
+                                   "floor": False, "record": False, "startup_timeout": STARTUP_S})]  # fmt: skip
     processes = [spawn([sys.executable, "-m", f"qattn_ros.ros.{module}", *ros_args(params)], env=env)
                  for module, params in graph]  # fmt: skip
-    try:
-        returncode = processes[2].wait(timeout=180)
+    try:  # the graph's own deadlines end it (startup, answers, a player gone): this only catches a graph that hangs
+        returncode = processes[2].wait(timeout=2 * STARTUP_S)
     except subprocess.TimeoutExpired:
-        returncode = "still running after 180 s"
+        returncode = f"still running after {2 * STARTUP_S} s"
         for process in processes:
             process.send_signal(signal.SIGUSR1)  # every thread's stack into its log: where it was stuck
         time.sleep(1)

@@ -69,7 +69,7 @@ DEFAULTS = {
     "steering_tolerance": 1e-5,
     "record": True,
     "max_pixels": 4096 * 4096,
-    "startup_timeout": 60.0,  # s with neither a bag player nor a camera frame: nothing will come
+    "startup_timeout": 120.0,  # s with neither a bag player nor a camera frame: nothing will come
 }
 INTERRUPTED = "interrupted"
 STOP_GRACE_S = 1.0  # on Ctrl-C, how long the worker may take to leave its piece of work (one forward pass)
