@@ -3,7 +3,8 @@
 Each camera is a plain rclpy publisher started with the environment of a user's shell (no
 FASTDDS_*, no profile of this package): (a) reliable depth 10 (rclpy's and rclcpp's default),
 (b) REP-2003 sensor data (best effort depth 5), (c) best effort depth 1; raw 640x480 rgb8 at 20 Hz
-and 1280x720 bgr8 at 30 Hz, and JPEG 1280x720 at 30 Hz on `image/compressed`. The steering node
+and 1280x720 bgr8 at 30 Hz, JPEG 640x480 and 1280x720 at 30 Hz on `image/compressed`, and the encodings of
+USB and machine-vision drivers (yuv422_yuy2, uyvy, bayer_rggb8) at 640x480 and 1280x720, 30 Hz. The steering node
 runs as its console executable with nothing set but the checkpoint (and transport:=compressed for
 JPEG), under the default discovery range and LOCALHOST, on a quiet machine and beside a CPU hog
 on one core. Per cell: frames_received_ratio = frames the node's subscription took (its
@@ -46,17 +47,18 @@ while publisher.get_subscription_count() == 0 and time.monotonic() < end:  # the
 time.sleep(2.0)
 rng = np.random.default_rng(0)
 pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+per_pixel = {"rgb8": 3, "bgr8": 3, "yuv422_yuy2": 2, "uyvy": 2, "bayer_rggb8": 1}.get(fmt, 3)
 if jpeg:
     import cv2
     data = cv2.imencode(".jpg", pixels)[1].tobytes()
 else:
-    data = pixels.tobytes()
+    data = pixels.reshape(-1)[: height * width * per_pixel].tobytes()
 count, start = 0, time.monotonic()
 while time.monotonic() - start < seconds:
     if jpeg:
         message = CompressedImage(format="jpeg", data=data)
     else:
-        message = Image(height=height, width=width, encoding=fmt, step=width * 3, data=data)
+        message = Image(height=height, width=width, encoding=fmt, step=width * per_pixel, data=data)
     message.header.stamp = node.get_clock().now().to_msg()
     message.header.frame_id = "camera"
     publisher.publish(message)
@@ -73,6 +75,14 @@ CAMERAS = {  # name: (qos, format, width, height, rate)
     "sensor_1280x720": ("sensor_data", "bgr8", 1280, 720, 30.0),
     "besteffort1_1280x720": ("best_effort_depth_1", "bgr8", 1280, 720, 30.0),
     "sensor_jpeg_1280x720": ("sensor_data", "jpeg", 1280, 720, 30.0),
+    # what USB / V4L2 and machine-vision drivers publish, at 30 Hz
+    "yuyv_640x480": ("sensor_data", "yuv422_yuy2", 640, 480, 30.0),
+    "uyvy_640x480": ("sensor_data", "uyvy", 640, 480, 30.0),
+    "bayer_640x480": ("sensor_data", "bayer_rggb8", 640, 480, 30.0),
+    "sensor_jpeg_640x480": ("sensor_data", "jpeg", 640, 480, 30.0),
+    "yuyv_1280x720": ("sensor_data", "yuv422_yuy2", 1280, 720, 30.0),
+    "uyvy_1280x720": ("sensor_data", "uyvy", 1280, 720, 30.0),
+    "bayer_1280x720": ("sensor_data", "bayer_rggb8", 1280, 720, 30.0),
 }
 
 

@@ -125,6 +125,10 @@ def main() -> int:
     parser.add_argument("--baseline", action="store_true", help="also run with Fast DDS's own transports")
     parser.add_argument("--foreign", action="store_true", help="cameras that use no project code (foreign_cameras)")
     parser.add_argument("--foreign-seconds", type=float, default=10.0, help="camera time per foreign cell")
+    parser.add_argument("--cameras", help="comma-separated foreign cameras (default: all of foreign_cameras.CAMERAS)")
+    parser.add_argument("--ranges", default="default,LOCALHOST", help="discovery ranges of the foreign cells")
+    parser.add_argument("--no-pair", action="store_true", help="only the foreign cells (with --name)")
+    parser.add_argument("--name", default="launch_pair", help="benchmarks/results/<name>.json")
     args = parser.parse_args()
     if args.role == "counter":
         count_outputs(args.seconds * 10 + 600)
@@ -137,20 +141,22 @@ def main() -> int:
     frames = round(args.seconds * args.rate)
     with tempfile.TemporaryDirectory() as tmp:
         runs = [run_pair(args.checkpoint, r, frames, args.rate, Path(tmp), baseline)
-                for baseline in (False, True)[: 1 + args.baseline] for r in ("default", "LOCALHOST")]  # fmt: skip
+                for baseline in (False, True)[: 1 + args.baseline] for r in ("default", "LOCALHOST")
+                if not args.no_pair]  # fmt: skip
     summary = {f"{run['label']}_{key}": run[key] for run in runs
                for key in ("frames_received_ratio", "watchdog_stops", "frames_published")}  # fmt: skip
     ours = [r for r in runs if not r["label"].startswith("baseline")]
     cells = []
     if args.foreign:
         with tempfile.TemporaryDirectory() as tmp:
+            cameras = args.cameras.split(",") if args.cameras else list(foreign_cameras.CAMERAS)
             cells = [foreign_cameras.run_cell(args.checkpoint, camera, r, load, args.foreign_seconds, Path(tmp))
-                     for load in ("quiet", "hog") for r in ("default", "LOCALHOST")
-                     for camera in tqdm(foreign_cameras.CAMERAS, desc=f"foreign cameras, {r}, {load}")]  # fmt: skip
-        summary |= {f"{c['cell']}_{key}": c[key] for c in cells for key in ("frames_received_ratio", "watchdog_stops",
-                                                                             "p99_ms")}  # fmt: skip
+                     for load in ("quiet", "hog") for r in args.ranges.split(",")
+                     for camera in tqdm(cameras, desc=f"foreign cameras, {r}, {load}")]  # fmt: skip
+        summary |= {f"{c['cell']}_{key}": c[key] for c in cells
+                    for key in ("frames_received_ratio", "answered_ratio", "watchdog_stops", "p99_ms")}  # fmt: skip
     summary["target_met"] = all(r["frames_received_ratio"] >= 0.95 and r["watchdog_stops"] == 0 for r in ours + cells)
-    record("launch_pair", summary, checkpoint=args.checkpoint, camera="synthetic 640x480 rgb8", rate_hz=args.rate,
+    record(args.name, summary, checkpoint=args.checkpoint, camera="synthetic 640x480 rgb8", rate_hz=args.rate,
            seconds=args.seconds, runs=runs, foreign_cameras=cells)  # fmt: skip
     return 0
 
