@@ -172,7 +172,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--eval-batch", type=int, help="default: 64 on CPU, 1024 on GPU")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--jobs", type=int, default=1, help="models trained and evaluated at once")
 
 
 def pairs_to_run(args: argparse.Namespace) -> list[Pair]:
@@ -201,6 +200,7 @@ def main() -> int:
     parser.add_argument("--posthoc-seeds", type=int, default=3, help="kim_canny seeds the post-hoc methods explain")
     parser.add_argument("--no-grid", action="store_true")
     add_run_arguments(parser)
+    parser.add_argument("--jobs", type=int, default=1, help="(variant, seed) pairs trained and evaluated at once")
     parser.add_argument("--summarize", action="store_true", help="only summarize the models finished so far")
     parser.add_argument("--only", help="comma-separated <name>_s<seed> pairs to run (e.g. a second process)")
     args = parser.parse_args()

@@ -133,6 +133,7 @@ def main() -> int:
                         help="the blocks in time order (HMB_3 ends on a straight highway: test first)")  # fmt: skip
     parser.add_argument("--test-frames", type=int, default=300, help="evenly spaced test-block frames (0: all)")
     add_run_arguments(parser)
+    parser.add_argument("--jobs", type=int, default=1, help="models trained and evaluated at once")
     parser.add_argument("--record", action="store_true", help="write benchmarks/results/<name>.json and docs/ figures")
     args = parser.parse_args()
     args.out = args.out or f"runs/{args.name}"
