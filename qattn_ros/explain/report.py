@@ -77,6 +77,9 @@ def aggregate(folder: Path) -> dict:
             for key in ("insertion_auc", "road_morf_auc", "road_lerf_auc"):
                 if any(key in r for r in rows):
                     stats[key] = bootstrap_mean(np.array(list(_by_frame(rows, key).values())))
+            morf, lerf = _by_frame(rows, "road_morf_auc"), _by_frame(rows, "road_lerf_auc")
+            if morf and lerf:  # ROAD's own floor: the same map's least relevant pixels first
+                stats["road_morf_over_lerf"] = bootstrap_ratio(*_paired(morf, lerf))
             for key, prefix in (("deletion_auc", "vs"), ("road_morf_auc", "road_vs")):
                 mine = _by_frame(rows, key)
                 if not mine:
@@ -129,7 +132,7 @@ def _ci(value: tuple | None, digits: int = 4) -> str:
 def markdown_table(results: dict) -> str:
     lines = [
         "| model | method | frames | deletion AUC ↑ | deletion / random | deletion / kim_canny attention "
-        "| ROAD MoRF AUC ↑ | ROAD LeRF AUC ↓ | ROAD MoRF / random | ROAD MoRF / kim_canny attention "
+        "| ROAD MoRF AUC ↑ | ROAD LeRF AUC ↓ | ROAD MoRF / LeRF | ROAD MoRF / kim_canny attention "
         "| insertion AUC ↓ | sanity ρ ↓ | uniform-attention shift | pointing | mass on mask (× area) | RMSE | MAE |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -143,7 +146,7 @@ def markdown_table(results: dict) -> str:
             lines.append(
                 f"| {name} | {method} | {s['frames']} | {_ci(s['deletion_auc'])} | {_ci(s.get('vs_random'), 2)} | "
                 f"{_ci(s.get('vs_kim_canny'), 2)} | {_ci(s.get('road_morf_auc'))} | {_ci(s.get('road_lerf_auc'))} | "
-                f"{_ci(s.get('road_vs_random'), 2)} | {_ci(s.get('road_vs_kim_canny'), 2)} | "
+                f"{_ci(s.get('road_morf_over_lerf'), 2)} | {_ci(s.get('road_vs_kim_canny'), 2)} | "
                 f"{_ci(s.get('insertion_auc'))} | {rho} | {_ci(model.get('uniform_shift'))} | {pointing} | "
                 f"{_ci(s.get('mask_mass_ratio'), 2)} | {model.get('rmse', nan):.4f} | {model.get('mae', nan):.4f} |"
             )
