@@ -161,8 +161,8 @@ def real_frames_table(root: Path, name: str = "udacity_ch2") -> str:
             f"{source_line(name, result)}")  # fmt: skip
 
 
-def headline_full_table(root: Path) -> str:
-    result = load(root, "headline")
+def headline_full_table(root: Path, name: str = "headline") -> str:
+    result = load(root, name)
     if result is None:
         return "Not recorded yet."
     rows = []
@@ -179,14 +179,16 @@ def headline_full_table(root: Path) -> str:
 
         uniform = f" ({100 * m['sanity_uniform']:.0f} % uniform)" if m.get("sanity_uniform") else ""
         sanity = f"{m['sanity_rho']:.2f} [{m['sanity_rho_ci'][0]:.2f}, {m['sanity_rho_ci'][1]:.2f}]{uniform}"
-        rows.append((variant, method, m["seeds"], auc(m, "deletion_auc"), auc(m, "road_morf_auc"),
+        rows.append((variant, method, m["seeds"], _normalized(m, "deletion_over_random"),
+                     _normalized(m, "road_morf_over_lerf"), auc(m, "deletion_auc"), auc(m, "road_morf_auc"),
                      auc(m, "road_lerf_auc"), auc(m, "insertion_auc"), sanity,
                      f"{v['uniform_shift_over_rmse']:.2f}" if method == "attention" else "–",
                      f"{m['mask_mass_ratio']:.2f}", f"{m['pointing']:.2f}", rmse))  # fmt: skip
-    header = ("model", "map", "seeds", "deletion onto the mean ↑ (AUC · × kim_canny [95 % CI])", "ROAD MoRF ↑",
+    header = ("model", "map", "seeds", "deletion / own random × kim_canny ↑", "ROAD MoRF / LeRF × kim_canny ↑",
+              "deletion onto the mean ↑ (AUC · × kim_canny [95 % CI])", "ROAD MoRF ↑",
               "ROAD LeRF ↓", "insertion ↓", "sanity ρ ↓", "uniform-attention shift / RMSE", "mass on mask (× area)",
               "pointing", "RMSE [95 % CI over seeds] (× kim_canny)")  # fmt: skip
-    return table(header, rows) + f"\n\n{source_line('headline', result)}"
+    return table(header, rows) + f"\n\n{source_line(name, result)}"
 
 
 def _morf_over_lerf(m: dict) -> str:
@@ -359,6 +361,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "results:headline_full": headline_full_table,
     "results:pareto": pareto_table,
     "results:udacity_ch2": real_frames_table,
+    "results:headline_main": lambda root: headline_full_table(root, "headline_main"),
     "results:demo": demo_table,
     "results:benchmarks": benchmarks_table,
     "results:commands": commands_table,
