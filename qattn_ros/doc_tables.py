@@ -325,14 +325,14 @@ CAMERA_COLUMNS = ("camera", "qos", "format", "size", "rate_hz", "discovery_range
                   "answered_ratio", "watchdog_stops", "p99_ms")  # fmt: skip
 
 
-def cameras_table(root: Path) -> str:
-    result = load(root, "launch_pair")
+def cameras_table(root: Path, name: str = "launch_pair") -> str:
+    result = load(root, name)
     cells = (result or {}).get("foreign_cameras")
     if not cells:
-        return ("Not measured yet: `python -m benchmarks.launch_pair --foreign` records cameras that use no code of "
-                "this package, per QoS, format, size, discovery range and load.")  # fmt: skip
+        return (f"Not measured yet: `python -m benchmarks.launch_pair --foreign` records cameras that use no code of "
+                f"this package, per QoS, format, size, discovery range and load (`{name}.json`).")  # fmt: skip
     rows = [tuple(_number(c.get(k, "–")) for k in CAMERA_COLUMNS) for c in cells]
-    return table(CAMERA_COLUMNS, rows) + f"\n\n{source_line('launch_pair', result)}"
+    return table(CAMERA_COLUMNS, rows) + f"\n\n{source_line(name, result)}"
 
 
 def cameras_summary(root: Path) -> str:
@@ -367,6 +367,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "results:commands": commands_table,
     "results:cameras": cameras_table,
     "results:cameras_summary": cameras_summary,
+    "results:cameras_encodings": lambda root: cameras_table(root, "launch_pair_encodings"),
 }
 
 
