@@ -115,9 +115,10 @@ def test_deletion_equals_quantus_pixel_flipping() -> None:
     reference = np.abs(np.array(flips)[:, 2::3] - start[:, None])
     assert reference.shape == (4, 50)
     assert np.median(reference) > 1e-5, "the perturbation moved the output"
-    assert np.allclose(ours[:, 1:], reference, rtol=1e-3, atol=1e-7)  # float noise: ~1e-8
+    # float noise: ~1e-8, up to 6e-7 where a batch of another size rounds one quantizer input across a code boundary
+    assert np.allclose(ours[:, 1:], reference, rtol=1e-3, atol=1e-6)
     reverse = curves(lambda t: model(t).steering, x, -maps, ids, "deletion", 50, "mean").numpy()
-    assert not np.allclose(reverse[:, 1:], reference, rtol=1e-3, atol=1e-7), "the check tells orders apart"
+    assert not np.allclose(reverse[:, 1:], reference, rtol=1e-3, atol=1e-6), "the check tells orders apart"
 
 
 def test_ties_are_broken_by_a_seeded_random_order_not_by_pixel_index() -> None:

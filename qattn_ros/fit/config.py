@@ -18,8 +18,11 @@ from ..units import DEFAULT_VEHICLE, VehicleGeometry
 @dataclass
 class DataConfig:
     train: list = field(default_factory=list)  # source specs (see data/sources.py)
-    val: list = field(default_factory=list)  # empty: each train source's val time block (`blocks`)
-    blocks: TimeBlocks = TimeBlocks()  # train / val / test time blocks of a source, used when `val` is empty
+    val: list = field(default_factory=list)  # empty: each train source's val time block, or its last val_fraction
+    # one recording cut into train / val / test time blocks with a gap between them (when `val` is empty); None:
+    # the last val_fraction of each source's frames (closed-loop rounds, whose stamps restart with each world)
+    blocks: TimeBlocks | None = None
+    val_fraction: float = 0.1
     cache_dir: str = "data_out/cache"
     target_unit: str | None = None  # None: the first training source's unit and sign
     target_positive_is_left: bool | None = None

@@ -112,10 +112,14 @@ def load_frames(config: TrainConfig, dist_ctx: Distributed) -> tuple[FrameSet, F
     if val_caches:
         train = FrameSet([(c, np.arange(len(c))) for c in caches], unit, left, vehicle)
         val = FrameSet([(c, np.arange(len(c))) for c in val_caches], unit, left, vehicle)
-    else:  # each source's train and val time blocks, apart by the gap, so neighbours do not leak
+    elif config.data.blocks is not None:  # each source's train and val time blocks, apart by the gap
         blocks = [split_rows(c.stamps, config.data.blocks) for c in caches]
         train = FrameSet([(c, b["train"]) for c, b in zip(caches, blocks)], unit, left, vehicle)
         val = FrameSet([(c, b["val"]) for c, b in zip(caches, blocks)], unit, left, vehicle)
+    else:  # the last fraction of each source in time order
+        cut = [int(round(len(c) * (1 - config.data.val_fraction))) for c in caches]
+        train = FrameSet([(c, np.arange(k)) for c, k in zip(caches, cut)], unit, left, vehicle)
+        val = FrameSet([(c, np.arange(k, len(c))) for c, k in zip(caches, cut)], unit, left, vehicle)
     if len(train) == 0 or len(val) == 0:
         raise DataError(f"empty split: {len(train)} training and {len(val)} validation frames")
     return train, val
