@@ -290,8 +290,7 @@ def test_the_node_stops_on_an_unreadable_encoding_says_it_once_per_encoding_and_
     node = SimpleNamespace(window=FrameWindow(), lock=threading.Lock(), gate=SimpleNamespace(commanding=True),
                            camera_note="", camera_refused=False, get_logger=lambda: logger,
                            _publish_command=lambda stamp, command: published.append((stamp.sec, command)))  # fmt: skip
-    node._note_encoding = lambda error: SteeringNode._note_encoding(node, error)
-    node._note_camera = lambda note, refused=False: SteeringNode._note_camera(node, note, refused)
+    node._note_camera = lambda *args, **kwargs: SteeringNode._note_camera(node, *args, **kwargs)
 
     def process(msg, epoch) -> bool:  # as _process: decode, then the (here: fitting) camera geometry
         image_to_rgb(msg, MAX_PIXELS)

@@ -266,22 +266,16 @@ class SteeringNode(LifecycleNode):
         elif news is Camera.WAITING:
             self.get_logger().warning(f"{news.value}: zero-speed command sent")
 
-    def _note_camera(self, mismatch: str, refused: bool = False) -> None:
-        """Say a camera-geometry problem once when it appears; diagnostics repeat it every window."""
+    def _note_camera(self, mismatch: str, refused: bool = False, remedy: str = "set accept_camera_mismatch to run on it"
+                     ) -> None:  # fmt: skip
+        """Say a camera problem (its geometry, an unreadable encoding) once when it appears, again when it changes;
+        diagnostics repeat it every window until a usable frame clears it."""
         if mismatch and mismatch != self.camera_note:
             if refused:
-                self.get_logger().error(f"camera refused: {mismatch}; set accept_camera_mismatch to run on it")
+                self.get_logger().error(f"camera refused: {mismatch}; {remedy}")
             else:
                 self.get_logger().warning(f"camera geometry mismatch accepted (accept_camera_mismatch): {mismatch}")
         self.camera_note, self.camera_refused = mismatch, refused
-
-    def _note_encoding(self, error: UnsupportedEncoding) -> None:
-        """Say an unreadable camera encoding once (again when it changes); diagnostics say it as ERROR every window
-        until a frame decodes (its `_note_camera` then clears the note)."""
-        note = str(error)  # names the encoding and the supported ones
-        if note != self.camera_note:
-            self.get_logger().error(f"camera refused: {note}; vehicle stopped")
-        self.camera_note, self.camera_refused = note, True
 
     # -- frames -------------------------------------------------------------------------------
     def _on_image(self, msg) -> None:
@@ -298,7 +292,7 @@ class SteeringNode(LifecycleNode):
                 with self.lock:
                     if self.gate.commanding:
                         self._publish_command(msg.header.stamp, STOP)
-                self._note_encoding(error)
+                self._note_camera(str(error), refused=True, remedy="vehicle stopped")
             except BadFrame as error:
                 self.window.count("bad")
                 self.get_logger().warning(f"bad frame skipped: {error}", throttle_duration_sec=1.0)
