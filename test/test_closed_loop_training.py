@@ -53,7 +53,7 @@ def expert_at(sim: RoadSim, row: dict) -> tuple[float, np.ndarray]:
     return sim.pursuit_steering(), sim.frame().image
 
 
-def test_two_dagger_rounds_aggregate_expert_labels_of_on_policy_frames(tmp_path) -> None:
+def test_two_dagger_rounds_aggregate_expert_labels_of_on_policy_frames(tmp_path, capsys) -> None:
     (tmp_path / "train.yaml").write_text(yaml.safe_dump({**TINY, "data": {"cache_dir": str(tmp_path / "cache")}}))
     loop = {"rounds": 2, "worlds_per_round": 2, "track_m": 120.0, "keep_base": False, "finetune_epochs": 1,
             "beta": 0.5, "beta_decay": 0.5, "frame_size": list(FRAME), "recovery": {"every": 3}}  # fmt: skip
@@ -104,6 +104,17 @@ def test_two_dagger_rounds_aggregate_expert_labels_of_on_policy_frames(tmp_path)
     assert all((run / f"round_{r}" / "model" / "best.safetensors").stat().st_mtime_ns == stamps[r] for r in (0, 1))
     assert (run / "round_2" / "data" / "visits.npz").stat().st_mtime_ns == data_stamp, "the round's data is kept"
     assert read_info(run / "round_2" / "model" / "best").training["closed_loop"]["round"] == 2
+
+    # rounds made by one config are not another's: a rerun with other worlds refuses, naming what changed
+    kept = {path: path.stat().st_mtime_ns for path in run.rglob("*") if path.is_file()}
+    other = ["--set", "closed_loop.world_seed=5", "--set", "closed_loop.track_m=60"]
+    assert train_closed_loop.main([str(config), *other]) == 1
+    said = capsys.readouterr().err
+    assert "closed_loop.world_seed 0 -> 5" in said and "closed_loop.track_m 120.0 -> 60" in said, said
+    assert {path: path.stat().st_mtime_ns for path in run.rglob("*") if path.is_file()} == kept, "nothing touched"
+    (run / "config.json").unlink()  # rounds nobody can vouch for are not continued either
+    assert train_closed_loop.main([str(config)]) == 1
+    assert "no config.json" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("curvature", [0.0, 1 / 40])

@@ -6,8 +6,9 @@ views are labelled by it, and the model trains on them (with the config's static
 beta * beta_decay^(r-1)), the expert labels every frame it visited, the set grows by them and the
 model is fine-tuned on all of it (`finetune_epochs` at `finetune_lr`). `rounds: 0` is augmentation
 only. Every round keeps its frames (`round_<r>/data`, a simulator log) and its checkpoints
-(`round_<r>/model`): a rerun continues with the first unfinished step. The final model is
-`<out>/best`; its sidecar's `training.closed_loop` records the seeds, the rounds and the data mix.
+(`round_<r>/model`): a rerun continues with the first unfinished step, if `<out>/config.json` says the same
+config made them (a rerun under another config refuses and names what changed; `rounds` may grow). The final
+model is `<out>/best`; its sidecar's `training.closed_loop` records the seeds, the rounds and the data mix.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..atomic import write_json
 from ..errors import ConfigError
 from ..model.checkpoint import load_checkpoint, read_info, save_checkpoint
 from ..predictor import SteeringPredictor
@@ -78,6 +80,29 @@ class ClosedLoopTraining:
         if problems:
             raise ConfigError("closed_loop.randomization overlaps the sweep: " + "; ".join(problems))
         self.log: list[dict] = []
+
+    def made_by(self) -> dict:
+        """What the rounds' frames and models depend on: every setting but where to write and `rounds`."""
+        train = dataclasses.asdict(self.train)
+        for key in ("out", "device", "progress"):
+            train.pop(key)
+        loop = self.config.to_dict()
+        loop.pop("rounds")
+        return json.loads(json.dumps({"train": train, "closed_loop": loop}, default=str))
+
+    def claim(self) -> None:
+        """Rounds in `out` are this config's, or `out` holds none yet: never continue another config's rounds."""
+        path, mine = self.out / "config.json", self.made_by()
+        if path.is_file():
+            changed = differences(json.loads(path.read_text()), mine)
+            if changed:
+                raise ConfigError(f"{self.out}: its rounds were made by another config ({'; '.join(changed[:6])}); "
+                                  "give another out, or remove the folder to start afresh")  # fmt: skip
+            return
+        if any(self.out.glob("round_*")):
+            raise ConfigError(f"{self.out}: holds rounds but no config.json saying which config made them; "
+                              "give another out, or remove the folder to start afresh")  # fmt: skip
+        write_json(path, mine)
 
     def round_dir(self, index: int) -> Path:
         return self.out / f"round_{index}"
@@ -174,6 +199,7 @@ class ClosedLoopTraining:
 
     def run(self) -> Path:
         """Every round not finished yet; the last round's best checkpoint copied to `<out>/best`."""
+        self.claim()
         bar = tqdm(range(self.config.rounds + 1), desc="closed-loop rounds", unit="round",
                    disable=not self.train.progress)  # fmt: skip
         for index in bar:
@@ -183,3 +209,15 @@ class ClosedLoopTraining:
         model, info = load_checkpoint(best)
         save_checkpoint(self.out / "best", model, info)
         return self.out / "best"
+
+
+def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the settings that differ, as `name old -> new`."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b, name = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += differences(a, b, name + ".")
+        elif a != b:
+            changes.append(f"{name} {a} -> {b}")
+    return changes
