@@ -56,3 +56,49 @@ def test_auto_follows_the_publishers_as_they_come_and_go() -> None:
         node.destroy_node()
         camera.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_the_steering_node_looks_at_its_publishers_again_while_it_runs(tmp_path) -> None:
+    """The node's own periodic look (not a test's update()): activated before any camera is up, it subscribes best
+    effort, and turns reliable once the only publisher that comes offers reliable (the module's documented rule);
+    seen from outside, in the graph."""
+    from checkpoints import random_checkpoint
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from qattn_ros.ros.steering_node import SteeringNode
+
+    checkpoint = random_checkpoint(tmp_path)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=claim_domain_id())
+    camera = rclpy.create_node("camera_driver", context=context)
+    node = SteeringNode(context=context, parameter_overrides=[Parameter("checkpoint", value=checkpoint),
+                                                              Parameter("device", value="cpu")])  # fmt: skip
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+
+    def seen_by_the_graph() -> list[ReliabilityPolicy]:
+        return [i.qos_profile.reliability for i in camera.get_subscriptions_info_by_topic("/image")
+                if i.node_name == "qattn_steering"]  # fmt: skip
+
+    def settles_on(wanted: ReliabilityPolicy) -> bool:
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.1)  # the node's timers run here, nothing else calls update()
+            if seen_by_the_graph() == [wanted]:
+                return True
+        return False
+
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        assert settles_on(B), "nobody there yet: best effort"
+        publisher = camera.create_publisher(Image, "image", QoSProfile(depth=10, reliability=R))
+        assert settles_on(R), "the one publisher offers reliable: the node follows without being told"
+        camera.destroy_publisher(publisher)
+    finally:
+        node.finalize()
+        executor.remove_node(node)
+        node.close()
+        camera.destroy_node()
+        rclpy.shutdown(context=context)
