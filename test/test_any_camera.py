@@ -286,3 +286,50 @@ def test_a_lifecycle_shutdown_ends_the_process(ros) -> None:
         log = _stop(steering, signal.SIGINT) if steering.poll() is None else output(steering)
         node.destroy_client(change)
     assert steering.returncode == 0 and "shutting down: zero-speed command sent" in log and "Traceback" not in log
+
+
+@pytest.fixture
+def fresh_signals(monkeypatch):
+    """qattn_ros.ros.signals as a process finds it at start (nothing received, not stopping), its handlers installed
+    in this process for the test and the previous ones put back after it."""
+    from qattn_ros.ros import signals
+
+    monkeypatch.setattr(signals, "_received", [])
+    monkeypatch.setattr(signals, "_stopping", False)
+    monkeypatch.setattr(signals, "_counting_only", False)
+    kept = {sig: signal.getsignal(sig) for sig in signals.STOP_SIGNALS}
+    signals.install()
+    yield signals
+    for sig, handler in kept.items():
+        signal.signal(sig, handler)
+
+
+def _raises(sig: signal.Signals) -> bool:
+    """Whether a signal to this process raised KeyboardInterrupt (its handler runs before raise_signal returns)."""
+    try:
+        signal.raise_signal(sig)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def test_only_the_first_stop_signal_raises_the_later_ones_are_counted(fresh_signals) -> None:
+    """In this process, not timed against a child's stop: the first signal raises, the second and third (launch's
+    SIGTERM after its SIGINT, a second Ctrl-C) only count, so nothing cuts the stop the first one started short."""
+    assert [_raises(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGINT)] == [True, False, False]
+    assert fresh_signals.received() == ["SIGINT", "SIGTERM", "SIGINT"]
+
+
+def test_no_stop_signal_raises_once_the_process_is_finishing(fresh_signals) -> None:
+    fresh_signals.stopping()
+    assert [_raises(s) for s in (signal.SIGTERM, signal.SIGINT)] == [False, False]
+    assert fresh_signals.received() == ["SIGTERM", "SIGINT"]
+
+
+def test_a_signal_while_only_counting_raises_once_raising_is_allowed_again(fresh_signals) -> None:
+    fresh_signals.count_only()
+    assert [_raises(s) for s in (signal.SIGINT, signal.SIGTERM)] == [False, False]
+    with pytest.raises(KeyboardInterrupt):
+        fresh_signals.raise_from_now()
+    assert not _raises(signal.SIGINT), "the stop is under way: counted"
+    assert fresh_signals.received() == ["SIGINT", "SIGTERM", "SIGINT"]
