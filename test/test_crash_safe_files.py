@@ -182,3 +182,71 @@ def test_a_torn_sanity_result_is_refused_by_name_and_computed_again(tmp_path) ->
     with pytest.warns(TornFileWarning, match=out.name):
         sanity_method(predictor, "attention", frames, out, settings)
     assert out.read_text() == whole
+
+
+@pytest.fixture
+def disk_calls(monkeypatch) -> list[tuple]:
+    """Every os.fsync (by the path its descriptor names) and os.replace of this process, in order."""
+    import os
+
+    calls: list[tuple] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        real_fsync(descriptor)
+
+    def replace(src, dst) -> None:
+        calls.append(("replace", str(src), str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+def test_a_file_is_fsynced_renamed_and_then_its_folder_fsynced(tmp_path, disk_calls) -> None:
+    """The order a power cut needs (the module's promise): the data on the disk, the rename, the rename on the disk."""
+    from qattn_ros.atomic import write_json
+
+    folder = tmp_path.resolve() / "out"
+    write_json(folder / "result.json", {"a": 1})
+    tmp = disk_calls[1][1]
+    assert Path(tmp).parent == folder and tmp != str(folder / "result.json")
+    assert disk_calls == [("fsync", tmp), ("replace", tmp, str(folder / "result.json")), ("fsync", str(folder))]
+
+
+def test_a_folder_is_put_in_place_and_then_its_parent_fsynced(tmp_path, disk_calls) -> None:
+    from qattn_ros.atomic import atomic_folder
+
+    parent = tmp_path.resolve()
+    with atomic_folder(parent / "entry") as building:
+        building.mkdir()
+        (building / "a.npy").write_bytes(b"a")
+    replaced = [i for i, call in enumerate(disk_calls) if call[0] == "replace"]
+    assert len(replaced) == 1 and disk_calls[replaced[0]][2] == str(parent / "entry")
+    assert ("fsync", disk_calls[replaced[0]][1] + "/a.npy") in disk_calls[: replaced[0]], "its files first"
+    assert disk_calls[replaced[0] + 1 :] == [("fsync", str(parent))]
+
+
+class _DiskFull(Exception):
+    pass
+
+
+def _rows_then_a_failure():
+    yield [1, 2]
+    raise _DiskFull
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path) -> None:
+    from qattn_ros.atomic import atomic_path, write_csv
+
+    write_csv(tmp_path / "table.csv", ["a", "b"], [[0, 0]])
+    old = (tmp_path / "table.csv").read_text()
+    with pytest.raises(_DiskFull):
+        write_csv(tmp_path / "table.csv", ["a", "b"], _rows_then_a_failure())
+    with pytest.raises(_DiskFull), atomic_path(tmp_path / "blob.bin") as tmp:
+        tmp.write_bytes(b"half a blob")
+        raise _DiskFull
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"], "no temporary left, no blob"
+    assert (tmp_path / "table.csv").read_text() == old
