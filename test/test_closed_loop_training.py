@@ -194,3 +194,46 @@ def test_breaking_points_over_seeds_rank_never_beyond_the_last_level() -> None:
     assert median_breaking([0.04, 1 / 18], "curvature") == 0.04, "two seeds: the pessimistic middle"
     assert at_least(None, 5, "camera") and at_least(5, 5, "camera") and not at_least(4, 5, "camera")
     assert not at_least(0.04, None, "curvature")
+
+
+class _ConstantPolicy:
+    """A driver that always commands the same front-wheel angle (rad), told apart from pure pursuit's by value."""
+
+    ANGLE = 0.0123
+
+    def reset(self) -> None:
+        pass
+
+    def predict(self, image: np.ndarray):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(wheel_angle=self.ANGLE)
+
+
+@pytest.mark.parametrize(("beta", "policy_share"), [(1.0, (0.0, 0.0)), (0.0, (1.0, 1.0)), (0.25, (0.63, 0.87))])
+def test_with_probability_beta_the_expert_drives(beta, policy_share) -> None:
+    """DAgger's mixture (Ross et al. 2011): beta 1 is the expert alone, beta 0 the model alone, in between the
+    model drives a share 1 - beta of the steps (0.75 for beta 0.25; +- 0.12: 4 binomial sd of 200 steps)."""
+    world = World(track_seed=5, max_curvature=1 / 40, speed=15.0, config=SimConfig(height=FRAME[0], width=FRAME[1]))
+    visits = collect([world], _ConstantPolicy(), beta, seed=1, recovery=RecoveryConfig(every=0), length_m=150.0,
+                     progress=False)  # fmt: skip
+    table = visits.table()
+    assert len(visits) > 150
+    by_policy = table["from_policy"] == 1
+    assert policy_share[0] <= by_policy.mean() <= policy_share[1]
+    assert (table["driven"][by_policy] == _ConstantPolicy.ANGLE).all()
+    assert (table["driven"][~by_policy] == table["expert"][~by_policy]).all()
+    assert (table["expert"][~by_policy] != _ConstantPolicy.ANGLE).all(), "the two drivers told apart"
+
+
+@pytest.mark.parametrize(("reaching", "named"), [
+    (Randomization(speed=(10.0, 40.0)), "speed=40"),  # the sweep's speeds 15 30 | 40 50 60 kept out
+    (Randomization(max_curvature=(1 / 50, 1 / 18)), "curvature=0.05556"),  # 1/50 1/35 1/25 | 1/18 1/12
+    (Randomization(steering_delay=(0.05, 0.3)), "steering_delay=0.3"),  # 0.1 0.2 | 0.3 0.4 0.5
+    (Randomization(gust=(0.0, 0.5), start_offset=(0.0, 0.5)), "gust=0.5"),  # (0.5 m/s, 0.5 m) | 0.75, 1.0
+    (Randomization(noise=(0.0, 16.0), gain=(0.7, 1.25), cast=0.1), "camera=4"),  # noise 16, gains 0.7, cast 10 %
+])  # fmt: skip
+def test_a_training_range_ending_exactly_on_a_kept_out_level_reaches_it(reaching, named) -> None:
+    """A range's end is a value training can draw: the first kept-out level of each axis (by the sweep's table in
+    qattn_ros/sim/sweep.py), reached exactly by a range's end, counts as inside."""
+    assert held_out_violations(reaching) == [f"sweep level {named} lies inside the training ranges"]
