@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -295,6 +296,47 @@ def test_the_same_weights_with_another_sidecar_are_evaluated_afresh(tmp_path) ->
         evaluate_method(edited, "attention", frames, out, settings, progress=False)
     after = read_results(out)
     assert len(after) == 4 and [r["prediction"] for r in after] != [r["prediction"] for r in before]
+
+
+def _other_targets(frames: Frames) -> Frames:
+    return Frames(frames.images, frames.targets + 0.5, frames.masks)
+
+
+def _other_masks(frames: Frames) -> Frames:
+    return Frames(frames.images, frames.targets, 255 - frames.masks)
+
+
+@pytest.mark.parametrize(
+    ("frames_of", "settings", "named"),
+    [
+        (_other_targets, {}, "frames_sha256"),  # the rows hold the steering error against the targets
+        (_other_masks, {}, "frames_sha256"),  # and the mask scores
+        (lambda f: f, {"seed": 1}, "settings"),  # the random order's ties, the ROAD noise
+        (lambda f: f, {"road_steps": 2}, "settings"),  # ROAD curves in the rows, or not
+        (lambda f: f, {"batch_size": 3, "frames_per_group": 2}, None),  # how the work is batched: the same rows
+    ],
+    ids=["targets", "masks", "seed", "road_steps", "batching"],
+)
+def test_results_of_other_targets_masks_or_settings_are_computed_again(tmp_path, frames_of, settings, named) -> None:
+    """The module's promise (other frames or other settings are computed again) by the warning that sets the old
+    results aside; `named`: what it names as different, None: kept and continued."""
+    from qattn_ros.atomic import TornFileWarning
+
+    predictor, frames = _predictor(tmp_path), _engine_inputs(4)
+    base = {"steps": 4, "frames_per_group": 4, "insertion": False}
+    out = tmp_path / "eval" / "attention.jsonl"
+    evaluate_method(predictor, "attention", frames, out, EvalSettings(**base), progress=False)
+    first = out.read_text()
+    again = EvalSettings(**(base | settings))
+    if named is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TornFileWarning)
+            evaluate_method(predictor, "attention", frames_of(frames), out, again, progress=False)
+        assert out.read_text() == first, "nothing recomputed"
+        return
+    with pytest.warns(TornFileWarning, match=f"results of another {named} than this run's"):
+        evaluate_method(predictor, "attention", frames_of(frames), out, again, progress=False)
+    assert out.read_text() != first and len(read_results(out)) == 4
 
 
 def test_bootstrap_ratio_brackets_the_ratio() -> None:
