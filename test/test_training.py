@@ -182,3 +182,32 @@ def test_the_kept_model_is_the_exponential_moving_average_of_the_weights(synthet
     assert not all(torch.equal(saved[name], raw[name]) for name in expected), "the average is not the raw weights"
     with pytest.raises(ConfigError, match="ema_decay"):
         Trainer(load_train_config(None, overrides + ["optim.ema_decay=1.0"]))
+
+
+def test_a_resume_state_of_another_step_than_last_is_not_restored(tmp_path, capsys) -> None:
+    """The resume file is committed after `last`: one of step 5 beside a `last` of step 6 (a stop in between) is
+    another run's moments, random state and raw weights; they start afresh, with a warning. Of step 5: restored."""
+    from qattn_ros.fit.resume import restore_resume_state, save_resume_state
+
+    cpu = torch.device("cpu")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model, raw = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)  # raw: the weights an average stands in for
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+        model(torch.randn(4, 3)).sum().backward()
+        optimizer.step()
+        saved_moment = optimizer.state_dict()["state"][0]["exp_avg"].clone()
+        saved_rng = torch.get_rng_state()
+        save_resume_state(tmp_path, 5, optimizer, raw, cpu, lambda: tmp_path / "last")
+
+        torch.manual_seed(123)
+        rng, weights = torch.get_rng_state(), model.weight.detach().clone()
+        fresh = torch.optim.Adam(model.parameters(), lr=0.1)
+        restore_resume_state(tmp_path, 6, fresh, model, cpu)
+        assert fresh.state_dict()["state"] == {}, "no moments of step 5"
+        assert torch.equal(torch.get_rng_state(), rng) and torch.equal(model.weight, weights)
+        assert "is from step 5" in capsys.readouterr().out
+
+        restore_resume_state(tmp_path, 5, fresh, model, cpu)
+        assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], saved_moment)
+        assert torch.equal(torch.get_rng_state(), saved_rng) and torch.equal(model.weight, raw.weight)
