@@ -18,6 +18,12 @@ from qattn_ros.ros.dds_transport import apply_transport, choose_transport, recei
 from qattn_ros.ros.graph import stop_as_launch_does
 
 NS = {"dds": "http://www.eprosima.com"}
+# Another process: writes a profile, says its pid and the path, exits (its exit removes the folder)
+WRITES_A_PROFILE = """
+import os
+from qattn_ros.ros.dds_transport import write_profile
+print(os.getpid(), write_profile("<dds/>"))
+"""
 
 
 def _profile(choice) -> ET.Element:
@@ -93,22 +99,48 @@ def test_applied_once_inherited_by_the_processes_it_starts(tmp_path) -> None:
     assert child.profile is None and "qattn_ros's profile" in child.message
     path = Path(env["FASTDDS_DEFAULT_PROFILES_FILE"])
     assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700, "private"
-    assert write_profile(first.profile) != path, "a folder of its own for each process"
+    # write_profile's promise: a new private folder `<PROFILE_PREFIX><pid>_<random>` of this process (the name
+    # remove_dead_profiles reads the writer from) in the temporary folder, the profile read back whole
+    again = write_profile(first.profile)
+    assert again.parent != path.parent and again.read_text() == first.profile
+    for written in (path, again):
+        assert written.parent.parent == Path(tempfile.gettempdir()) and written.name == "profile.xml"
+        assert written.parent.name.startswith(f"qattn_ros_fastdds_{os.getpid()}_")
+    child = subprocess.run([sys.executable, "-c", WRITES_A_PROFILE], capture_output=True, text=True, timeout=60)
+    pid, written = child.stdout.split()
+    assert Path(written).parent.name.startswith(f"qattn_ros_fastdds_{pid}_"), "another process, a folder of its own"
+    assert int(pid) != os.getpid() and not Path(written).parent.exists(), "removed when that process exits"
 
 
-def test_a_profile_planted_in_the_shared_temporary_folder_is_not_used(tmp_path) -> None:
-    """Anyone can create /tmp/qattn_ros_fastdds_<x>.xml: one that is not this user's private, whole profile is
-    ignored (said in a warning) and LOCALHOST is kept by a profile of our own."""
-    planted = Path(tempfile.gettempdir()) / f"qattn_ros_fastdds_planted_{os.getpid()}.xml"
-    planted.write_text(choose_transport({}, tmp_path).profile)  # a complete profile, but in a shared folder
-    try:
-        env = {"FASTDDS_DEFAULT_PROFILES_FILE": str(planted), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
-        applied = apply_transport(env)
-        assert applied.warning and f"ignored {planted}" in applied.message
-        assert Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]) != planted
-        assert "<initialPeersList>" in Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]).read_text(), "LOCALHOST kept"
-    finally:
-        planted.unlink()
+@pytest.mark.parametrize(
+    ("folder_mode", "file_mode", "used"),
+    [
+        (0o1777, 0o600, False),  # a shared folder as /tmp is: anyone may put a file there
+        (0o770, 0o600, False),  # the group may
+        (0o700, 0o666, False),  # a private folder, but anyone may rewrite the file
+        (0o700, 0o600, True),  # private and whole: a profile of ours, used
+    ],
+    ids=["shared_as_tmp", "group_writable", "file_anyone_writes", "private"],
+)
+def test_a_profile_planted_where_others_can_write_is_not_used(tmp_path, folder_mode, file_mode, used) -> None:
+    """Anyone can create /tmp/qattn_ros_fastdds_<x>: a profile that is not this user's private, whole one is ignored
+    (said in a warning) and LOCALHOST is kept by a profile of our own. Planted in a folder of this user (whoever runs
+    the test, root too), so that only the permission bits tell the cases apart, never who owns /tmp."""
+    folder = tmp_path / f"qattn_ros_fastdds_{os.getpid()}_planted"
+    folder.mkdir()
+    planted = folder / "profile.xml"
+    planted.write_text(choose_transport({}, tmp_path).profile)  # a complete profile
+    planted.chmod(file_mode)
+    folder.chmod(folder_mode)
+    env = {"FASTDDS_DEFAULT_PROFILES_FILE": str(planted), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    if used:
+        choice = choose_transport(dict(env), tmp_path)
+        assert not choice.warning and choice.profile is None and f"qattn_ros's profile {planted}" in choice.message
+        return
+    applied = apply_transport(env)
+    assert applied.warning and f"ignored {planted}" in applied.message
+    assert Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]) != planted
+    assert "<initialPeersList>" in Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]).read_text(), "LOCALHOST kept"
 
 
 def test_a_truncated_profile_in_a_private_folder_is_not_used(tmp_path) -> None:
