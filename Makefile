@@ -6,8 +6,21 @@ VENV ?= .venv
 # the interpreter the venv is made from: 3.10 (Humble), 3.11 or 3.12 (Jazzy), e.g. make PYTHON=python3.12 setup
 PYTHON ?= python3
 PY := $(VENV)/bin/python
+# Where torch comes from: PyTorch's CPU wheel index on a machine without an NVIDIA driver (PyPI's torch for Linux is
+# the CUDA build, several GB), pip's own indexes where there is one. TORCH_INDEX=<url> for another (a CUDA index),
+# TORCH_INDEX= for pip's own. An index that does not answer is said and skipped: pip's indexes decide then.
+TORCH_INDEX ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,https://download.pytorch.org/whl/cpu)
+TORCH_PIN := $(shell grep -m1 '^torch==' requirements.txt)
 SYSTEM_SITE := $(if $(ROS_DISTRO),--system-site-packages,)
 DISTRO_CONSTRAINTS := $(wildcard constraints-$(ROS_DISTRO).txt)
+
+# $(call install_torch,python): the pinned torch from TORCH_INDEX when it answers; the line says which
+define install_torch
+	@if [ -n "$(TORCH_INDEX)" ] && $(1) -c "import urllib.request; urllib.request.urlopen('$(TORCH_INDEX)/', timeout=10)" \
+		2>/dev/null; then echo "torch: $(TORCH_PIN) from $(TORCH_INDEX)"; \
+		$(1) -m pip install -q --index-url $(TORCH_INDEX) "$(TORCH_PIN)"; \
+	else echo "torch: $(if $(TORCH_INDEX),$(TORCH_INDEX) does not answer; ,)$(TORCH_PIN) from pip's own indexes"; fi
+endef
 
 .PHONY: setup editable demo test test-distro-pythons lint bench docs clean
 
@@ -26,6 +39,7 @@ ifdef ROS_DISTRO
 	$(PY) -m pip install -q -c $(VENV)/constraints.txt $(addprefix -c ,$(DISTRO_CONSTRAINTS)) \
 		-r requirements-on-ros.txt -r requirements-test.txt
 else
+	$(call install_torch,$(PY))
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q -r requirements-ros.txt
 endif
@@ -47,9 +61,9 @@ test: setup
 
 # Humble's and Jazzy's Pythons: the tests that need no rclpy, on pyenv's 3.10 with Humble's numpy, opencv and
 # matplotlib, and on 3.12 with Jazzy's numpy (constraints-<distro>.txt; requirements-apt.txt stands in for apt).
-# The CPU torch wheel on this machine's disk is for 3.11 only: these venvs take PyPI's torch (with its CUDA
-# libraries, ~2.6 GB; run on the CPU). Test files that import rclpy, the messages or the nodes are not run here,
-# and the run says which.
+# The CPU torch wheel on this machine's disk is for 3.11 only: where TORCH_INDEX does not answer, these venvs take
+# PyPI's torch (CUDA libraries, ~2.6 GB; run on the CPU). Test files that import rclpy, the messages or the nodes
+# are not run here, and the run says which.
 PYENV_ROOT ?= $(HOME)/.pyenv
 PYTHON_humble ?= $(PYENV_ROOT)/versions/3.10.13/bin/python3
 PYTHON_jazzy ?= $(PYENV_ROOT)/versions/3.12.1/bin/python3
@@ -62,6 +76,7 @@ test-distro-pythons: test-humble test-jazzy
 	@test -x "$(PYTHON_$*)" || { echo "$*: no interpreter at $(PYTHON_$*) (set PYTHON_$*=...)"; exit 1; }
 	rm -rf .venv-$*
 	$(PYTHON_$*) -m venv .venv-$*
+	$(call install_torch,.venv-$*/bin/python)
 	.venv-$*/bin/python -m pip install -q -c constraints-$*.txt \
 		-r requirements-apt.txt -r requirements-on-ros.txt -r requirements-test.txt
 	.venv-$*/bin/python -m pip install -q --no-deps -r requirements-crosscheck.txt
@@ -72,7 +87,8 @@ test-humble test-jazzy: test-%: .venv-%/.installed
 	@.venv-$*/bin/python -c "import sys, numpy, cv2, torch; print('$*: Python', sys.version.split()[0], \
 		'numpy', numpy.__version__, 'opencv', cv2.__version__, 'torch', torch.__version__)"
 	@echo "$*: not run here (they need rclpy): $(ROS_TESTS)"
-	.venv-$*/bin/python -m pytest -q $(addprefix --ignore=,$(ROS_TESTS)) test
+	@echo "$*: the tests marked slow run once, in make test"
+	.venv-$*/bin/python -m pytest -q -m "not slow" $(addprefix --ignore=,$(ROS_TESTS)) test
 
 lint: setup
 	$(VENV)/bin/ruff check qattn_ros training evaluation test benchmarks launch

@@ -191,6 +191,7 @@ def test_a_stop_while_importing_ends_in_one_line(ros, after) -> None:
     assert steering.returncode == 130 and log.strip() == "qattn_steering: stopped by SIGINT while starting", log
 
 
+@pytest.mark.slow
 def test_a_stop_at_any_moment_of_start_up_ends_in_one_line_or_an_orderly_stop(ros) -> None:
     """Every 0.1 s of the first 3 s (SIGINT on odd tenths, SIGTERM on even ones): before the node is up, status 130
     and its last line names the signal; once up, the orderly stop with its zero-speed command. Never a traceback,

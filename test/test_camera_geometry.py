@@ -168,6 +168,7 @@ def trained(synthetic_logs, tmp_path_factory) -> str:
     return str(Trainer(load_train_config(None, overrides)).fit())
 
 
+@pytest.mark.slow
 def test_4_3_and_16_9_cameras_through_the_node_steer_within_1_5x_of_the_trained_geometry(trained, tmp_path) -> None:
     """The same roads rendered at 2:1 (trained), 4:3 and 16:9, through the node (crop anchored at the synthetic
     camera's horizon, 0.36 of the height). Squashed, as before checkpoints recorded their geometry, 4:3 is far off."""

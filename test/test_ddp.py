@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, small_train_overrides
 from torch.nn.utils import parameters_to_vector
 
@@ -31,6 +32,7 @@ def _train_in_process(logs, out, cache, extra):
     return parameters_to_vector(load_checkpoint(out / "last")[0].parameters())
 
 
+@pytest.mark.slow
 def test_ddp_matches_single_process(synthetic_logs, tmp_path) -> None:
     cache = tmp_path.parent / "cache"
     reference = _train_in_process(synthetic_logs, tmp_path / "single", cache, ["optim.accumulation=2"])

@@ -365,6 +365,7 @@ def _last_line(done: subprocess.CompletedProcess) -> str:
     return done.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_evaluate_cli_report_and_bad_input(tmp_path, synthetic_logs) -> None:
     kc, qs = _checkpoint(tmp_path, Preprocessing()), _checkpoint(tmp_path, Preprocessing(), "quant_sign")
     out = tmp_path / "report"

@@ -62,6 +62,7 @@ def _rows(path: Path) -> dict[int, dict]:
     return {row["frame"]: row for row in map(json.loads, path.read_text().splitlines()) if "key" not in row}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["ros1", "ros2_mcap"])
 def test_lockstep_replay_evaluates_every_frame_as_offline_evaluation(kind, sources, checkpoint, env, tmp_path) -> None:
     result = _replay(sources[kind], checkpoint, tmp_path / "replay", env)
@@ -185,6 +186,7 @@ def test_a_recording_killed_before_it_closed_is_removed_by_the_next_run_by_name(
     assert sorted(p.name for p in (tmp_path / "run_1").iterdir()) == ["metadata.yaml", "run_1.mcap"]
 
 
+@pytest.mark.slow
 def test_held_frames_wait_past_the_answer_timeout(sources, checkpoint, env, tmp_path) -> None:
     """Back-pressure: a queue of 4 fills while a group of 4 frames x 100 steps takes longer than the player's 2 s
     answer timeout. Held frames are in: they wait for the evaluation, however slow, and nothing is re-sent."""
@@ -294,6 +296,49 @@ def test_bad_bags_are_refused_naming_the_problem(sources, tmp_path, env) -> None
         assert result.returncode == 1 and "Traceback" not in result.stderr
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("qattn_bag_player: ") and all(n in last for n in needles), last
+
+
+@pytest.mark.slow
+def test_frames_lost_for_good_end_the_replay_within_its_deadlines_with_the_report_and_why(sources, checkpoint, env,
+                                                                                         tmp_path) -> None:  # fmt: skip
+    """The steering node SIGKILLed mid-replay: the frame in flight is never answered. The player gives up within
+    answer_timeout (or on seeing the node gone), the evaluator ends on the player's end, and the report keeps
+    every frame evaluated before, each process saying why in its last line."""
+    answer_timeout = 4.0
+    slow_evaluator = {"queue": 2, "group": 1, "steps": 40, "record": False}
+    processes = _graph(
+        sources, checkpoint, tmp_path / "out", env, player={"answer_timeout": answer_timeout}, evaluator=slow_evaluator
+    )
+    player, node, evaluator = processes
+    rows = tmp_path / "out" / "node" / "attention.jsonl"
+    end = time.monotonic() + 2 * STARTUP_S
+    while (not rows.is_file() or len(_rows(rows)) < 2) and evaluator.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)
+    node.kill()
+    killed_at = time.monotonic()
+    try:
+        returncode = evaluator.wait(timeout=120)  # the deadlines: answer_timeout + the player's end seen + the queue
+    except subprocess.TimeoutExpired:
+        returncode = "still running 120 s after the node was killed"
+        for process in (player, evaluator):
+            process.send_signal(signal.SIGUSR1)  # every thread's stack into its log: where it was stuck
+        time.sleep(1)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+    logs = "\n".join(f"--- {name}\n{output(p)[-2000:]}" for name, p in zip(("player", "node", "evaluator"), processes))
+    assert returncode == 1, logs
+    assert player.returncode == 1, logs
+    player_said = output(player).strip().splitlines()[-1]
+    assert "was not answered" in player_said or "qattn_steering has left the graph" in player_said, logs
+    evaluator_said = output(evaluator).strip().splitlines()[-1]
+    assert "player failed" in evaluator_said and "the report holds what was evaluated" in evaluator_said, logs
+    summary = json.loads((tmp_path / "out" / "replay.json").read_text())
+    assert not summary["complete"] and summary["stopped"].startswith("player failed")
+    assert 2 <= summary["counts"]["evaluated"] < FRAMES, summary["counts"]
+    assert len(_rows(rows)) == summary["counts"]["evaluated"], "every frame evaluated before the loss is kept"
+    print(f"ended {time.monotonic() - killed_at:.1f} s after the kill")
 
 
 def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, tmp_path) -> None:

@@ -129,6 +129,7 @@ def test_road_curve_equals_grad_cams_road_on_the_same_frames(order, monkeypatch)
         assert np.allclose(ours[:, k], np.abs(theirs), atol=2e-5), k
 
 
+@pytest.mark.slow
 def test_road_ranks_the_region_map_first_and_its_reverse_last() -> None:
     torch.manual_seed(1)
     x = torch.randn(3, 3, 80, 160) + 2.0

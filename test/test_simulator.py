@@ -149,6 +149,7 @@ def _drive(domain: int, policy, tmp_path, name: str, behind: bool = False, **par
     return results, log
 
 
+@pytest.mark.slow
 def test_pursuit_on_ground_truth_drives_a_curvy_held_out_road(ros, tmp_path) -> None:
     first, output = _drive(ros, lambda i, truth: (SPEED, truth), tmp_path, "pursuit")
     assert first["complete"] and first["km"] >= 0.4, output[-2000:]

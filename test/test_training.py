@@ -23,6 +23,7 @@ from qattn_ros.predictor import SteeringPredictor
 FAST = ["optim.epochs=4", "optim.batch_size=32", "optim.lr=0.002", "augment.shift_px=0"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_each_variant_learns_the_steering(variant, synthetic_logs, tmp_path) -> None:
     overrides = small_train_overrides(synthetic_logs, tmp_path / "run", tmp_path.parent / "cache") + FAST
@@ -94,6 +95,7 @@ def _saved_epoch(out) -> int | None:
     return training["epoch"] if step == training["step"] else None
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_logs, tmp_path) -> None:
     """SIGKILL during epoch 2, then run again: the weights equal an uninterrupted run's, dropout and all."""
     settings = ["model.variant=quant_sign", "model.rest_dropout=0.5", "model.head_dropout=0.2", "optim.epochs=2",
