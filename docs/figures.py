@@ -126,14 +126,14 @@ def node_overlay(checkpoint: Path, out: Path) -> None:
     import cv2
     import numpy as np
 
-    from qattn_ros.data.splits import SPLIT_SEEDS
+    from qattn_ros.data.splits import SPLIT_PURPOSES
     from qattn_ros.data.synthetic import RoadGenerator
     from qattn_ros.explain.overlay import overlay
     from qattn_ros.predictor import SteeringPredictor
 
     predictor = SteeringPredictor(checkpoint, "cpu")
     predictor.fit_camera("crop", 0.36, False)  # the synthetic camera's horizon (docs/node.md, camera geometry)
-    rgb = RoadGenerator(480, 640, seed=SPLIT_SEEDS["test"]).frame(3).image
+    rgb = RoadGenerator(480, 640, purpose=SPLIT_PURPOSES["test"]).frame(3).image
     prediction = predictor.predict(rgb)
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     top, bottom, left, right = predictor.model_box(*rgb.shape[:2])

@@ -1,6 +1,6 @@
 """Write a synthetic road dataset as train / val / test splits in one of the real formats.
 
-Splits use disjoint generator seeds, so held-out frames are never seen in training. The
+Splits draw from streams of their own (qattn_ros/streams.py), so held-out frames are never seen in training. The
 bag and folder writers (and with them rosbags) are imported only for those formats.
 """
 
@@ -12,7 +12,7 @@ from ..atomic import write_json
 from .simlog import write_simlog
 from .synthetic import RoadGenerator
 
-SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
+SPLIT_PURPOSES = {split: f"split:{split}" for split in ("train", "val", "test")}
 FORMATS = ("simlog", "udacity_bag", "udacity_folder", "ch2_test", "ros2_bag")
 LABEL_UNITS = {"simlog": "sim_normalized", "ros2_bag": "wheel_rad"}  # the others: steering_wheel_rad
 
@@ -48,10 +48,10 @@ def write_splits(
     out = Path(out)
     for split, count in counts.items():
         if count > 0:
-            generator = RoadGenerator(height, width, seed=1000 * seed + SPLIT_SEEDS[split])
+            generator = RoadGenerator(height, width, seed=seed, purpose=SPLIT_PURPOSES[split])
             write_split(fmt, out / split, generator, count, side_cameras)
     meta = {"format": fmt, "counts": counts, "height": height, "width": width, "seed": seed,
-            "side_cameras": side_cameras, "split_seeds": SPLIT_SEEDS,
+            "side_cameras": side_cameras, "split_streams": SPLIT_PURPOSES,
             "label_unit": LABEL_UNITS.get(fmt, "steering_wheel_rad")}  # fmt: skip
     write_json(out / "meta.json", meta)
     return out

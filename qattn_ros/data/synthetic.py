@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..streams import stream, tag
 from ..units import DEFAULT_VEHICLE
 
 CAMERA_HEIGHT_M = 1.5
@@ -67,17 +68,23 @@ class RoadGenerator:
     marking_colour: tuple[float, float, float] | None = None  # RGB in [0, 1] for all markings; None: white/yellow
     markings: bool = True  # False: no painted lines, only the asphalt's edge
 
-    def __init__(self, height: int = 160, width: int = 320, fov_deg: float = 70.0, seed: int = 0) -> None:
+    def __init__(self, height: int = 160, width: int = 320, fov_deg: float = 70.0, seed: int = 0,
+                 purpose: str = "frames") -> None:  # fmt: skip
         if height < 16 or width < 16:
             raise ValueError(f"synthetic frames need at least 16x16 pixels, got {height}x{width}")
-        self.height, self.width, self.seed = height, width, seed
+        self.height, self.width, self.seed, self.purpose = height, width, seed, purpose
+        tag(purpose)  # an unknown purpose is refused here, not at the first frame
         self.focal = (width / 2) / math.tan(math.radians(fov_deg) / 2)
         self.u = np.arange(width, dtype=np.float32) + 0.5 - width / 2
         self.v = np.arange(height, dtype=np.float32)[:, None] + 0.5
 
+    def rng(self, *keys: int) -> np.random.Generator:
+        """This generator's stream for `keys`: its purpose and seed first (qattn_ros/streams.py)."""
+        return stream(self.purpose, self.seed, *keys)
+
     def scene(self, index: int) -> RoadScene:
         """The road geometry of frame `index`."""
-        rng = np.random.default_rng([self.seed, index])
+        rng = self.rng(index)
         return RoadScene(
             curvature=float(rng.uniform(-1 / 45, 1 / 45) if rng.random() < 0.8 else 0.0),
             offset=float(rng.uniform(-0.9, 0.9)),
@@ -93,8 +100,8 @@ class RoadGenerator:
 
     def render(self, scene: RoadScene, index: int) -> SyntheticFrame:
         """`scene` seen with the appearance (textures, light, objects) of frame `index`."""
-        look = np.random.default_rng([self.seed, index, 2]).random(24).tolist()
-        image, mask = self._render(scene, look, np.random.default_rng([self.seed, index, 1]))
+        look = self.rng(index, 2).random(24).tolist()
+        image, mask = self._render(scene, look, self.rng(index, 1))
         return SyntheticFrame(image=image, mask=mask, scene=scene)
 
     def _render(self, scene: RoadScene, look: list[float], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ from ..data.simlog import COLUMNS, MPH_TO_MS
 from ..predictor import SteeringPredictor
 from ..sim.training_world import World
 from ..sim.world import RoadSim
+from ..streams import stream
 from ..units import from_wheel_angle
 
 LABEL_UNIT = ("sim_normalized", False)  # what the written log holds: simulator units, positive right
@@ -95,7 +96,7 @@ def collect(
     the policy's otherwise. `seed` seeds the coin and the recovery shifts.
     """
     visits = Visits()
-    rng = np.random.default_rng([seed, 53])
+    rng = stream("rollout", seed)
     bar = tqdm(total=len(worlds), desc=f"drive (beta {beta:.2f})", unit="road", disable=not progress, leave=False)
     for index, world in enumerate(worlds):
         sim = RoadSim(world.track(length_m), world.config)

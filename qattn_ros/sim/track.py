@@ -12,6 +12,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ..streams import stream
+
 MAX_CURVATURE = 1 / 50  # 1/m: within the synthetic training range (|curvature| <= 1/45)
 TRAINING_SEEDS = range(0, 1000)
 HELD_OUT_SEEDS = range(1000, 2000)
@@ -91,7 +93,7 @@ def generate_track(seed: int, length_m: float = 2000.0, max_curvature: float = M
 
     `max_curvature` scales every bend: the same seed gives the same road layout, only sharper.
     """
-    rng = np.random.default_rng([seed, 77])
+    rng = stream("track", seed)
     lengths, curvatures = [60.0], [0.0]  # a straight start
     while sum(lengths) < length_m:
         kind = rng.choice(["straight", "curve", "s_bend"], p=[0.3, 0.4, 0.3])

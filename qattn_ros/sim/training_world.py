@@ -9,8 +9,10 @@ checked by `held_out_violations` (the training entry point refuses a config that
   sweep's 1/35 and 1/25 levels but not its 1/18 and 1/12; speeds up to 30 m/s (40, 50, 60 kept out);
   steering delay up to 0.2 s; gusts up to 0.3 m/s; camera noise up to sd 14 with gains >= 0.72 and a
   cast <= 9 % (the camera levels 4 and 5 kept out); no appearance level at all is reachable — marking
-  colours keep `colour_margin` from each of the sweep's, lines stay narrower than 0.45 m and at most a
-  quarter of the stretches go unpainted.
+  colours keep `colour_margin` (at least COLOUR_MARGIN_FLOOR) from each of the sweep's, lines stay narrower than
+  0.45 m and at most a quarter of the stretches go unpainted;
+- random streams: training worlds and the sweep draw from the simulator's stream with disjoint road seeds; the
+  static splits each from their own (qattn_ros/streams.py), so no two share a look through a shared seed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config_mapping import from_mapping
+from ..streams import stream
 from .sweep import AXES, Level
 from .track import HELD_OUT_SEEDS, TRAINING_SEEDS, Track, cut, generate_track
 from .world import SimConfig
@@ -28,6 +31,8 @@ from .world import SimConfig
 # per sweep axis: how many of its last levels must stay outside every training range
 KEEP_OUT = {"speed": 3, "steering_delay": 3, "gust": 3, "camera": 2, "curvature": 2, "appearance": 6}
 TRAINING_COLOURS = ((0.92, 0.92, 0.92), (0.85, 0.7, 0.15), (0.9, 0.9, 0.9))  # the renderer's own white / yellow
+# the least RGB distance a config may keep from the sweep's marking colours: below it a drawn colour passes for one
+COLOUR_MARGIN_FLOOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,12 @@ def _inside(spec: Randomization, key: str, value: object) -> bool:
     if key == "marking_colour":
         colour = np.asarray(value, float)
         own = any(np.allclose(colour, c) for c in TRAINING_COLOURS)
-        return own or (spec.appearance_share * spec.colour_share > 0 and spec.colour_margin <= 0)
+        return own or (draws_colours(spec) and spec.colour_margin < COLOUR_MARGIN_FLOOR)
     return True  # a setting training never changes is its nominal value
+
+
+def draws_colours(spec: Randomization) -> bool:
+    return spec.appearance_share * spec.colour_share > 0
 
 
 def level_inside(spec: Randomization, level: Level) -> bool:
@@ -149,6 +158,9 @@ def held_out_violations(spec: Randomization, track_seeds: list[int] = ()) -> lis
     """What breaks the separation from the sweep: a sweep road among `track_seeds`, a kept-out level inside."""
     problems = [f"track seed {s} is one of the sweep's held-out roads" for s in track_seeds if s in HELD_OUT_SEEDS]
     problems += [f"track seed {s} is outside the training seeds" for s in track_seeds if s not in TRAINING_SEEDS]
+    if draws_colours(spec) and spec.colour_margin < COLOUR_MARGIN_FLOOR:
+        problems.append(f"colour_margin {spec.colour_margin:g} is under the floor {COLOUR_MARGIN_FLOOR:g}: a drawn "
+                        "marking colour could pass for the sweep's")  # fmt: skip
     for axis in AXES:
         for level in axis.levels[len(axis.levels) - KEEP_OUT[axis.name] :]:
             if level_inside(spec, level):
@@ -158,5 +170,5 @@ def held_out_violations(spec: Randomization, track_seeds: list[int] = ()) -> lis
 
 def training_worlds(count: int, spec: Randomization, frame_size: tuple[int, int], *seed: int) -> list[World]:
     """`count` worlds for one round, seeded by `seed` (e.g. the world seed and the round)."""
-    rng = np.random.default_rng([*seed, 31])
+    rng = stream("training_worlds", *seed)
     return [sample_world(rng, spec, frame_size) for _ in range(count)]

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..data.synthetic import LINE_WIDTH_M, LOOK_AHEAD_M, RoadGenerator, RoadScene, SyntheticFrame
 from ..errors import ConfigError
+from ..streams import stream
 from ..units import DEFAULT_VEHICLE
 from .metrics import DriveLog
 from .track import Track
@@ -117,7 +118,7 @@ class SimView(RoadGenerator):
     """
 
     def __init__(self, config: SimConfig, seed: int) -> None:
-        super().__init__(config.height, config.width, seed=seed)
+        super().__init__(config.height, config.width, seed=seed, purpose="sim_world")
         self.config = config
         self.line_width, self.marking_colour = config.line_width, config.marking_colour
         self.s = self.time = 0.0
@@ -126,10 +127,10 @@ class SimView(RoadGenerator):
         """`scene` seen from arc length `s` at `time`, with the appearance of the zone the car is in."""
         self.s, self.time = s, time
         zone = int(s // self.config.zone_length)
-        look = np.random.default_rng([self.seed, zone, 2]).random(24).tolist()
+        look = self.rng(zone, 2).random(24).tolist()
         look[7] = ((look[7] * 12.0 + s) % 12.0) / 12.0  # the dashes' phase: they stay on the road
-        self.markings = np.random.default_rng([self.seed, zone, 9]).random() >= self.config.missing_markings
-        image, mask = self._render(scene, look, np.random.default_rng([self.seed, zone, 1]))
+        self.markings = self.rng(zone, 9).random() >= self.config.missing_markings
+        image, mask = self._render(scene, look, self.rng(zone, 1))
         return SyntheticFrame(image=image, mask=mask, scene=scene)
 
     def _placed(self, salt: int) -> list[tuple[float, np.random.Generator]]:
@@ -138,7 +139,7 @@ class SimView(RoadGenerator):
         first, last = int((self.s + SEEN[0]) // length) - 1, int((self.s + SEEN[1]) // length)
         slots = []
         for slot in range(max(first, 0), last + 1):
-            rng = np.random.default_rng([self.seed, slot, salt])
+            rng = self.rng(slot, salt)
             slots.append((slot * length - self.s, rng))
         return slots
 
@@ -170,7 +171,7 @@ class SimView(RoadGenerator):
         for car in range(
             int((travelled + SEEN[0]) // ONCOMING_SPACING), int((travelled + SEEN[1]) // ONCOMING_SPACING) + 1
         ):
-            slot = np.random.default_rng([self.seed, car, 5])
+            slot = self.rng(car, 5)
             z = car * ONCOMING_SPACING - travelled
             if slot.random() < 0.5 and SEEN[0] <= z <= SEEN[1]:
                 objects.append(("car", z, -lane, 1.8, tuple(int(c) for c in slot.uniform(30, 230, 3))))
@@ -183,7 +184,7 @@ class SimView(RoadGenerator):
             return image
         shifted = ((image.astype(np.float32) - 128.0) * c.contrast + 128.0) * c.brightness * np.float32(c.colour_cast)
         if c.noise:
-            shifted += np.random.default_rng([self.seed, step, 6]).standard_normal(image.shape, np.float32) * c.noise
+            shifted += self.rng(step, 6).standard_normal(image.shape, np.float32) * c.noise
         return np.clip(shifted, 0, 255).astype(np.uint8)
 
 
@@ -195,7 +196,7 @@ class RoadSim:
         self.dt = 1.0 / config.rate
         self.log = DriveLog(self.dt)
         self.counts = {"clamped": 0, "invalid": 0}
-        self.gust_rng = np.random.default_rng([self.seed or 0, 8])
+        self.gust_rng = stream("sim_gust", self.seed or 0)
         self.reset()
 
     def reset(self) -> None:
