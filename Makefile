@@ -22,7 +22,7 @@ define install_torch
 	else echo "torch: $(if $(TORCH_INDEX),$(TORCH_INDEX) does not answer; ,)$(TORCH_PIN) from pip's own indexes"; fi
 endef
 
-.PHONY: setup editable demo test test-distro-pythons lint bench docs clean
+.PHONY: setup editable demo test test-distro-pythons lint bench docs models clean
 
 setup: $(VENV)/.installed
 
@@ -93,6 +93,11 @@ test-humble test-jazzy: test-%: .venv-%/.installed
 lint: setup
 	$(VENV)/bin/ruff check qattn_ros training evaluation test benchmarks launch
 	$(VENV)/bin/ruff format --check qattn_ros training evaluation test benchmarks launch
+
+# Retrain the shipped models (models/manifest.json) with their recorded recipes and seeds, and say how far the
+# retrained ones are from the shipped ones; --install would replace them (training/ship_models.py).
+models: setup
+	$(PY) -m training.ship_models
 
 bench: setup  # CPU benchmarks; benchmarks.headline and benchmarks.udacity_pipeline run longer
 	$(PY) -m benchmarks.train_throughput

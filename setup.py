@@ -1,6 +1,7 @@
 """ament_python package setup: colcon on a ROS 2 install, or pip in a virtual environment."""
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -17,6 +18,9 @@ setup(
         (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{package_name}/config/models", glob("config/models/*.yaml")),
         (f"share/{package_name}/config/train", glob("config/train/*.yaml")),
+        # the shipped models (models/manifest.json names them; qattn_ros/shipped.py finds them here)
+        (f"share/{package_name}/models", glob("models/*.json") + glob("models/*.md")),
+        *[(f"share/{package_name}/models/{Path(d).name}", glob(f"{d}/*")) for d in sorted(glob("models/*/"))],
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -31,6 +31,7 @@ from .device import pick_device
 from .errors import DataError
 from .model.network import RecurrentState, SteeringOutput
 from .preprocess import Box, CameraGeometry, FrameFit, Preprocessing, fit_frame
+from .shipped import resolve as resolve_shipped
 from .units import to_wheel_angle
 
 
@@ -78,6 +79,8 @@ class SteeringPredictor:
 
     def __init__(self, checkpoint: str | Path, device: str | torch.device = "auto", backend: str = "torch") -> None:
         """`backend`: torch, or onnxruntime[:tensorrt] on the <name>.onnx qattn_export wrote (qattn_ros.backends)."""
+        self.shipped = resolve_shipped(str(checkpoint))  # a shipped model's name, verified; None: a path
+        checkpoint = self.shipped.checkpoint if self.shipped else checkpoint
         self.checkpoint = str(checkpoint)
         self.device = pick_device(device)
         self.backend = backend

@@ -27,7 +27,9 @@ class Param:
 
 
 PARAMS = {
-    "checkpoint": Param("", "path to <name>.safetensors (its <name>.json beside it)"),
+    "checkpoint": Param(
+        "default", "a shipped model (default, sim_roads, udacity_hmb3) or <name>.safetensors (.json beside it)"
+    ),
     "autostart": Param(True, "configure and activate at start"),
     "device": Param("auto", "auto | cpu | cuda | cuda:N"),
     "backend": Param("torch", "torch, or onnxruntime[:tensorrt] on qattn_export's <name>.onnx", choices=BACKENDS),

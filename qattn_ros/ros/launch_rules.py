@@ -155,7 +155,7 @@ REPLAY_STEERING_FIXED = {"use_sim_time": "true", "reliability": "reliable", "cam
 # -- sim.launch.py ---------------------------------------------------------------------------------------------
 SIMULATOR = "qattn_simulator"
 SIM_ARGUMENTS = [
-    Argument("checkpoint", None, "path to <name>.safetensors (sidecar <name>.json beside it)"),
+    Argument("checkpoint", "default", "a shipped model (default, sim_roads) or <name>.safetensors (.json beside it)"),
     Argument("track_seed", "1000", "held-out tracks: 1000-1999", SIMULATOR, "track_seed", "int"),
     Argument("km", "2.0", "track length", SIMULATOR, "length_km", "float"),
     Argument("speed", "15.0", "m/s: the node's cruise_speed", kind="float"),

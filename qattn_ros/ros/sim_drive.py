@@ -32,7 +32,11 @@ def graph(args: argparse.Namespace) -> list[tuple[tuple[str, str, str], dict]]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="<name>.safetensors (its .json beside it)")
+    parser.add_argument(
+        "--checkpoint",
+        default="default",
+        help="a shipped model (default, sim_roads) or <name>.safetensors (its .json beside it)",
+    )
     parser.add_argument("--track-seed", type=int, default=HELD_OUT_SEEDS[0], help="held out: 1000-1999")
     parser.add_argument("--km", type=float, default=2.0)
     parser.add_argument("--speed", type=float, default=15.0, help="m/s: the node's cruise_speed")

@@ -123,6 +123,9 @@ class SteeringNode(LifecycleNode):
             f"front-wheel angle with the checkpoint's {info.vehicle}; trained on {self.predictor.camera.describe()} "
             f"frames, camera_fit={p['camera_fit']}"
         )
+        if self.predictor.shipped:
+            shipped = self.predictor.shipped
+            self.get_logger().info(f"shipped model {shipped.name}: {shipped.summary} (card: {shipped.card})")
         for note in info.notes:
             self.get_logger().warning(note)
         # reliable keep last 1 matches reliable and best-effort viewers alike, and never queues
