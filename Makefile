@@ -91,8 +91,8 @@ test-humble test-jazzy: test-%: .venv-%/.installed
 	.venv-$*/bin/python -m pytest -q -m "not slow" $(addprefix --ignore=,$(ROS_TESTS)) test
 
 lint: setup
-	$(VENV)/bin/ruff check qattn_ros training evaluation test benchmarks launch
-	$(VENV)/bin/ruff format --check qattn_ros training evaluation test benchmarks launch
+	$(VENV)/bin/ruff check qattn_ros tools training evaluation test benchmarks launch
+	$(VENV)/bin/ruff format --check qattn_ros tools training evaluation test benchmarks launch
 
 # Retrain the shipped models (models/manifest.json) with their recorded recipes and seeds, and say how far the
 # retrained ones are from the shipped ones; --install would replace them (training/ship_models.py).
@@ -106,7 +106,7 @@ bench: setup  # CPU benchmarks; benchmarks.headline and benchmarks.udacity_pipel
 	$(PY) -m benchmarks.node_latency
 
 docs: setup  # README.md's and docs/'s generated tables (from the code and benchmarks/results), and docs/figures.py's pictures
-	$(PY) -m qattn_ros.doc_tables
+	$(PY) -m tools.doc_tables
 	$(PY) docs/figures.py
 
 clean:

@@ -18,7 +18,7 @@ setup(
         (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{package_name}/config/models", glob("config/models/*.yaml")),
         (f"share/{package_name}/config/train", glob("config/train/*.yaml")),
-        # the shipped models (models/manifest.json names them; qattn_ros/shipped.py finds them here)
+        # the shipped models (models/manifest.json names them; qattn_ros/inference/shipped.py finds them here)
         (f"share/{package_name}/models", glob("models/*.json") + glob("models/*.md")),
         *[(f"share/{package_name}/models/{Path(d).name}", glob(f"{d}/*")) for d in sorted(glob("models/*/"))],
     ],
@@ -37,7 +37,7 @@ setup(
             "qattn_simulator = qattn_ros.ros.entry_points:simulator",
             "qattn_replay = qattn_ros.ros.entry_points:replay",
             "qattn_sim = qattn_ros.ros.entry_points:sim_drive",
-            "qattn_export = qattn_ros.export:main",
+            "qattn_export = qattn_ros.inference.export:main",
             # the names before 0.2, kept for one release
             "steering_node = qattn_ros.ros.entry_points:steering_node",
             "camera_publisher = qattn_ros.ros.entry_points:camera_publisher",

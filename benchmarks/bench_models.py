@@ -20,9 +20,9 @@ def make_checkpoint(folder: Path) -> str:
     """An untrained quant_sign checkpoint in `folder`: a trained one's compute, without training."""
     import torch
 
+    from qattn_ros.core.preprocess import Preprocessing
     from qattn_ros.model import ModelConfig, SteeringNet
     from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-    from qattn_ros.preprocess import Preprocessing
 
     torch.manual_seed(0)
     model = SteeringNet(ModelConfig(variant="quant_sign")).eval()
@@ -41,7 +41,7 @@ def exported_copy(checkpoint: str | None, folder: Path) -> str:
         for path in (weights, weights.with_suffix(".json")):
             shutil.copy(path, folder / f"model{path.suffix}")
         copy = folder / "model.safetensors"
-    from qattn_ros.export import export_checkpoint
+    from qattn_ros.inference.export import export_checkpoint
 
     export_checkpoint(copy)
     return str(copy)

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from qattn_ros.atomic import save_figure
+from qattn_ros.core.atomic import save_figure
+from qattn_ros.core.preprocess import CameraGeometry
 from qattn_ros.data.synthetic import RoadGenerator
-from qattn_ros.predictor import SteeringPredictor
-from qattn_ros.preprocess import CameraGeometry
+from qattn_ros.inference.predictor import SteeringPredictor
 
 from .record import RESULTS, record
 

@@ -42,11 +42,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.record import RESULTS, record
-from qattn_ros.atomic import write_json, write_text
+from qattn_ros.core.atomic import write_json, write_text
 from qattn_ros.data.simlog import SimLogSource, write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results
-from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.inference.predictor import SteeringPredictor
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.sim.faithfulness import correlate
 from qattn_ros.sim.sweep import AXIS_NAMES, NOMINAL_SPEED, PURSUIT, SweepResult, run_sweep

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.record import record
+from qattn_ros.core.preprocess import Preprocessing
 from qattn_ros.data.bags import udacity_bag
 from qattn_ros.data.cache import build_cache
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.data.udacity_folder import UdacityFolderSource
 from qattn_ros.data.writers import write_udacity_bag, write_udacity_folder
-from qattn_ros.preprocess import Preprocessing
 
 
 def decode_fps(source, preprocessing: Preprocessing) -> float:

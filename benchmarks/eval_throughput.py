@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from benchmarks.record import record
+from qattn_ros.core.preprocess import Preprocessing
 from qattn_ros.explain.perturbation import auc, curves, curves_loop, default_batch_size
 from qattn_ros.explain.saliency import saliency
+from qattn_ros.inference.predictor import SteeringPredictor, exact_float32
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.predictor import SteeringPredictor, exact_float32
-from qattn_ros.preprocess import Preprocessing
 
 
 def random_checkpoint(folder: Path) -> Path:

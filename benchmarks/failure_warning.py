@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from benchmarks.record import record
-from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.inference.predictor import SteeringPredictor
 from qattn_ros.sim.sweep import AXES, tracks_for
 from qattn_ros.sim.warning import ATTENTION_SIGNALS, drive_with_signals, evaluate_signals
 

@@ -27,10 +27,10 @@ from std_msgs.msg import Header
 
 from benchmarks.eval_throughput import random_checkpoint
 from benchmarks.record import record
-from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.inference.predictor import SteeringPredictor
 from qattn_ros.ros.attention_images import AttentionImages
 from qattn_ros.ros.messages import compressed_to_rgb, image_to_rgb
-from qattn_ros.steering_params import DEFAULTS
+from qattn_ros.rules.steering_params import DEFAULTS
 
 
 def median_ms(work, repeats: int) -> float:

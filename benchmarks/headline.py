@@ -37,7 +37,8 @@ from tqdm import tqdm
 from benchmarks.cross_model import MEASURES, summarize
 from benchmarks.headline_report import markdown_table, plot_curves, plot_pareto
 from benchmarks.record import record
-from qattn_ros.atomic import write_json, write_text
+from qattn_ros.core.atomic import write_json, write_text
+from qattn_ros.core.metrics import steering_errors
 from qattn_ros.data.cache import build_cache
 from qattn_ros.data.simlog import SimLogSource
 from qattn_ros.data.splits import write_splits
@@ -45,8 +46,7 @@ from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results
 from qattn_ros.explain.report import read_sanity, read_sanity_uniform
 from qattn_ros.fit.config import TrainConfig, load_train_config
 from qattn_ros.fit.trainer import Trainer
-from qattn_ros.metrics import steering_errors
-from qattn_ros.predictor import Frames, SteeringPredictor
+from qattn_ros.inference.predictor import Frames, SteeringPredictor
 
 ROOT = Path(__file__).resolve().parents[1]
 BITS, DROPOUTS = (1, 2, 3, 4), (0.0, 0.25, 0.5, 0.75)

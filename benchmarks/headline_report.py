@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from qattn_ros.atomic import save_figure
+from qattn_ros.core.atomic import save_figure
 from qattn_ros.explain.engine import read_results
 from qattn_ros.explain.report import finish_curves
 

@@ -56,8 +56,8 @@ def output_differences(checkpoint: str, frames: list[np.ndarray]) -> dict:
     to the neighbouring code under ONNX Runtime's float order: it moves by a whole code, counted apart
     (`code_flip_frames`, and in `max_abs_diff_all_frames`) as qattn_export does.
     """
-    from qattn_ros.export import FLIP_MARGIN, code_margin
-    from qattn_ros.predictor import SteeringPredictor
+    from qattn_ros.inference.export import FLIP_MARGIN, code_margin
+    from qattn_ros.inference.predictor import SteeringPredictor
 
     torch_predictor, ort_predictor = (SteeringPredictor(checkpoint, "cpu", name) for name in BACKENDS)
     rows = []
@@ -95,7 +95,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from benchmarks.record import record
-    from qattn_ros.predictor import SteeringPredictor
+    from qattn_ros.inference.predictor import SteeringPredictor
     from qattn_ros.ros.heap import keep_heap
 
     keep_heap()  # as the node runs

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from qattn_ros.atomic import write_text
+from qattn_ros.core.atomic import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = (

@@ -90,7 +90,7 @@ def model_latency(checkpoint: str, count: int, rate: float, backend: str = "torc
     """
     import torch
 
-    from qattn_ros.predictor import SteeringPredictor
+    from qattn_ros.inference.predictor import SteeringPredictor
     from qattn_ros.ros.heap import keep_heap
     from qattn_ros.ros.steering_node import DEFAULTS
 

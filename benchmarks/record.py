@@ -9,7 +9,7 @@ import platform
 import sys
 from pathlib import Path
 
-from qattn_ros.atomic import write_json
+from qattn_ros.core.atomic import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

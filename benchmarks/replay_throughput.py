@@ -43,7 +43,7 @@ from benchmarks.record import record
 from qattn_ros.data.sources import open_source
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.data.writers import write_udacity_bag
-from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.inference.predictor import SteeringPredictor
 from qattn_ros.ros.dds_domain import claim_domain_id
 
 ROOT = Path(__file__).resolve().parents[1]

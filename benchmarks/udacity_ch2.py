@@ -36,14 +36,14 @@ from benchmarks.cross_model import summarize
 from benchmarks.headline import MAIN, add_run_arguments, evaluate_frames
 from benchmarks.record import record
 from benchmarks.udacity_ch2_report import markdown_table, plot_attention, plot_curves
-from qattn_ros.atomic import file_sha256, write_json, write_text
+from qattn_ros.core.atomic import file_sha256, write_json, write_text
 from qattn_ros.data.cache import build_cache
 from qattn_ros.data.sources import open_source, spec_from_text
 from qattn_ros.data.time_blocks import TimeBlocks, describe_blocks, smallest_gap_s, split_rows
 from qattn_ros.data.udacity_ch2 import MANIFEST
 from qattn_ros.fit.config import TrainConfig, load_train_config
 from qattn_ros.fit.trainer import Trainer
-from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.inference.predictor import SteeringPredictor
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = "binary_sign"

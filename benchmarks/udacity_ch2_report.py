@@ -8,11 +8,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from benchmarks.headline_report import plot_curves as plot_headline_curves
-from qattn_ros.atomic import save_figure
+from qattn_ros.core.atomic import save_figure
 from qattn_ros.data.sources import open_source
 from qattn_ros.data.time_blocks import TimeBlocks, split_rows
 from qattn_ros.explain.overlay import overlay, to_camera
-from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.inference.predictor import SteeringPredictor
 
 
 def plot_curves(out: Path, names: list[str], seeds: range, figure: Path) -> None:

@@ -6,7 +6,7 @@
                                                  # (from training/demo.py's output) and node_overlay.jpg
 
 architecture.png: the package's layers and who uses the predictor. node_graph.png: qattn_steering's
-topics as `qattn_ros.interfaces` declares them. node_overlay.jpg: a held-out synthetic frame and the
+topics as `qattn_ros.rules.interfaces` declares them. node_overlay.jpg: a held-out synthetic frame and the
 attention overlay the node publishes for it (the node's own overlay code), from the demo checkpoint.
 The other figures are written by their benchmarks: headline_*.png (benchmarks/headline.py, copied from
 its --out folder), closed_loop_sweep.png (benchmarks/closed_loop.py), closed_loop_training.png
@@ -22,7 +22,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from qattn_ros.interfaces import STEERING
+from qattn_ros.rules.interfaces import STEERING
 
 DOCS = Path(__file__).resolve().parent
 GREY, BLUE, GREEN, ORANGE = "#eeeeee", "#d6e6f5", "#dcefd6", "#fbe3c8"
@@ -129,7 +129,7 @@ def node_overlay(checkpoint: Path, out: Path) -> None:
     from qattn_ros.data.splits import SPLIT_PURPOSES
     from qattn_ros.data.synthetic import RoadGenerator
     from qattn_ros.explain.overlay import overlay
-    from qattn_ros.predictor import SteeringPredictor
+    from qattn_ros.inference.predictor import SteeringPredictor
 
     predictor = SteeringPredictor(checkpoint, "cpu")
     predictor.fit_camera("crop", 0.36, False)  # the synthetic camera's horizon (docs/node.md, camera geometry)

@@ -28,9 +28,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from qattn_ros.atomic import write_json, write_text
-from qattn_ros.errors import CheckpointError, ConfigError
-from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.core.atomic import write_json, write_text
+from qattn_ros.core.errors import CheckpointError, ConfigError
+from qattn_ros.inference.predictor import SteeringPredictor
 from qattn_ros.sim.drive import drive, drive_predictor, merged_summary
 from qattn_ros.sim.report import plot_offset, plot_track, write_summary
 from qattn_ros.sim.sweep import AXIS_NAMES, run_sweep

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from qattn_ros.atomic import write_json
+from qattn_ros.core.atomic import write_json
+from qattn_ros.core.errors import CheckpointError, ConfigError, DataError
 from qattn_ros.data.sources import open_source, spec_from_text
 from qattn_ros.data.time_blocks import BLOCKS, TimeBlocks
-from qattn_ros.errors import CheckpointError, ConfigError, DataError
 from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results, sanity_method
 from qattn_ros.explain.report import plot_overlays, write_report
 from qattn_ros.explain.saliency import METHODS, SaliencyError, saliency
-from qattn_ros.predictor import Frames, SteeringPredictor
+from qattn_ros.inference.predictor import Frames, SteeringPredictor
 
 
 @dataclass

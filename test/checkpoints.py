@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qattn_ros.core.preprocess import Preprocessing
+from qattn_ros.core.units import DEFAULT_VEHICLE, VehicleGeometry
+from qattn_ros.inference.predictor import SteeringPredictor
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.predictor import SteeringPredictor
-from qattn_ros.preprocess import Preprocessing
-from qattn_ros.units import DEFAULT_VEHICLE, VehicleGeometry
 
 
 def random_checkpoint(folder: Path, seed: int = 0, vehicle: VehicleGeometry = DEFAULT_VEHICLE) -> str:

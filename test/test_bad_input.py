@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
+from qattn_ros.core.errors import DataError
+from qattn_ros.core.preprocess import Preprocessing
 from qattn_ros.data.cache import build_cache
 from qattn_ros.data.simlog import SimLogSource, write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
-from qattn_ros.errors import DataError
-from qattn_ros.preprocess import Preprocessing
 
 
 def _train(*overrides: str) -> subprocess.CompletedProcess:
@@ -83,7 +83,7 @@ def test_a_cache_build_killed_midway_is_rebuilt_whole(tmp_path) -> None:
     cache = tmp_path / "cache"
     script = (
         "from qattn_ros.data.cache import build_cache; from qattn_ros.data.simlog import SimLogSource;"
-        "from qattn_ros.preprocess import Preprocessing;"
+        "from qattn_ros.core.preprocess import Preprocessing;"
         f"build_cache(SimLogSource({str(tmp_path / 'log')!r}), Preprocessing(), {str(cache)!r}, progress=False)"
     )
     builder = subprocess.Popen([sys.executable, "-c", script])

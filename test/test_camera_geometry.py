@@ -8,11 +8,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qattn_ros.errors import CheckpointError, ConfigError
+from qattn_ros.core.errors import CheckpointError, ConfigError
+from qattn_ros.core.preprocess import MIN_KEPT, CameraGeometry, Preprocessing, fit_frame
+from qattn_ros.inference.predictor import CameraMismatch, SteeringPredictor
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, checkpoint_paths, load_checkpoint, read_info, save_checkpoint
-from qattn_ros.predictor import CameraMismatch, SteeringPredictor
-from qattn_ros.preprocess import MIN_KEPT, CameraGeometry, Preprocessing, fit_frame
 
 SIDES = st.integers(min_value=2, max_value=4096)
 
@@ -211,11 +211,11 @@ def test_4_3_and_16_9_cameras_through_the_node_steer_within_1_5x_of_the_trained_
 
 def test_offline_frames_of_another_aspect_are_what_the_node_sees(tmp_path) -> None:
     """Offline evaluation crops a 4:3 source onto a 2:1 checkpoint as the node does; a 2:1 source is read as is."""
+    from qattn_ros.core.errors import DataError
+    from qattn_ros.core.preprocess import Preprocessing as Pre
     from qattn_ros.data.cache import build_cache, cache_key
     from qattn_ros.data.simlog import SimLogSource, write_simlog
     from qattn_ros.data.synthetic import RoadGenerator
-    from qattn_ros.errors import DataError
-    from qattn_ros.preprocess import Preprocessing as Pre
 
     predictor = SteeringPredictor(_saved(tmp_path, CameraGeometry(320, 160)), "cpu")
     source = SimLogSource(write_simlog(tmp_path / "4x3", RoadGenerator(240, 320, seed=4), 3).parent)

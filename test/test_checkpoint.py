@@ -4,11 +4,11 @@ import pickle
 import pytest
 import torch
 
-from qattn_ros.errors import CheckpointError
+from qattn_ros.core.errors import CheckpointError
+from qattn_ros.core.preprocess import CameraGeometry, Preprocessing
+from qattn_ros.core.units import DEFAULT_VEHICLE, VehicleGeometry
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, checkpoint_paths, load_checkpoint, save_checkpoint
-from qattn_ros.preprocess import CameraGeometry, Preprocessing
-from qattn_ros.units import DEFAULT_VEHICLE, VehicleGeometry
 
 
 def _saved(tmp_path, variant="quant_sign"):
@@ -148,8 +148,8 @@ def test_missing_checkpoint_is_named(tmp_path) -> None:
 def test_predictor_carries_the_recurrent_state_across_frames(tmp_path) -> None:
     import numpy as np
 
-    from qattn_ros.predictor import SteeringPredictor
-    from qattn_ros.preprocess import Preprocessing
+    from qattn_ros.core.preprocess import Preprocessing
+    from qattn_ros.inference.predictor import SteeringPredictor
 
     torch.manual_seed(0)
     model = SteeringNet(ModelConfig(variant="kim_canny", recurrent=True)).eval()

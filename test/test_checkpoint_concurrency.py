@@ -16,10 +16,10 @@ import torch
 from conftest import small_train_overrides
 from safetensors.torch import load_file
 
-from qattn_ros.errors import CheckpointError
+from qattn_ros.core.errors import CheckpointError
+from qattn_ros.core.preprocess import Preprocessing
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, checkpoint_paths, load_checkpoint, save_checkpoint
-from qattn_ros.preprocess import Preprocessing
 
 # Saves `path` over and over, the weights of save k all equal to k and k recorded in the sidecar's metrics, k
 # cycling 1..5, until the file `stop` exists. Prints "saved" after the first save. Without fsync (what is tested
@@ -31,7 +31,7 @@ os.fsync = lambda descriptor: None
 import torch
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.preprocess import Preprocessing
+from qattn_ros.core.preprocess import Preprocessing
 
 path, stop = sys.argv[1], Path(sys.argv[2])
 model = SteeringNet(ModelConfig(variant="kim_canny")).eval()
@@ -163,7 +163,7 @@ def test_a_run_stopped_between_the_renames_of_its_first_last_save_resumes_after_
 KILLED_WRITER = r"""
 import os, signal, sys
 from pathlib import Path
-from qattn_ros.atomic import atomic_folder, temp_beside
+from qattn_ros.core.atomic import atomic_folder, temp_beside
 
 folder = Path(sys.argv[1])
 with temp_beside(folder / "ckpt.safetensors") as tmp, atomic_folder(folder / "entry") as entry:
@@ -184,7 +184,7 @@ def _leftovers_of_a_killed_writer(folder: Path) -> set[str]:
 
 
 def test_the_janitor_removes_dead_writers_temporaries_only(tmp_path) -> None:
-    from qattn_ros.atomic import HOST, remove_leftovers, temp_beside
+    from qattn_ros.core.atomic import HOST, remove_leftovers, temp_beside
 
     folder = tmp_path / "out"
     folder.mkdir()

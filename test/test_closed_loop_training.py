@@ -10,9 +10,10 @@ import pytest
 import yaml
 from conftest import ROOT
 
+from qattn_ros.core.errors import ConfigError
+from qattn_ros.core.units import to_wheel_angle
 from qattn_ros.data.images import read_rgb
 from qattn_ros.data.simlog import SimLogSource
-from qattn_ros.errors import ConfigError
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.dagger import ClosedLoopTraining, DaggerConfig
 from qattn_ros.fit.rollout import RecoveryConfig, collect, write_visits
@@ -21,7 +22,6 @@ from qattn_ros.sim.sweep import AXES, NOMINAL, tracks_for
 from qattn_ros.sim.track import HELD_OUT_SEEDS, TRAINING_SEEDS
 from qattn_ros.sim.training_world import Randomization, World, held_out_violations, training_worlds
 from qattn_ros.sim.world import RoadSim, SimConfig
-from qattn_ros.units import to_wheel_angle
 
 # the script as `python training/train_closed_loop.py` runs it (training/ is scripts, not a package)
 _spec = importlib.util.spec_from_file_location("train_closed_loop", ROOT / "training" / "train_closed_loop.py")

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from conftest import ROOT
 
+from qattn_ros.core.preprocess import Preprocessing
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros.dds_domain import claim_domain_id
 
 PACKAGE_FILES = ("package.xml", "setup.py", "setup.cfg", "resource", "qattn_ros", "launch", "config")

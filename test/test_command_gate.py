@@ -1,4 +1,4 @@
-"""The steering node's safety rules on their own (qattn_ros.command_gate), property-based where it fits."""
+"""The steering node's safety rules on their own (qattn_ros.rules.command_gate), property-based where it fits."""
 
 import math
 
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from qattn_ros.command_gate import (
+from qattn_ros.rules.command_gate import (
     STOP,
     Camera,
     Command,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from qattn_ros.errors import CheckpointError
+from qattn_ros.core.errors import CheckpointError
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import checkpoint_paths, load_checkpoint, read_info
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import qattn_ros.model.checkpoint as checkpoint
 from qattn_ros.model import ModelConfig, SteeringNet
-from qattn_ros.preprocess import Preprocessing
+from qattn_ros.core.preprocess import Preprocessing
 
 path, kill_at = sys.argv[1], int(sys.argv[2])
 
@@ -102,8 +102,8 @@ def test_a_save_killed_at_any_point_leaves_the_old_or_the_new_checkpoint_loadabl
 def test_the_next_save_after_a_killed_one_commits_normally(tmp_path) -> None:
     killed = _child(tmp_path / "model", 2)
     assert killed.returncode == -signal.SIGKILL
+    from qattn_ros.core.preprocess import Preprocessing
     from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-    from qattn_ros.preprocess import Preprocessing
 
     torch.manual_seed(3)
     model = SteeringNet(ModelConfig(variant="kim_canny")).eval()
@@ -116,7 +116,7 @@ def test_the_next_save_after_a_killed_one_commits_normally(tmp_path) -> None:
 
 
 def test_a_torn_json_result_is_refused_by_name(tmp_path) -> None:
-    from qattn_ros.atomic import TornFileWarning, read_json, write_json
+    from qattn_ros.core.atomic import TornFileWarning, read_json, write_json
 
     path = write_json(tmp_path / "result.json", {"a": [1, 2, 3]})
     assert read_json(path) == {"a": [1, 2, 3]}
@@ -132,11 +132,11 @@ def _tear(path: Path) -> None:
 
 @pytest.mark.parametrize("torn", ["meta.json", "images.npy", "steering.npy"])
 def test_a_torn_cache_entry_is_refused_by_name_and_built_again(tmp_path, torn) -> None:
-    from qattn_ros.atomic import TornFileWarning
+    from qattn_ros.core.atomic import TornFileWarning
+    from qattn_ros.core.preprocess import Preprocessing
     from qattn_ros.data.cache import build_cache, cache_key
     from qattn_ros.data.simlog import SimLogSource, write_simlog
     from qattn_ros.data.synthetic import RoadGenerator
-    from qattn_ros.preprocess import Preprocessing
 
     write_simlog(tmp_path / "log", RoadGenerator(160, 320, seed=5), 12)
     source, preprocessing = SimLogSource(tmp_path / "log"), Preprocessing()
@@ -150,7 +150,7 @@ def test_a_torn_cache_entry_is_refused_by_name_and_built_again(tmp_path, torn) -
 
 
 def test_a_torn_drive_of_the_sweep_is_refused_by_name_and_driven_again(tmp_path) -> None:
-    from qattn_ros.atomic import TornFileWarning
+    from qattn_ros.core.atomic import TornFileWarning
     from qattn_ros.sim.sweep import run_sweep
 
     result = run_sweep({}, ["steering_delay"], tracks=1, length_m=60.0, cache=tmp_path / "drives")
@@ -162,11 +162,11 @@ def test_a_torn_drive_of_the_sweep_is_refused_by_name_and_driven_again(tmp_path)
 
 
 def test_a_torn_sanity_result_is_refused_by_name_and_computed_again(tmp_path) -> None:
-    from qattn_ros.atomic import TornFileWarning
+    from qattn_ros.core.atomic import TornFileWarning
+    from qattn_ros.core.preprocess import Preprocessing
     from qattn_ros.explain.engine import EvalSettings, sanity_method
+    from qattn_ros.inference.predictor import Frames, SteeringPredictor
     from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-    from qattn_ros.predictor import Frames, SteeringPredictor
-    from qattn_ros.preprocess import Preprocessing
 
     torch.manual_seed(0)
     model = SteeringNet(ModelConfig(variant="kim_canny")).eval()
@@ -207,7 +207,7 @@ def disk_calls(monkeypatch) -> list[tuple]:
 
 def test_a_file_is_fsynced_renamed_and_then_its_folder_fsynced(tmp_path, disk_calls) -> None:
     """The order a power cut needs (the module's promise): the data on the disk, the rename, the rename on the disk."""
-    from qattn_ros.atomic import write_json
+    from qattn_ros.core.atomic import write_json
 
     folder = tmp_path.resolve() / "out"
     write_json(folder / "result.json", {"a": 1})
@@ -217,7 +217,7 @@ def test_a_file_is_fsynced_renamed_and_then_its_folder_fsynced(tmp_path, disk_ca
 
 
 def test_a_folder_is_put_in_place_and_then_its_parent_fsynced(tmp_path, disk_calls) -> None:
-    from qattn_ros.atomic import atomic_folder
+    from qattn_ros.core.atomic import atomic_folder
 
     parent = tmp_path.resolve()
     with atomic_folder(parent / "entry") as building:
@@ -239,7 +239,7 @@ def _rows_then_a_failure():
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path) -> None:
-    from qattn_ros.atomic import atomic_path, write_csv
+    from qattn_ros.core.atomic import atomic_path, write_csv
 
     write_csv(tmp_path / "table.csv", ["a", "b"], [[0, 0]])
     old = (tmp_path / "table.csv").read_text()

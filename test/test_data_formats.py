@@ -3,6 +3,9 @@
 import numpy as np
 import pytest
 
+from qattn_ros.core.errors import DataError
+from qattn_ros.core.preprocess import Preprocessing
+from qattn_ros.core.units import to_wheel_angle
 from qattn_ros.data.bags import BagSource, interpolate, ros2_bag, udacity_bag
 from qattn_ros.data.cache import build_cache
 from qattn_ros.data.frames import FrameSet
@@ -20,9 +23,6 @@ from qattn_ros.data.writers import (
     write_udacity_bag,
     write_udacity_folder,
 )  # fmt: skip
-from qattn_ros.errors import DataError
-from qattn_ros.preprocess import Preprocessing
-from qattn_ros.units import to_wheel_angle
 
 COUNT = 10
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from qattn_ros.device import pick_device
-from qattn_ros.errors import ConfigError
+from qattn_ros.core.device import pick_device
+from qattn_ros.core.errors import ConfigError
 
 
 def test_auto_takes_the_first_gpu_where_there_is_one() -> None:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from qattn_ros import doc_tables, steering_params
-from qattn_ros.interfaces import NODES
 from qattn_ros.ros import launch_rules
+from qattn_ros.rules import steering_params
+from qattn_ros.rules.interfaces import NODES
+from tools import doc_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 # the pages this check covers (docs/closed_loop_training*.md belong to the closed-loop training work)
@@ -39,7 +40,7 @@ def test_every_generated_block_matches_the_code_and_the_results() -> None:
         to_root = "../" * (len(path.relative_to(ROOT).parts) - 1)
         _, changed = doc_tables.regenerate(path.read_text(), ROOT, to_root)
         stale += [f"{path.relative_to(ROOT)}: {name}" for name in changed]
-    assert not stale, f"run `python -m qattn_ros.doc_tables`: {stale}"
+    assert not stale, f"run `python -m tools.doc_tables`: {stale}"
 
 
 def test_blocks_are_closed_and_known() -> None:
@@ -80,7 +81,7 @@ def test_the_node_interfaces_are_the_nodes_topics() -> None:
                 assert f'"{topic.name}"' in source, f"{node.name}: {topic.name} is not in {node.module}"
                 assert topic.type.rsplit("/", 1)[1] in source, f"{node.name}: {topic.type} is not in {node.module}"
         created = re.findall(r"create_(?:publisher|subscription|service)\(\s*[^,]+,\s*\"([^\"]+)\"", source)
-        assert set(created) <= declared, f"{node.name}: {set(created) - declared} not in qattn_ros/interfaces.py"
+        assert set(created) <= declared, f"{node.name}: {set(created) - declared} not in qattn_ros/rules/interfaces.py"
 
 
 # -- the README's shape ----------------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ def argv_value(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
-@pytest.mark.parametrize("argv", [["-m", "qattn_ros.doc_tables", "--check"], ["training/demo.py", "--help"]])
+@pytest.mark.parametrize("argv", [["-m", "tools.doc_tables", "--check"], ["training/demo.py", "--help"]])
 def test_cheap_commands_run(argv) -> None:
     result = run(*argv)
     assert result.returncode == 0, result.stderr

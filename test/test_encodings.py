@@ -280,9 +280,9 @@ def test_the_node_stops_on_an_unreadable_encoding_says_it_once_per_encoding_and_
     import threading
     from types import SimpleNamespace
 
-    from qattn_ros.command_gate import STOP, Camera, Lifecycle
-    from qattn_ros.node_status import ERROR, WARN, FrameWindow, status_of
     from qattn_ros.ros.steering_node import SteeringNode
+    from qattn_ros.rules.command_gate import STOP, Camera, Lifecycle
+    from qattn_ros.rules.node_status import ERROR, WARN, FrameWindow, status_of
 
     logged, published = [], []
     logger = SimpleNamespace(error=lambda text, **_: logged.append(("error", text)),

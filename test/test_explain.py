@@ -12,14 +12,14 @@ import scipy.integrate
 import torch
 from conftest import ROOT
 
+from qattn_ros.core.preprocess import Preprocessing
 from qattn_ros.explain.engine import EvalSettings, evaluate_method, read_results, relevance_scores
 from qattn_ros.explain.perturbation import auc, curves, curves_loop, pixel_ranks
 from qattn_ros.explain.report import bootstrap_ratio, write_report
 from qattn_ros.explain.saliency import SaliencyError, check_maps, integrated_gradients_attribution, saliency
+from qattn_ros.inference.predictor import Frames, SteeringPredictor
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.predictor import Frames, SteeringPredictor
-from qattn_ros.preprocess import Preprocessing
 
 REGION = (slice(20, 40), slice(60, 100))  # rows, columns the region model reads
 
@@ -320,7 +320,7 @@ def _other_masks(frames: Frames) -> Frames:
 def test_results_of_other_targets_masks_or_settings_are_computed_again(tmp_path, frames_of, settings, named) -> None:
     """The module's promise (other frames or other settings are computed again) by the warning that sets the old
     results aside; `named`: what it names as different, None: kept and continued."""
-    from qattn_ros.atomic import TornFileWarning
+    from qattn_ros.core.atomic import TornFileWarning
 
     predictor, frames = _predictor(tmp_path), _engine_inputs(4)
     base = {"steps": 4, "frames_per_group": 4, "insertion": False}

@@ -5,7 +5,7 @@ import pytest
 
 from benchmarks.cross_model import hierarchical_means, seed_interval, summarize
 from benchmarks.headline import best_point, pareto
-from qattn_ros.metrics import late_swing
+from qattn_ros.core.metrics import late_swing
 
 
 def _entry(deletion: float, road: float, rmse: float) -> dict:

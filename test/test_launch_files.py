@@ -146,9 +146,9 @@ def checkpoint(tmp_path_factory) -> str:
     """A random kim_canny model (no calibration needed): these tests are about processes, not steering."""
     import torch
 
+    from qattn_ros.core.preprocess import Preprocessing
     from qattn_ros.model import ModelConfig, SteeringNet
     from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-    from qattn_ros.preprocess import Preprocessing
 
     torch.manual_seed(0)
     model = SteeringNet(ModelConfig(variant="kim_canny")).eval()

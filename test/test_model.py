@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from qattn_ros.errors import ConfigError
+from qattn_ros.core.errors import ConfigError
 from qattn_ros.model import VARIANTS, ModelConfig, SteeringNet
 from qattn_ros.model.attention import doubly_stochastic_penalty, entropy_penalty
 

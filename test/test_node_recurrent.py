@@ -11,10 +11,10 @@ from checkpoints import overflowing_recurrent_checkpoint
 from lifecycle_msgs.msg import Transition
 from ros_harness import Harness, Lifecycle, raw_message, start_process, stop_process, until
 
+from qattn_ros.core.preprocess import Preprocessing
+from qattn_ros.inference.predictor import SteeringPredictor
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.predictor import SteeringPredictor
-from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros.messages import steering_value
 
 NODE = "qattn_ros.ros.steering_node"

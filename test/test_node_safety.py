@@ -12,12 +12,12 @@ from lifecycle_msgs.msg import State, Transition, TransitionEvent
 from processes import finish, spawn
 from ros_harness import Harness, Lifecycle, raw_message, start_process, stop_process, until
 
-from qattn_ros.command_gate import Command, drive_message
+from qattn_ros.core.preprocess import Preprocessing
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros.dds_domain import claim_domain_id
+from qattn_ros.rules.command_gate import Command, drive_message
 
 NODE = "qattn_ros.ros.steering_node"
 
@@ -253,7 +253,7 @@ def test_the_ackermann_drive_command_carries_the_clamped_angle_and_the_speed() -
 
     from builtin_interfaces.msg import Time
 
-    from qattn_ros.command_gate import drive_command
+    from qattn_ros.rules.command_gate import drive_command
 
     class AckermannDriveStamped:  # the fields of ackermann_msgs/AckermannDriveStamped
         def __init__(self) -> None:

@@ -1,11 +1,21 @@
-"""The steering node's frame accounting and diagnostics level (qattn_ros.node_status), without ROS."""
+"""The steering node's frame accounting and diagnostics level (qattn_ros.rules.node_status), without ROS."""
 
 import threading
 
 import pytest
 
-from qattn_ros.command_gate import Camera, Lifecycle
-from qattn_ros.node_status import COUNTERS, ERROR, OK, STALE, WARN, FrameWindow, NewestFrame, status_of, window_values
+from qattn_ros.rules.command_gate import Camera, Lifecycle
+from qattn_ros.rules.node_status import (
+    COUNTERS,
+    ERROR,
+    OK,
+    STALE,
+    WARN,
+    FrameWindow,
+    NewestFrame,
+    status_of,
+    window_values,
+)
 
 
 def test_a_swap_that_comes_in_the_middle_of_a_count_waits_for_it() -> None:

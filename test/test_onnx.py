@@ -15,19 +15,19 @@ from conftest import small_train_overrides
 from processes import finish
 from ros_harness import start_process
 
-from qattn_ros import export
-from qattn_ros.backends import CPU, CUDA, TENSORRT, OnnxRuntimeNet, onnx_paths, providers_for
+from qattn_ros.core.errors import CheckpointError, ConfigError
+from qattn_ros.core.preprocess import Preprocessing
 from qattn_ros.data.simlog import write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.data.writers import write_udacity_bag
-from qattn_ros.errors import CheckpointError, ConfigError
 from qattn_ros.explain.engine import read_results
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
+from qattn_ros.inference import export
+from qattn_ros.inference.backends import CPU, CUDA, TENSORRT, OnnxRuntimeNet, onnx_paths, providers_for
+from qattn_ros.inference.predictor import SteeringPredictor
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, read_info, save_checkpoint
-from qattn_ros.predictor import SteeringPredictor
-from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros.dds_domain import claim_domain_id
 
 NODE = "qattn_ros.ros.steering_node"
@@ -64,7 +64,9 @@ def _train(logs: dict[str, Path], out: Path, *overrides: str) -> str:
 def exported(logs, tmp_path_factory) -> str:
     """A trained quant_sign checkpoint with its <name>.onnx beside it, written by the qattn_export command."""
     checkpoint = _train(logs, tmp_path_factory.mktemp("quant_sign"))
-    done = subprocess.run([sys.executable, "-m", "qattn_ros.export", checkpoint], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "qattn_ros.inference.export", checkpoint], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and "best.onnx" in done.stdout
     return checkpoint
@@ -199,8 +201,8 @@ def test_without_onnxruntime_torch_works_and_onnxruntime_says_how_to_install(unt
     script = f"""
 import sys
 sys.modules["onnxruntime"] = None  # as if not installed
-from qattn_ros.errors import ConfigError
-from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.core.errors import ConfigError
+from qattn_ros.inference.predictor import SteeringPredictor
 import qattn_ros.ros.steering_node
 SteeringPredictor({untrained!r}, "cpu")
 try:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qattn_ros.pairing import Pairing
+from qattn_ros.rules.pairing import Pairing
 
 PARTS = ("image", "steering", "truth", "map")
 

@@ -15,13 +15,13 @@ from processes import finish, output, spawn
 from ros_harness import ROOT
 from rosbags.highlevel import AnyReader
 
+from qattn_ros.core.units import VehicleGeometry
 from qattn_ros.data.simlog import write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.data.writers import write_udacity_bag
 from qattn_ros.ros import replay
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.graph import ros_args
-from qattn_ros.units import VehicleGeometry
 
 FRAMES = 40
 RECORDED_TOPICS = {"/image", "/steering_angle", "/ground_truth/steering_angle", "/attention/map",

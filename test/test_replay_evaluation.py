@@ -12,6 +12,7 @@ import torch
 from checkpoints import overflowing_recurrent_checkpoint, random_checkpoint
 from conftest import small_train_overrides
 
+from qattn_ros.core.units import VehicleGeometry, to_wheel_angle
 from qattn_ros.data.simlog import write_simlog
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.explain.engine import EvalSettings
@@ -19,10 +20,9 @@ from qattn_ros.explain.perturbation import curves_loop
 from qattn_ros.explain.saliency import upsample_attention
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
-from qattn_ros.pairing import Pending
-from qattn_ros.predictor import SteeringPredictor
-from qattn_ros.replay_evaluation import PIECE_IMAGES, OnlineEvaluation, Recorded, target
-from qattn_ros.units import VehicleGeometry, to_wheel_angle
+from qattn_ros.inference.predictor import SteeringPredictor
+from qattn_ros.rules.pairing import Pending
+from qattn_ros.rules.replay_evaluation import PIECE_IMAGES, OnlineEvaluation, Recorded, target
 
 STEPS = 4
 CHECKPOINT_VEHICLE = VehicleGeometry(16.0, 2.85)

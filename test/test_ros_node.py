@@ -21,11 +21,11 @@ from ros_harness import (
 )
 from sensor_msgs.msg import CompressedImage, Image
 
+from qattn_ros.core.preprocess import Preprocessing
 from qattn_ros.data.synthetic import RoadGenerator
+from qattn_ros.inference.predictor import SteeringPredictor
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.predictor import SteeringPredictor
-from qattn_ros.preprocess import Preprocessing
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.messages import steering_value
 from qattn_ros.ros.steering_node import DEFAULTS

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
+from qattn_ros.core.errors import ConfigError
 from qattn_ros.data.synthetic import RoadGenerator
-from qattn_ros.errors import ConfigError
 from qattn_ros.sim.drive import drive
 from qattn_ros.sim.track import HELD_OUT_SEEDS, Track, generate_track
 from qattn_ros.sim.world import ONCOMING_SPEED, RoadSim, SimConfig

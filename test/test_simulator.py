@@ -17,7 +17,7 @@ from processes import finish, spawn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 
-from qattn_ros.errors import ConfigError
+from qattn_ros.core.errors import ConfigError
 from qattn_ros.ros import sim_drive
 from qattn_ros.ros.dds_domain import claim_domain_id
 from qattn_ros.ros.graph import ros_args

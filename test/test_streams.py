@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from qattn_ros.core.streams import PURPOSES, stream
 from qattn_ros.data.splits import SPLIT_PURPOSES
 from qattn_ros.data.synthetic import RoadGenerator, RoadScene
 from qattn_ros.sim.training_world import COLOUR_MARGIN_FLOOR, Randomization, held_out_violations
 from qattn_ros.sim.world import SimConfig, SimView
-from qattn_ros.streams import PURPOSES, stream
 
 SCENE = RoadScene(curvature=0.01, offset=0.2, heading=0.0, lane_width=3.6, speed=15.0)
 

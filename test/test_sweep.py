@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from qattn_ros.core.preprocess import Preprocessing
 from qattn_ros.model import ModelConfig, SteeringNet
 from qattn_ros.model.checkpoint import CheckpointInfo, save_checkpoint
-from qattn_ros.preprocess import Preprocessing
 from qattn_ros.sim.faithfulness import correlate
 from qattn_ros.sim.sweep import (
     AXES,
@@ -158,7 +158,7 @@ def test_the_faithfulness_study_leaves_the_benchmark_sweep_alone(monkeypatch, tm
 def test_a_retrained_checkpoint_under_the_same_name_is_scored_again_not_resumed(tmp_path) -> None:
     """The faithfulness study's deletion AUCs are keyed by the checkpoint's SHA-256, not the driver's name."""
     import benchmarks.closed_loop as bench
-    from qattn_ros.atomic import TornFileWarning
+    from qattn_ros.core.atomic import TornFileWarning
 
     path = tmp_path / "models" / "m" / "best"
 

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from checkpoints import random_checkpoint
 
+from qattn_ros.core.errors import ConfigError
 from qattn_ros.data.sources import open_source
 from qattn_ros.data.synthetic import RoadGenerator
 from qattn_ros.data.time_blocks import TimeBlocks, describe_blocks, split_rows
 from qattn_ros.data.writers import write_ch2_test
-from qattn_ros.errors import ConfigError
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Distributed, load_frames
-from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.inference.predictor import SteeringPredictor
 
 
 def closest_between(stamps: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:

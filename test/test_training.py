@@ -12,13 +12,13 @@ from conftest import ROOT, small_train_overrides
 from processes import finish, output, spawn
 from safetensors import safe_open
 
+from qattn_ros.core.errors import ConfigError
 from qattn_ros.data.simlog import SimLogSource
-from qattn_ros.errors import ConfigError
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
+from qattn_ros.inference.predictor import SteeringPredictor
 from qattn_ros.model import VARIANTS
 from qattn_ros.model.checkpoint import load_checkpoint
-from qattn_ros.predictor import SteeringPredictor
 
 FAST = ["optim.epochs=4", "optim.batch_size=32", "optim.lr=0.002", "augment.shift_px=0"]
 
@@ -63,7 +63,7 @@ import sys
 sys.modules["rosbags"] = sys.modules["captum"] = None  # any import of them now raises ImportError
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
-from qattn_ros.predictor import SteeringPredictor
+from qattn_ros.inference.predictor import SteeringPredictor
 best = Trainer(load_train_config(None, {overrides!r})).fit()
 print("steering", SteeringPredictor(best, "cpu").predict_batch(__import__("numpy").zeros((1, 80, 160, 3), "uint8"))[0])
 try:

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from qattn_ros.errors import ConfigError
-from qattn_ros.units import DEFAULT_VEHICLE, VehicleGeometry, from_wheel_angle, to_wheel_angle, yaw_rate
+from qattn_ros.core.errors import ConfigError
+from qattn_ros.core.units import DEFAULT_VEHICLE, VehicleGeometry, from_wheel_angle, to_wheel_angle, yaw_rate
 
 
 @pytest.mark.parametrize(

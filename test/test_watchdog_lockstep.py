@@ -1,7 +1,7 @@
 """The end of a lockstep drive is a pause, not a dead camera: the node takes each frame while the simulator's clock
 still reads the step before it, and the clock moves to the frame's stamp only once the command is in."""
 
-from qattn_ros.command_gate import Camera, Watchdog
+from qattn_ros.rules.command_gate import Camera, Watchdog
 
 S = 1_000_000_000  # ns
 

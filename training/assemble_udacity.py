@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from qattn_ros.core.errors import DataError
 from qattn_ros.data.udacity_ch2 import assemble
-from qattn_ros.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from qattn_ros.atomic import read_json, save_figure, write_text
+from qattn_ros.core.atomic import read_json, save_figure, write_text
+from qattn_ros.core.metrics import late_swing, steering_errors
 from qattn_ros.data.simlog import SimLogSource
 from qattn_ros.data.splits import write_splits
 from qattn_ros.explain.engine import relevance_scores
@@ -34,8 +35,7 @@ from qattn_ros.explain.overlay import overlay, to_camera
 from qattn_ros.explain.saliency import saliency
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
-from qattn_ros.metrics import late_swing, steering_errors
-from qattn_ros.predictor import Frames, SteeringPredictor
+from qattn_ros.inference.predictor import Frames, SteeringPredictor
 from qattn_ros.sim.drive import drive_predictor, merged_summary
 from qattn_ros.sim.track import HELD_OUT_SEEDS, generate_track
 from qattn_ros.sim.world import SimConfig

@@ -18,10 +18,10 @@ import sys
 
 import numpy as np
 
+from qattn_ros.core.errors import ConfigError, DataError
 from qattn_ros.data.drive_bag import source_spec, write_drive_bag
 from qattn_ros.data.sources import open_source, spec_from_text
 from qattn_ros.data.time_blocks import BLOCKS, TimeBlocks, split_rows
-from qattn_ros.errors import ConfigError, DataError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from qattn_ros.core.errors import DataError
 from qattn_ros.data.splits import FORMATS, write_splits
-from qattn_ros.errors import DataError
 
 
 def main(argv: list[str] | None = None) -> int:

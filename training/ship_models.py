@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.record import record
-from qattn_ros.atomic import file_sha256, read_json, write_json, write_text
+from qattn_ros.core.atomic import file_sha256, read_json, write_json, write_text
 from qattn_ros.data.sources import open_source, spec_from_text
 from qattn_ros.data.time_blocks import TimeBlocks
+from qattn_ros.inference.predictor import SteeringPredictor
+from qattn_ros.inference.shipped import MANIFEST
 from qattn_ros.model.checkpoint import load_checkpoint, read_info
-from qattn_ros.predictor import SteeringPredictor
-from qattn_ros.shipped import MANIFEST
 from qattn_ros.sim.drive import drive_predictor, merged_summary
 from qattn_ros.sim.sweep import run_sweep
 from qattn_ros.sim.track import HELD_OUT_SEEDS, generate_track

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qattn_ros.errors import CheckpointError, ConfigError, DataError
+from qattn_ros.core.errors import CheckpointError, ConfigError, DataError
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
 

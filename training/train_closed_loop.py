@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from qattn_ros.errors import CheckpointError, ConfigError, DataError
+from qattn_ros.core.errors import CheckpointError, ConfigError, DataError
 from qattn_ros.fit.config import load_train_config, read_yaml, set_dotted
 from qattn_ros.fit.dagger import ClosedLoopTraining, DaggerConfig
 

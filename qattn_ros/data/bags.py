@@ -16,7 +16,7 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .images import message_to_rgb
 from .record import Record
 

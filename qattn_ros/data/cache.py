@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..atomic import atomic_folder, refuse
-from ..errors import DataError
-from ..preprocess import CameraGeometry, Preprocessing, fit_frame
+from ..core.atomic import atomic_folder, refuse
+from ..core.errors import DataError
+from ..core.preprocess import CameraGeometry, Preprocessing, fit_frame
 from .record import Source
 
 CACHE_VERSION = 2  # 2: frame_sizes and camera in meta.json

@@ -18,7 +18,7 @@ from rosbags.rosbag2 import Writer as Ros2Writer
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
-from ..atomic import atomic_folder
+from ..core.atomic import atomic_folder
 from .image_list import ImageListSource
 from .images import read_rgb
 from .record import Source

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..units import DEFAULT_VEHICLE, VehicleGeometry, from_wheel_angle, to_wheel_angle
+from ..core.units import DEFAULT_VEHICLE, VehicleGeometry, from_wheel_angle, to_wheel_angle
 from .cache import CachedFrames
 
 

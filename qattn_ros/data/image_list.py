@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .images import read_mask, read_rgb
 from .record import Record
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 
 def read_rgb(path: Path) -> np.ndarray:

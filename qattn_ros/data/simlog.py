@@ -14,8 +14,8 @@ from pathlib import Path, PureWindowsPath
 
 from tqdm import tqdm
 
-from ..atomic import write_csv
-from ..errors import DataError
+from ..core.atomic import write_csv
+from ..core.errors import DataError
 from .image_list import ImageListSource
 from .images import write_mask, write_rgb
 from .synthetic import RoadGenerator
@@ -111,7 +111,7 @@ def write_simlog(
     camera_shift: float = 0.8,
 ) -> Path:
     """Render `count` synthetic frames into a simulator log (+ masks/); returns the CSV path."""
-    from ..units import from_wheel_angle
+    from ..core.units import from_wheel_angle
 
     folder = Path(folder)
     base = dt.datetime(2016, 12, 1, 13, 30, 48, tzinfo=dt.timezone.utc)

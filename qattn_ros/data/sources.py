@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .record import Source
 
 # kind -> (module, reader); a reader's module is imported only when that kind is opened, so

@@ -1,6 +1,6 @@
 """Write a synthetic road dataset as train / val / test splits in one of the real formats.
 
-Splits draw from streams of their own (qattn_ros/streams.py), so held-out frames are never seen in training. The
+Splits draw from streams of their own (qattn_ros/core/streams.py), so held-out frames are never seen in training. The
 bag and folder writers (and with them rosbags) are imported only for those formats.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..atomic import write_json
+from ..core.atomic import write_json
 from .simlog import write_simlog
 from .synthetic import RoadGenerator
 

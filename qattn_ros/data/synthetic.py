@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..streams import stream, tag
-from ..units import DEFAULT_VEHICLE
+from ..core.streams import stream, tag
+from ..core.units import DEFAULT_VEHICLE
 
 CAMERA_HEIGHT_M = 1.5
 LOOK_AHEAD_M = 12.0
@@ -79,7 +79,7 @@ class RoadGenerator:
         self.v = np.arange(height, dtype=np.float32)[:, None] + 0.5
 
     def rng(self, *keys: int) -> np.random.Generator:
-        """This generator's stream for `keys`: its purpose and seed first (qattn_ros/streams.py)."""
+        """This generator's stream for `keys`: its purpose and seed first (qattn_ros/core/streams.py)."""
         return stream(self.purpose, self.seed, *keys)
 
     def scene(self, index: int) -> RoadScene:

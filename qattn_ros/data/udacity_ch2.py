@@ -14,8 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
-from ..atomic import atomic_folder, file_sha256
-from ..errors import DataError
+from ..core.atomic import atomic_folder, file_sha256
+from ..core.errors import DataError
 
 LABELS = "CH2_final_evaluation.csv"
 MANIFEST = "SHA256SUMS"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .image_list import ImageListSource
 
 INTERPOLATED_COLUMNS = ("timestamp", "frame_id", "filename", "angle", "speed")

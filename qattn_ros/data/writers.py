@@ -27,8 +27,8 @@ from rosbags.rosbag2 import Writer as Ros2Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from tqdm import tqdm
 
-from ..atomic import atomic_folder, atomic_path, write_csv
-from ..units import from_wheel_angle
+from ..core.atomic import atomic_folder, atomic_path, write_csv
+from ..core.units import from_wheel_angle
 from .bags import STEERING_REPORT_MSG, UDACITY_CAMERA_TOPICS, UDACITY_STEERING_TOPIC
 from .images import write_rgb
 from .synthetic import RoadGenerator, SyntheticFrame

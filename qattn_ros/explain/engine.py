@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..atomic import append_lines, drop_torn_tail, read_json, refuse, write_json, write_text
-from ..predictor import Frames, SteeringPredictor, exact_float32
+from ..core.atomic import append_lines, drop_torn_tail, read_json, refuse, write_json, write_text
+from ..inference.predictor import Frames, SteeringPredictor, exact_float32
 from .intervention import uniform_shift
 from .perturbation import auc, curves
 from .saliency import saliency

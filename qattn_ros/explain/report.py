@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..atomic import read_json, save_figure, write_json, write_text
-from ..metrics import steering_errors
+from ..core.atomic import read_json, save_figure, write_json, write_text
+from ..core.metrics import steering_errors
 from .engine import read_results
 from .overlay import overlay
 

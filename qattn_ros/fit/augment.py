@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..preprocess import BRIGHTNESS_CHANNELS
+from ..core.preprocess import BRIGHTNESS_CHANNELS
 from .config import AugmentConfig
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import yaml
 
-from ..config_mapping import from_mapping
+from ..core.config_mapping import from_mapping
+from ..core.errors import ConfigError
+from ..core.preprocess import Preprocessing
+from ..core.units import DEFAULT_VEHICLE, VehicleGeometry
 from ..data.time_blocks import TimeBlocks
-from ..errors import ConfigError
 from ..model.config import ModelConfig
-from ..preprocess import Preprocessing
-from ..units import DEFAULT_VEHICLE, VehicleGeometry
 
 
 @dataclass

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..atomic import write_json
-from ..errors import ConfigError
+from ..core.atomic import write_json
+from ..core.errors import ConfigError
+from ..inference.predictor import SteeringPredictor
 from ..model.checkpoint import load_checkpoint, read_info, save_checkpoint
-from ..predictor import SteeringPredictor
 from ..sim.track import HELD_OUT_SEEDS
 from ..sim.training_world import KEEP_OUT, Randomization, held_out_violations, training_worlds
 from .config import TrainConfig
@@ -58,7 +58,7 @@ class DaggerConfig:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> DaggerConfig:
-        from ..config_mapping import from_mapping
+        from ..core.config_mapping import from_mapping
 
         data = dict(data or {})
         if "frame_size" in data:

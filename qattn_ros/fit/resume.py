@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from ..atomic import commit, temp_beside
+from ..core.atomic import commit, temp_beside
 
 RESUME_FILE = "last.optimizer.safetensors"
 

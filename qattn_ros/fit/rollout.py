@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..core.streams import stream
+from ..core.units import from_wheel_angle
 from ..data.images import write_rgb
 from ..data.simlog import COLUMNS, MPH_TO_MS
-from ..predictor import SteeringPredictor
+from ..inference.predictor import SteeringPredictor
 from ..sim.training_world import World
 from ..sim.world import RoadSim
-from ..streams import stream
-from ..units import from_wheel_angle
 
 LABEL_UNIT = ("sim_normalized", False)  # what the written log holds: simulator units, positive right
 

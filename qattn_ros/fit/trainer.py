@@ -29,18 +29,18 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from ..atomic import remove_leftovers, write_json
+from ..core.atomic import remove_leftovers, write_json
+from ..core.device import pick_device
+from ..core.errors import ConfigError, DataError
+from ..core.metrics import steering_errors
+from ..core.preprocess import CameraGeometry, Preprocessing, channel_stats
 from ..data.cache import build_cache
 from ..data.frames import FrameSet
 from ..data.sources import open_source
 from ..data.time_blocks import split_rows
-from ..device import pick_device
-from ..errors import ConfigError, DataError
-from ..metrics import steering_errors
 from ..model.attention import doubly_stochastic_penalty, entropy_penalty
 from ..model.checkpoint import CheckpointInfo, checkpoint_paths, checkpoint_saved, load_checkpoint, save_checkpoint
 from ..model.network import SteeringNet
-from ..preprocess import CameraGeometry, Preprocessing, channel_stats
 from .augment import augment
 from .config import OptimConfig, TrainConfig
 from .resume import restore_resume_state, save_resume_state

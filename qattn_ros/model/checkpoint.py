@@ -4,7 +4,7 @@
 the preprocessing, the steering unit and sign, the vehicle geometry the labels were
 converted with, a data summary, metrics, and the SHA-256 of the weights file so that a
 corrupted file is refused before it is parsed. This bundle is the contract between
-training and every consumer (`qattn_ros.predictor`).
+training and every consumer (`qattn_ros.inference.predictor`).
 
 A save is crash-safe (`commit_pair`): killed at any point, it leaves the previous checkpoint
 or the new one loadable, never neither. The new sidecar is written whole to `name.json.pending`
@@ -39,10 +39,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
-from ..atomic import commit, file_sha256, fsync, leftover_of, remove_leftovers, temp_beside, write_text
-from ..errors import CheckpointError, ConfigError
-from ..preprocess import CameraGeometry, Preprocessing
-from ..units import DEFAULT_VEHICLE, VehicleGeometry, check_unit
+from ..core.atomic import commit, file_sha256, fsync, leftover_of, remove_leftovers, temp_beside, write_text
+from ..core.errors import CheckpointError, ConfigError
+from ..core.preprocess import CameraGeometry, Preprocessing
+from ..core.units import DEFAULT_VEHICLE, VehicleGeometry, check_unit
 from .config import ModelConfig
 from .network import SteeringNet
 

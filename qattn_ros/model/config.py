@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..config_mapping import from_mapping
-from ..errors import ConfigError
+from ..core.config_mapping import from_mapping
+from ..core.errors import ConfigError
 from .quantizer import MAX_BITS
 
 VARIANTS = ("pilotnet", "kim_canny", "quant_all", "quant_sign", "binary_sign")

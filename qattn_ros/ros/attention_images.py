@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 from sensor_msgs.msg import Image
 
+from ..core.preprocess import Box
 from ..explain.overlay import overlay
-from ..preprocess import Box
 from .messages import fill_image
 
 

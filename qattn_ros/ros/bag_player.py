@@ -45,10 +45,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 from tqdm import tqdm
 
+from ..core.errors import ConfigError, DataError
+from ..core.units import DEFAULT_VEHICLE, VehicleGeometry, to_wheel_angle
 from ..data.record import Record
 from ..data.sources import open_source, spec_from_text
-from ..errors import ConfigError, DataError
-from ..units import DEFAULT_VEHICLE, VehicleGeometry, to_wheel_angle
 from . import signals
 from .conventions import LATCHED, init_keeping_signals, stamp_from_ns
 from .messages import fill_image, steering_message

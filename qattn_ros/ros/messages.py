@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image as PilImage
 from sensor_msgs.msg import JointState
 
+from ..core.errors import DataError
 from ..data.images import message_to_rgb
-from ..errors import DataError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 
-from ..steering_params import Param
+from ..rules.steering_params import Param
 
 
 class StartupError(RuntimeError):

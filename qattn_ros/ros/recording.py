@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..atomic import commit_folder
+from ..core.atomic import commit_folder
 
 RECORDED = {  # topic (relative, remappable) -> message type, as the recording names it
     "image": "sensor_msgs/msg/Image",

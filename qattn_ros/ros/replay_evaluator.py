@@ -1,6 +1,6 @@
 """qattn_replay_evaluator: measure, online, how faithful the attention the steering node published is.
 
-Pairs each camera frame with what qattn_steering published for it (`qattn_ros.pairing`: by
+Pairs each camera frame with what qattn_steering published for it (`qattn_ros.rules.pairing`: by
 header stamp, frames sharing a stamp in order): the stamped `steering_angle` and
 `attention/map`, the player's `ground_truth/steering_angle` and `replay/frame` (the frame's
 index in the source). A worker thread, never the subscriptions, evaluates the pairs through the
@@ -41,11 +41,11 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
 
-from ..errors import CheckpointError, ConfigError
+from ..core.errors import CheckpointError, ConfigError
 from ..explain.engine import EvalSettings
-from ..pairing import Pairing, Pending
-from ..predictor import SteeringPredictor
-from ..replay_evaluation import OnlineEvaluation, Recorded
+from ..inference.predictor import SteeringPredictor
+from ..rules.pairing import Pairing, Pending
+from ..rules.replay_evaluation import OnlineEvaluation, Recorded
 from . import signals
 from .bag_player import HELD, IN_ORDER, READY, frame_index
 from .conventions import LATCHED, create_node, init_keeping_signals, stamp_from_ns

@@ -49,8 +49,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 
-from ..atomic import atomic_path
-from ..errors import ConfigError
+from ..core.atomic import atomic_path
+from ..core.errors import ConfigError
 from ..sim.report import plot_offset, plot_track, write_summary
 from ..sim.track import generate_track
 from ..sim.world import RoadSim, SimConfig

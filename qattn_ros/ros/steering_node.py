@@ -10,8 +10,8 @@ A managed (lifecycle) node:
 The `~/enable` service (std_srvs/SetBool) pauses and resumes commands without unloading; a
 pause holds across deactivation and activation until `~/enable true`.
 
-The safety rules live in `qattn_ros.command_gate` (clamp, finite check, watchdog, enable,
-lifecycle, recurrent-state resets) and the diagnostics level in `qattn_ros.node_status`; this
+The safety rules live in `qattn_ros.rules.command_gate` (clamp, finite check, watchdog, enable,
+lifecycle, recurrent-state resets) and the diagnostics level in `qattn_ros.rules.node_status`; this
 node is their transport. A camera of another aspect than the checkpoint was trained on is
 cropped to it (`camera_fit`); one that cannot be mapped is refused — at configure when
 `camera_width`/`camera_height` are given, else at its first frame (zero speed, ERROR) — or, with
@@ -49,13 +49,13 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import SetBool
 
-from ..command_gate import STOP, Camera, Command, CommandGate, Lifecycle, drive_command, drive_message
-from ..device import pick_device
-from ..errors import CheckpointError, ConfigError
-from ..node_status import FrameWindow, NewestFrame, status_of, window_values
-from ..predictor import CameraMismatch, SteeringPredictor
-from ..steering_params import DEFAULTS, PARAMS, choice_error  # noqa: F401 (DEFAULTS: read here by tests and benchmarks)
-from ..units import yaw_rate
+from ..core.device import pick_device
+from ..core.errors import CheckpointError, ConfigError
+from ..core.units import yaw_rate
+from ..inference.predictor import CameraMismatch, SteeringPredictor
+from ..rules.command_gate import STOP, Camera, Command, CommandGate, Lifecycle, drive_command, drive_message
+from ..rules.node_status import FrameWindow, NewestFrame, status_of, window_values
+from ..rules.steering_params import DEFAULTS, PARAMS, choice_error  # noqa: F401 (DEFAULTS: read here by tests and benchmarks)
 from . import signals
 from .attention_images import AttentionImages
 from .conventions import create_node, init_keeping_signals

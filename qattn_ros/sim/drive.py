@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from ..data.synthetic import SyntheticFrame
 from ..explain.overlay import overlay, to_camera
-from ..predictor import Prediction, SteeringPredictor
+from ..inference.predictor import Prediction, SteeringPredictor
 from .metrics import autonomy
 from .report import write_gif
 from .track import Track

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..atomic import atomic_path, save_figure, write_json, write_text
+from ..core.atomic import atomic_path, save_figure, write_json, write_text
 from .world import RoadSim
 
 

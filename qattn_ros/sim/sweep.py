@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..atomic import read_json, write_json
+from ..core.atomic import read_json, write_json
 from ..model.checkpoint import read_info
 from .drive import drive
 from .metrics import autonomy
@@ -121,7 +121,7 @@ def _steer_for(driver: str, checkpoint: str | None) -> Callable:
     if checkpoint not in _PREDICTORS:
         import torch
 
-        from ..predictor import SteeringPredictor
+        from ..inference.predictor import SteeringPredictor
 
         torch.set_num_threads(1)
         _PREDICTORS[checkpoint] = SteeringPredictor(checkpoint, "cpu")

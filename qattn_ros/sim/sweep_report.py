@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..atomic import save_figure
+from ..core.atomic import save_figure
 from .sweep import BREAKING_AUTONOMY, PURSUIT, SweepResult
 
 

@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..streams import stream
+from ..core.streams import stream
 
 MAX_CURVATURE = 1 / 50  # 1/m: within the synthetic training range (|curvature| <= 1/45)
 TRAINING_SEEDS = range(0, 1000)

@@ -12,7 +12,7 @@ checked by `held_out_violations` (the training entry point refuses a config that
   colours keep `colour_margin` (at least COLOUR_MARGIN_FLOOR) from each of the sweep's, lines stay narrower than
   0.45 m and at most a quarter of the stretches go unpainted;
 - random streams: training worlds and the sweep draw from the simulator's stream with disjoint road seeds; the
-  static splits each from their own (qattn_ros/streams.py), so no two share a look through a shared seed.
+  static splits each from their own (qattn_ros/core/streams.py), so no two share a look through a shared seed.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config_mapping import from_mapping
-from ..streams import stream
+from ..core.config_mapping import from_mapping
+from ..core.streams import stream
 from .sweep import AXES, Level
 from .track import HELD_OUT_SEEDS, TRAINING_SEEDS, Track, cut, generate_track
 from .world import SimConfig

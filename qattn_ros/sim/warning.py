@@ -19,7 +19,7 @@ import torch
 from scipy.stats import rankdata
 
 from ..data.cache import mask_to_model
-from ..predictor import SteeringPredictor
+from ..inference.predictor import SteeringPredictor
 from .track import Track
 from .world import RoadSim, SimConfig
 

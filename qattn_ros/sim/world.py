@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.errors import ConfigError
+from ..core.streams import stream
+from ..core.units import DEFAULT_VEHICLE
 from ..data.synthetic import LINE_WIDTH_M, LOOK_AHEAD_M, RoadGenerator, RoadScene, SyntheticFrame
-from ..errors import ConfigError
-from ..streams import stream
-from ..units import DEFAULT_VEHICLE
 from .metrics import DriveLog
 from .track import Track
 

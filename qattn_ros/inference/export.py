@@ -27,10 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import temp_beside
-from .backends import ATTENTION, IMAGE, STATE_IN, STATE_OUT, STEERING, OnnxRuntimeNet, onnx_paths
-from .errors import CheckpointError, ConfigError
-from .model.checkpoint import (
+from ..core.atomic import temp_beside
+from ..core.errors import CheckpointError, ConfigError
+from ..model.checkpoint import (
     checkpoint_paths,
     commit_pair,
     current_sidecar,
@@ -38,8 +37,9 @@ from .model.checkpoint import (
     load_checkpoint,
     parse_sidecar,
 )
-from .model.network import RecurrentState, SteeringNet, SteeringOutput
-from .model.quantizer import code_range
+from ..model.network import RecurrentState, SteeringNet, SteeringOutput
+from ..model.quantizer import code_range
+from .backends import ATTENTION, IMAGE, STATE_IN, STATE_OUT, STEERING, OnnxRuntimeNet, onnx_paths
 from .predictor import exact_float32
 
 OPSET = 17
@@ -89,7 +89,7 @@ def write_onnx(net: SteeringNet, path: Path, opset: int = OPSET) -> None:
 
 def verification_frames(net: SteeringNet, preprocessing, count: int) -> torch.Tensor:
     """(count, 3, h, w) normalized model inputs from synthetic road frames, as the node would feed them."""
-    from .data.synthetic import RoadGenerator
+    from ..data.synthetic import RoadGenerator
 
     generator = RoadGenerator(*CAMERA, seed=7)
     images = np.stack([preprocessing.to_model_uint8(generator.frame(i).image) for i in range(count)])

@@ -1,4 +1,4 @@
-"""Markdown for the generated tables of README.md and docs/ (qattn_ros.doc_tables): cells, tables, values, sources."""
+"""Markdown for the generated tables of README.md and docs/ (tools.doc_tables): cells, tables, values, sources."""
 
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import CheckpointError, ConfigError
-from .model.checkpoint import (
+from ..core.errors import CheckpointError, ConfigError
+from ..model.checkpoint import (
     CheckpointInfo,
     checkpoint_paths,
     current_sidecar,
@@ -29,7 +29,7 @@ from .model.checkpoint import (
     load_checkpoint,
     parse_sidecar,
 )
-from .model.network import RecurrentState, SteeringNet, SteeringOutput
+from ..model.network import RecurrentState, SteeringNet, SteeringOutput
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime:tensorrt")
 # Names in the exported graph: the state goes in as h, c and comes out as h_out, c_out.

@@ -14,8 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import file_sha256
-from .errors import CheckpointError
+from ..core.atomic import file_sha256
+from ..core.errors import CheckpointError
 
 MANIFEST = "manifest.json"
 DEFAULT = "default"

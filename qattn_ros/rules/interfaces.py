@@ -1,7 +1,7 @@
 """What each node of the package publishes, subscribes and serves, without ROS: the documented interface.
 
 The nodes in `qattn_ros/ros/` create their own publishers; this module declares the same topics
-for the documentation (`python -m qattn_ros.doc_tables` makes the topic tables and the node-graph
+for the documentation (`python -m tools.doc_tables` makes the topic tables and the node-graph
 picture from it) and `test/test_docs.py` checks it against the nodes' source. Topic names are
 relative (in the node's namespace) unless they start with `/`; `~/` is the node's private namespace.
 """

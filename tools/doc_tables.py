@@ -1,11 +1,11 @@
 """The tables of README.md and docs/*.md that come from the code and the recorded results.
 
-  python -m qattn_ros.doc_tables           # rewrite every generated block, from the repository root
-  python -m qattn_ros.doc_tables --check   # exit 1, naming the blocks that differ (test/test_docs.py)
+  python -m tools.doc_tables           # rewrite every generated block, from the repository root
+  python -m tools.doc_tables --check   # exit 1, naming the blocks that differ (test/test_docs.py)
 
 A block is the text between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`. Names:
-`params` (qattn_ros.steering_params.PARAMS), `launch:steering|replay_eval|sim` and `launch_summary`
-(qattn_ros.ros.launch_rules), `topics:<node>` (qattn_ros.interfaces), and `results:<table>` from
+`params` (qattn_ros.rules.steering_params.PARAMS), `launch:steering|replay_eval|sim` and `launch_summary`
+(qattn_ros.ros.launch_rules), `topics:<node>` (qattn_ros.rules.interfaces), and `results:<table>` from
 benchmarks/results/*.json (each says which file, command, date and machine it comes from).
 """
 
@@ -18,10 +18,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .doc_format import LINK, RESULTS, bound, literal, load, ratio, source_line, table
-from .interfaces import NODES
-from .ros import launch_rules
-from .steering_params import PARAMS
+from qattn_ros.ros import launch_rules
+from qattn_ros.rules.interfaces import NODES
+from qattn_ros.rules.steering_params import PARAMS
+from tools.doc_format import LINK, RESULTS, bound, literal, load, ratio, source_line, table
 
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w:.-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
 
@@ -219,7 +219,7 @@ def demo_table(root: Path) -> str:
     if result is None:
         return (
             "Not recorded yet for this version of the demo: `.venv/bin/python training/demo.py --record` "
-            "writes `benchmarks/results/demo.json`; `python -m qattn_ros.doc_tables` puts its table here."
+            "writes `benchmarks/results/demo.json`; `python -m tools.doc_tables` puts its table here."
         )
     rows = [(r["variant"], f"{r['val_rmse']:.4f}", f"{r['test_rmse']:.4f}", f"{r['test_mae']:.4f}",
              f"{r['mean_baseline_rmse']:.4f}", f"{r['mask_mass_ratio']:.2f}", f"{100 * r['late_val_swing']:.1f} %")
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         if changed and not args.check:
             path.write_text(new)
     if stale:
-        verb = "differ from the code and results (run python -m qattn_ros.doc_tables)" if args.check else "rewritten"
+        verb = "differ from the code and results (run python -m tools.doc_tables)" if args.check else "rewritten"
         print(f"generated blocks {verb}:\n  " + "\n  ".join(stale), file=sys.stderr if args.check else sys.stdout)
     return 1 if stale and args.check else 0
 

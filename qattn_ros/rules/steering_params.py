@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .backends import BACKENDS
-from .explain.overlay import COLORMAPS
-from .preprocess import CAMERA_FITS
-from .units import DEFAULT_VEHICLE
+from ..core.preprocess import CAMERA_FITS
+from ..core.units import DEFAULT_VEHICLE
+from ..explain.overlay import COLORMAPS
+from ..inference.backends import BACKENDS
 
 RELIABILITIES = ("auto", "best_effort", "reliable")
 

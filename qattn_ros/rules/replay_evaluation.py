@@ -1,7 +1,7 @@
 """The replay evaluator's work on paired frames, without ROS: select, evaluate, save, count, report.
 
 A pair is a camera frame with the steering and attention map the node published for it and
-the ground truth (`qattn_ros.pairing`). Frames are evaluated through the same engine as
+the ground truth (`qattn_ros.rules.pairing`). Frames are evaluated through the same engine as
 `evaluation/evaluate.py`, with the *published* map as the saliency, in pieces of about
 PIECE_IMAGES perturbed images, each appended to `<folder>/<method>.jsonl` as it ends. A stop
 ends the piece under way at its next forward pass (it is not saved: a rerun evaluates it, and
@@ -27,9 +27,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .atomic import write_json, write_text
-from .command_gate import StampSequence
-from .explain.engine import (
+from ..core.atomic import write_json, write_text
+from ..core.units import VehicleGeometry, from_wheel_angle, to_wheel_angle
+from ..explain.engine import (
     EvalSettings,
     append_rows,
     curve_settings,
@@ -38,14 +38,14 @@ from .explain.engine import (
     results_key,
     start_results,
 )
-from .explain.report import plot_overlays, write_report
-from .explain.saliency import saliency, upsample_attention
-from .model.checkpoint import CheckpointInfo
-from .model.network import RecurrentState
+from ..explain.report import plot_overlays, write_report
+from ..explain.saliency import saliency, upsample_attention
+from ..inference.predictor import SteeringPredictor, exact_float32
+from ..model.checkpoint import CheckpointInfo
+from ..model.network import RecurrentState
+from .command_gate import StampSequence
 from .pairing import Pending
-from .predictor import SteeringPredictor, exact_float32
 from .steering_params import PARAMS
-from .units import VehicleGeometry, from_wheel_angle, to_wheel_angle
 
 PIECE_IMAGES = 256  # perturbed images per piece of work saved together (~1 s on 2 cores)
 

@@ -22,17 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.device import pick_device
+from ..core.errors import DataError
+from ..core.preprocess import Box, CameraGeometry, FrameFit, Preprocessing, fit_frame
+from ..core.units import to_wheel_angle
+from ..data.cache import build_cache, fit_record, open_cache
+from ..data.frames import FrameSet
+from ..data.record import Source
+from ..data.time_blocks import TimeBlocks, split_rows
+from ..model.network import RecurrentState, SteeringOutput
 from .backends import load_network
-from .data.cache import build_cache, fit_record, open_cache
-from .data.frames import FrameSet
-from .data.record import Source
-from .data.time_blocks import TimeBlocks, split_rows
-from .device import pick_device
-from .errors import DataError
-from .model.network import RecurrentState, SteeringOutput
-from .preprocess import Box, CameraGeometry, FrameFit, Preprocessing, fit_frame
 from .shipped import resolve as resolve_shipped
-from .units import to_wheel_angle
 
 
 @dataclass
@@ -78,7 +78,7 @@ class SteeringPredictor:
     """A verified checkpoint on a device, ready for single frames (stateful) or batches."""
 
     def __init__(self, checkpoint: str | Path, device: str | torch.device = "auto", backend: str = "torch") -> None:
-        """`backend`: torch, or onnxruntime[:tensorrt] on the <name>.onnx qattn_export wrote (qattn_ros.backends)."""
+        """`backend`: torch, or onnxruntime[:tensorrt] on the <name>.onnx qattn_export wrote (see backends)."""
         self.shipped = resolve_shipped(str(checkpoint))  # a shipped model's name, verified; None: a path
         checkpoint = self.shipped.checkpoint if self.shipped else checkpoint
         self.checkpoint = str(checkpoint)
