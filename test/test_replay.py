@@ -186,6 +186,22 @@ def test_a_recording_killed_before_it_closed_is_removed_by_the_next_run_by_name(
     assert sorted(p.name for p in (tmp_path / "run_1").iterdir()) == ["metadata.yaml", "run_1.mcap"]
 
 
+def _end_of(main: subprocess.Popen, processes: list[subprocess.Popen], timeout: float) -> int | str:
+    """`main`'s exit status, or a line saying it still ran after `timeout` s (every process then writes its threads'
+    stacks into its log: where it was stuck); every process is stopped after."""
+    try:
+        return main.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            process.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        return f"still running after {timeout} s"
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+
+
 @pytest.mark.slow
 def test_held_frames_wait_past_the_answer_timeout(sources, checkpoint, env, tmp_path) -> None:
     """Back-pressure: a queue of 4 fills while a group of 4 frames x 100 steps takes longer than the player's 2 s
@@ -316,17 +332,7 @@ def test_frames_lost_for_good_end_the_replay_within_its_deadlines_with_the_repor
         time.sleep(0.05)
     node.kill()
     killed_at = time.monotonic()
-    try:
-        returncode = evaluator.wait(timeout=120)  # the deadlines: answer_timeout + the player's end seen + the queue
-    except subprocess.TimeoutExpired:
-        returncode = "still running 120 s after the node was killed"
-        for process in (player, evaluator):
-            process.send_signal(signal.SIGUSR1)  # every thread's stack into its log: where it was stuck
-        time.sleep(1)
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
+    returncode = _end_of(evaluator, processes, 120)  # the deadlines: answer_timeout + the player's end + the queue
     logs = "\n".join(f"--- {name}\n{output(p)[-2000:]}" for name, p in zip(("player", "node", "evaluator"), processes))
     assert returncode == 1, logs
     assert player.returncode == 1, logs
@@ -350,17 +356,8 @@ def test_a_node_running_another_checkpoint_is_caught(sources, checkpoint, env, t
                                    "floor": False, "record": False, "startup_timeout": STARTUP_S})]  # fmt: skip
     processes = [spawn([sys.executable, "-m", f"qattn_ros.ros.{module}", *ros_args(params)], env=env)
                  for module, params in graph]  # fmt: skip
-    try:  # the graph's own deadlines end it (startup, answers, a player gone): this only catches a graph that hangs
-        returncode = processes[2].wait(timeout=2 * STARTUP_S)
-    except subprocess.TimeoutExpired:
-        returncode = f"still running after {2 * STARTUP_S} s"
-        for process in processes:
-            process.send_signal(signal.SIGUSR1)  # every thread's stack into its log: where it was stuck
-        time.sleep(1)
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
+    # the graph's own deadlines end it (startup, answers, a player gone): this only catches a graph that hangs
+    returncode = _end_of(processes[2], processes, 2 * STARTUP_S)
     assert returncode == 0, "\n".join(f"--- {m}\n{output(p)[-2000:]}" for (m, _), p in zip(graph, processes))
     counts = json.loads((tmp_path / "out" / "replay.json").read_text())["counts"]
     assert counts["evaluated"] == counts["steering_mismatch"] == FRAMES and counts["max_steering_diff"] > 1e-3

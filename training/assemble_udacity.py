@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from qattn_ros.core.errors import DataError
+from qattn_ros.core.errors import DataError, script_result
 from qattn_ros.data.udacity_ch2 import assemble
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,13 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", default=str(ROOT / "config" / "udacity_ch2.sha256"),
                         help="names and SHA-256 of every file (sha256sum format)")  # fmt: skip
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> str:
         done = assemble(Path(args.frames), Path(args.labels), Path(args.out), Path(args.manifest))
-    except (DataError, OSError) as error:
-        print(f"assemble_udacity: {error}", file=sys.stderr)
-        return 1
-    print(f"assemble_udacity: {done['frames']} frames checked against {args.manifest} -> {done['out']}")
-    return 0
+        return f"assemble_udacity: {done['frames']} frames checked against {args.manifest} -> {done['out']}"
+
+    return script_result("assemble_udacity", work, DataError, OSError)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qattn_ros.core.errors import DataError
+from qattn_ros.core.errors import DataError, script_result
 from qattn_ros.data.splits import FORMATS, write_splits
 
 
@@ -29,13 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=FORMATS, default="simlog")
     args = parser.parse_args(argv)
     counts = {"train": args.train, "val": args.val, "test": args.test}
-    try:
+
+    def work() -> str:
         out = write_splits(args.out, counts, args.height, args.width, args.seed, args.format, args.side_cameras)
-    except (DataError, ValueError, OSError) as error:
-        print(f"make_data: {error}", file=sys.stderr)
-        return 1
-    print(f"wrote {out}")
-    return 0
+        return f"wrote {out}"
+
+    return script_result("make_data", work, DataError, ValueError, OSError)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from qattn_ros.core.errors import CheckpointError, ConfigError, DataError
+from qattn_ros.core.errors import CheckpointError, ConfigError, DataError, script_result
 from qattn_ros.fit.config import load_train_config, read_yaml, set_dotted
 from qattn_ros.fit.dagger import ClosedLoopTraining, DaggerConfig
 
@@ -56,14 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output folder replacing the config's out")
     parser.add_argument("--seed", type=int, help="training seed and world seed")
     args = parser.parse_args(argv)
-    try:
-        run, out = load(Path(args.config), args.set, args.model, args.out, args.seed)
-        best = run.run()
-    except (ConfigError, DataError, CheckpointError) as error:
-        print(f"train_closed_loop: {error}", file=sys.stderr)
-        return 1
-    print(f"best checkpoint: {best} (rounds and data mix: training.closed_loop in {best}.json)")
-    return 0
+
+    def work() -> str:
+        best = load(Path(args.config), args.set, args.model, args.out, args.seed)[0].run()
+        return f"best checkpoint: {best} (rounds and data mix: training.closed_loop in {best}.json)"
+
+    return script_result("train_closed_loop", work, ConfigError, DataError, CheckpointError)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def models_dir() -> Path | None:
 
         try:
             candidates.append(Path(get_package_share_directory("qattn_ros")) / "models")
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # not installed by colcon, or no ROS environment sourced
             pass
     except ImportError:  # no ROS install sourced: pip's share directory or the source tree
         pass
@@ -54,9 +54,10 @@ def shipped_names() -> list[str]:
     return [] if folder is None else [DEFAULT, *manifest(folder)["models"]]
 
 
-def resolve(name: str) -> ShippedModel | None:
-    """The shipped model `name` names, verified; None when `name` is not a shipped name (a path, then)."""
-    folder = models_dir()
+def resolve(name: str, folder: Path | None = None) -> ShippedModel | None:
+    """The shipped model `name` names, verified; None when `name` is not a shipped name (a path, then).
+    `folder`: another models folder than the installed one."""
+    folder = folder or models_dir()
     if folder is None and name == DEFAULT:
         raise CheckpointError(f"checkpoint {DEFAULT!r}: no shipped models here ({MANIFEST} in share/qattn_ros/models "
                               "or the source tree's models/); pass a checkpoint path")  # fmt: skip
