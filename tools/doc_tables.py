@@ -86,7 +86,7 @@ def launch_summary(root: Path) -> str:
     rows = []
     for file in ("steering", "replay_eval", "sim"):
         arguments, _, _ = _graph(file, root)
-        required = [f"`{a.name}`" for a in arguments if a.default is None] or ["`checkpoint` (a node parameter)"]
+        required = [f"`{a.name}`" for a in arguments if a.default is None] or ["none"]
         optional = [a.name for a in arguments if a.default is not None]
         if file == "steering":
             optional.append("every node parameter")
@@ -221,15 +221,23 @@ def demo_table(root: Path) -> str:
             "Not recorded yet for this version of the demo: `.venv/bin/python training/demo.py --record` "
             "writes `benchmarks/results/demo.json`; `python -m tools.doc_tables` puts its table here."
         )
-    rows = [(r["variant"], f"{r['val_rmse']:.4f}", f"{r['test_rmse']:.4f}", f"{r['test_mae']:.4f}",
-             f"{r['mean_baseline_rmse']:.4f}", f"{r['mask_mass_ratio']:.2f}", f"{100 * r['late_val_swing']:.1f} %")
+
+    def cell(value: float | None, text: str) -> str:
+        return "–" if value is None else text.format(value)
+
+    rows = [(r["variant"], cell(r["val_rmse"], "{:.4f}"), f"{r['test_rmse']:.4f}", f"{r['test_mae']:.4f}",
+             f"{r['mean_baseline_rmse']:.4f}", f"{r['mask_mass_ratio']:.2f}",
+             cell(r["late_val_swing"] and 100 * r["late_val_swing"], "{:.1f} %"))
             for r in result["rows"] if r["seed"] == 0]  # fmt: skip
     header = ("model", "val RMSE", "test RMSE", "test MAE", "predict-the-mean RMSE",
               "attention on relevant pixels (× area)", "largest val RMSE swing after epoch 3")  # fmt: skip
     s = result["summary"]
     return (table(header, rows) + f"\n\nClosed loop, {s['driver']} on 1 km of a held-out road at 15 m/s: autonomy "
             f"{100 * s['autonomy']:.0f} %, {s['interventions']} interventions, mean |offset| "
-            f"{s['mean_abs_offset_m']:.3f} m, max {s['max_abs_offset_m']:.2f} m. Whole run {s['wall_s'] / 60:.1f} min. "
+            f"{s['mean_abs_offset_m']:.3f} m, max {s['max_abs_offset_m']:.2f} m"
+            + (f"; the shipped model: autonomy {100 * s['shipped_autonomy']:.0f} %, mean |offset| "
+               f"{s['shipped_mean_abs_offset_m']:.3f} m" if "shipped_autonomy" in s else "")
+            + f". Whole run {s['wall_s'] / 60:.1f} min on {s.get('threads', 'all')} threads. "
             f"{source_line('demo', result)}")  # fmt: skip
 
 
