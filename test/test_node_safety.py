@@ -360,7 +360,7 @@ def test_the_readme_venv_commands_exchange_frames(ros, checkpoints, tmp_path, fr
         def driving() -> list:  # the watchdog's stops come first, until the camera's frames arrive
             return [m for m in harness.received["cmd_vel"][before:] if m.twist.linear.x > 0]
 
-        end = time.monotonic() + 60
+        end = time.monotonic() + 300  # a cap: the condition decides; a loaded machine starts processes slowly
         while len(driving()) < 5 and time.monotonic() < end:
             rclpy.spin_once(harness.node, timeout_sec=0.05)
         assert len(driving()) >= 5, "commands from the README's camera frames"
