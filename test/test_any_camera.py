@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from geometry_msgs.msg import TwistStamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from processes import output, spawn
+from ros_harness import ROOT
 
 from benchmarks.foreign_cameras import users_shell
 from qattn_ros.ros.dds_domain import claim_domain_id
@@ -177,6 +179,24 @@ def test_stop_signals_while_driving_end_with_the_zero_speed_command(ros, signals
     assert "Traceback" not in log and "[ERROR]" not in log.split("stopping on")[-1], log
     assert log.count("shutting down: zero-speed command sent") == 1, log
     assert any(m.twist.linear.x == 0 for m in seen["cmd_vel"][sent:]), "the zero-speed command on the wire"
+
+
+def test_with_no_checkpoint_the_shipped_default_drives_and_says_which(ros) -> None:
+    """The console executable with no checkpoint parameter: the shipped default model, its card's line in the log."""
+    node, seen, domain, _ = ros
+    seen["cmd_vel"].clear()
+    command = [sys.executable, "-m", "qattn_ros.ros.entry_points", "steering_node", *ros_args({"device": "cpu"})]
+    steering = spawn(command, env=_users_shell(domain), start_new_session=True)
+    camera = _plain_camera("reliable_depth_10", 2000, domain)
+    try:
+        drove = _driving(node, seen, steering)
+    finally:
+        log = _stop(steering, signal.SIGINT)
+        camera.kill()
+    assert drove, log[-3000:]
+    listing = json.loads((ROOT / "models" / "manifest.json").read_text())
+    default = listing["default"]
+    assert f"shipped model {default}: {listing['models'][default]['summary']}" in log, log[-3000:]
 
 
 @pytest.mark.parametrize("after", [0.3, 0.5, 0.7])

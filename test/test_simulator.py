@@ -241,3 +241,18 @@ def test_two_qattn_sim_runs_with_the_node_drive_the_same(checkpoint, tmp_path) -
     assert float(first[1]) == pytest.approx(0.75, rel=0.02), "15 m/s for 0.05 s: no stop taken for frame 1"
     summary = json.loads((tmp_path / "b" / "results.json").read_text())["drivers"]["node"]
     assert summary["complete"] and summary["stopped_steps"] == 0
+
+
+@pytest.mark.slow
+def test_qattn_sim_with_no_checkpoint_drives_the_shipped_default_round_1_km(tmp_path) -> None:
+    """The shipped default on 1 km of held-out road 1000 at 15 m/s, through qattn_sim as typed: no intervention
+    budget beyond 1 %, and the log says which model drove."""
+    env = {**os.environ, "ROS_DOMAIN_ID": str(claim_domain_id())}
+    done = subprocess.run([sys.executable, "-m", "qattn_ros.ros.sim_drive", "--km", "1", "--device", "cpu",
+                           "--report", str(tmp_path / "sim")], env=env, capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "sim" / "results.json").read_text())["drivers"]["node"]
+    assert summary["complete"] and summary["km"] >= 1.0, done.stderr[-3000:]
+    assert summary["autonomy"] >= 0.99, summary
+    assert "shipped model sim_roads:" in done.stderr + done.stdout

@@ -5,7 +5,9 @@
 binary_sign is the recommended configuration (benchmarks/results/headline.json); kim_canny is the
 baseline it is measured against. Writes runs/demo/attention_overlays.png (held-out frames, camera |
 Kim & Canny attention | sign-bit attention), runs/demo/closed_loop.gif (camera | attention while it
-drives), runs/demo/summary.md and runs/demo/summary.json. About 4 minutes on 2 CPU cores. `--seeds 3`
+drives), runs/demo/summary.md and runs/demo/summary.json. The shipped model (`sim_roads`: binary_sign trained
+with the closed-loop recipe, models/) is evaluated on the same frames and drives the same road beside them.
+Training runs on `--threads` CPU threads (2), so that a run gives the same numbers on any core count. `--seeds 3`
 also trains seeds 1 and 2 (runs/demo/<variant>_s<k>) and puts the mean and spread over seeds beside
 seed 0's numbers. The table reports how much the validation RMSE still swings between consecutive
 epochs after the third (the kept model is the weight average, see docs/method.md). `--record` also
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from qattn_ros.core.atomic import read_json, save_figure, write_text
@@ -36,6 +39,7 @@ from qattn_ros.explain.saliency import saliency
 from qattn_ros.fit.config import load_train_config
 from qattn_ros.fit.trainer import Trainer
 from qattn_ros.inference.predictor import Frames, SteeringPredictor
+from qattn_ros.inference.shipped import DEFAULT
 from qattn_ros.sim.drive import drive_predictor, merged_summary
 from qattn_ros.sim.track import HELD_OUT_SEEDS, generate_track
 from qattn_ros.sim.world import SimConfig
@@ -77,11 +81,25 @@ def overlay_figure(predictors: dict, log: Path, out: Path, count: int = 6) -> No
     save_figure(fig, out, dpi=80)
 
 
-def closed_loop_drive(predictor: SteeringPredictor, out: Path) -> dict:
+def closed_loop_drive(predictor: SteeringPredictor, gif: Path | None) -> dict:
     """The model steers the simulated car on a held-out road: does a low RMSE stay in its lane?"""
     track = generate_track(HELD_OUT_SEEDS[0], 1000.0)
-    sims = drive_predictor(predictor, [track], SimConfig(), speed=15.0, gif=str(out / "closed_loop.gif"))
+    sims = drive_predictor(predictor, [track], SimConfig(), speed=15.0, gif=str(gif) if gif else None)
     return merged_summary(sims)
+
+
+def drive_line(name: str, drive: dict) -> str:
+    return (f"{name}: autonomy {100 * drive['autonomy']:.1f} %, {drive['interventions']} interventions, "
+            f"mean |offset| {drive['mean_abs_offset_m']:.3f} m, max {drive['max_abs_offset_m']:.2f} m")  # fmt: skip
+
+
+def cell(row: dict, column: str) -> str:
+    value = row[column]
+    if value is None:
+        return "–"
+    if column.endswith("rmse") or column == "test_mae":
+        return f"{value:.4f}"
+    return f"{value:.2f}" if column == "mask_mass_ratio" else f"{100 * value:.1f} %"
 
 
 def plain(value: object) -> object:
@@ -89,16 +107,16 @@ def plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else str(value)
 
 
-def demo_record(rows: list[dict], drive: dict, args: argparse.Namespace, wall_s: float) -> dict:
+def demo_record(rows: list[dict], drive: dict, shipped_drive: dict, args: argparse.Namespace, wall_s: float) -> dict:
     """The run as benchmarks/results/*.json records one: machine, command, date, summary, details."""
-    import torch
-
     seed0 = {r["variant"]: r for r in rows if r["seed"] == 0}
     summary = {"test_rmse": {v: round(r["test_rmse"], 5) for v, r in seed0.items()},
                "mask_mass_ratio": {v: round(r["mask_mass_ratio"], 3) for v, r in seed0.items()},
                "driver": DRIVER, "autonomy": drive["autonomy"], "interventions": drive["interventions"],
                "mean_abs_offset_m": round(drive["mean_abs_offset_m"], 3),
-               "max_abs_offset_m": round(drive["max_abs_offset_m"], 3), "seeds": args.seeds,
+               "max_abs_offset_m": round(drive["max_abs_offset_m"], 3), "seeds": args.seeds, "threads": args.threads,
+               "shipped_autonomy": shipped_drive["autonomy"],
+               "shipped_mean_abs_offset_m": round(shipped_drive["mean_abs_offset_m"], 3),
                "wall_s": round(wall_s, 1)}  # fmt: skip
     return {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
@@ -108,6 +126,7 @@ def demo_record(rows: list[dict], drive: dict, args: argparse.Namespace, wall_s:
         "settings": {"train_frames": args.train_frames, "epochs": args.epochs, "seeds": args.seeds},
         "rows": rows,
         "drive": drive,
+        "shipped_drive": shipped_drive,
     }
 
 
@@ -118,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-frames", type=int, default=6000)
     parser.add_argument("--epochs", type=int, default=4, help="4: val RMSE bottoms out there at 6,000 frames")
     parser.add_argument("--seeds", type=int, default=1, help="training seeds; seed 0 makes the figures")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for training and inference (2)")
     parser.add_argument("--record", action="store_true", help=f"also write the summary to {RECORD.relative_to(ROOT)}")
     args = parser.parse_args(argv)
     started = time.monotonic()
+    torch.set_num_threads(args.threads)
     out, data = Path(args.out), Path(args.data)
     out.mkdir(parents=True, exist_ok=True)
     if not (data / "test" / "driving_log.csv").is_file():
@@ -147,15 +168,19 @@ def main(argv: list[str] | None = None) -> int:
                          "late_val_swing": late_swing(history)})  # fmt: skip
             if seed == 0:
                 predictors[variant] = predictor
+    shipped = SteeringPredictor(DEFAULT, "cpu")  # beside them: the shipped model, closed-loop recipe
+    metrics = test_metrics(shipped, shipped.frames(SimLogSource(data / "test"), config.data.cache_dir))
+    rows.append({"variant": f"{shipped.shipped.name} (shipped)", "seed": 0, "val_rmse": None,
+                 "test_rmse": metrics["rmse"], "test_mae": metrics["mae"],
+                 "mean_baseline_rmse": rows[0]["mean_baseline_rmse"], "mask_mass_ratio": metrics["mask_mass_ratio"],
+                 "late_val_swing": None})  # fmt: skip
     overlay_figure(predictors, data / "test", out / "attention_overlays.png")
     columns = ("val_rmse", "test_rmse", "test_mae", "mean_baseline_rmse", "mask_mass_ratio", "late_val_swing")
     table = [
         "| model | val RMSE | test RMSE | test MAE | predict-the-mean RMSE | attention on relevant pixels (x area) "
         "| largest val RMSE swing after epoch 3 |",
         "|---|---|---|---|---|---|---|",
-        *[f"| {r['variant']} | " + " | ".join(f"{r[c]:.4f}" if c.endswith("rmse") or c == "test_mae" else
-                                              f"{r[c]:.2f}" if c == "mask_mass_ratio" else f"{100 * r[c]:.1f} %"
-                                              for c in columns) + " |" for r in rows if r["seed"] == 0],
+        *[f"| {r['variant']} | " + " | ".join(cell(r, c) for c in columns) + " |" for r in rows if r["seed"] == 0],
     ]  # fmt: skip
     if args.seeds > 1:
         table += ["", f"Mean ± standard deviation over {args.seeds} training seeds (seed 0 above):", "",
@@ -166,14 +191,14 @@ def main(argv: list[str] | None = None) -> int:
             table.append(f"| {variant} | " + " | ".join(spread([r[c] for r in mine]) for c in columns[:3])
                          + f" | {spread([r['mask_mass_ratio'] for r in mine], 2)} | "
                          f"{100 * max(r['late_val_swing'] for r in mine):.1f} % (largest) |")  # fmt: skip
-    drive = closed_loop_drive(predictors[DRIVER], out)
-    table += ["", f"Closed loop: the trained {DRIVER} model drives 1 km of a held-out road at 15 m/s "
-              "(evaluation/closed_loop.py; camera | attention in closed_loop.gif):", "",
-              f"autonomy {100 * drive['autonomy']:.1f} %, {drive['interventions']} interventions, "
-              f"mean |offset| {drive['mean_abs_offset_m']:.3f} m, max {drive['max_abs_offset_m']:.2f} m"]  # fmt: skip
+    drive = closed_loop_drive(predictors[DRIVER], out / "closed_loop.gif")
+    shipped_drive = closed_loop_drive(shipped, None)
+    table += ["", f"Closed loop: 1 km of a held-out road at 15 m/s (camera | attention of the trained {DRIVER} in "
+              "closed_loop.gif):", "", drive_line(f"{DRIVER} (trained here)", drive), "",
+              drive_line(f"{shipped.shipped.name} (shipped)", shipped_drive)]  # fmt: skip
     summary = "\n".join(["Steering in simulator units (x25 deg, positive right).", "", *table, ""])
     write_text(out / "summary.md", summary)
-    result = demo_record(rows, drive, args, time.monotonic() - started)
+    result = demo_record(rows, drive, shipped_drive, args, time.monotonic() - started)
     write_text(out / "summary.json", json.dumps(result, indent=2, default=plain) + "\n")
     if args.record:
         write_text(RECORD, json.dumps(result, indent=2, default=plain) + "\n")

@@ -50,7 +50,7 @@ SIM_ROADS_RECIPE = ("optim.epochs=5", "closed_loop.rounds=2", "closed_loop.world
 SHIPPED = {
     "sim_roads": {
         "what": "binary_sign, closed-loop recipe (DAgger + augmentation) on the simulator's roads",
-        "intended": "the package's simulator (qattn_sim, sim.launch.py), replays of synthetic bags, trying the node "
+        "intended": "The package's simulator (qattn_sim, sim.launch.py), replays of synthetic bags, trying the node "
         "on a camera before training your own",
         "data": f"{SYNTHETIC} (training/make_data.py defaults: 8,000 training frames) + 2 closed-loop rounds",
         "eval_data": f"{{kind: simlog, path: {SYNTHETIC}/test}}",
@@ -58,7 +58,7 @@ SHIPPED = {
     },
     "udacity_hmb3": {
         "what": "binary_sign on real camera frames: Udacity Challenge 2's HMB_3 drive, its train time block",
-        "intended": "a first look at the node on real forward-facing road video (640x480, daytime, highway and "
+        "intended": "A first look at the node on real forward-facing road video (640x480, daytime, highway and "
         "suburban roads); replays of Udacity-style recordings",
         "data": f"{UDACITY} (training/assemble_udacity.py): HMB_3's train time block, 3,910 frames; its test and "
         "validation blocks come first in time, 2 s apart",
@@ -159,11 +159,12 @@ def card(name: str, checkpoint: Path, figures: dict) -> str:
     """The model card: what it is, what it was trained on and how, what it scores, where it breaks, its limits."""
     info, spec = read_info(checkpoint), SHIPPED[name]
     loop = info.training.get("closed_loop")
-    recipe = (f"closed loop: {loop['recipe']}, {loop['rounds']} rounds after the expert's, seeds {loop['seeds']}"
+    recipe = (f"closed loop: {loop['recipe']}, {loop['rounds']} rounds after the expert's, "
+              f"{', '.join(f'{k} seed {v}' for k, v in loop['seeds'].items())}"
               if loop else f"static frames, seed {info.training.get('seed', 0)}")  # fmt: skip
     acc, expl = figures["accuracy"], figures["explanations"]
     lines = [
-        f"# {name}: {spec['what']}",
+        f"# {name}: model card",
         "",
         f"{summary(name, figures)}",
         "",
@@ -171,7 +172,8 @@ def card(name: str, checkpoint: Path, figures: dict) -> str:
         "|---|---|",
         f"| model | {info.model.variant}, {info.model.bits}-bit quantizer, input {info.model.input_height}x"
         f"{info.model.input_width} |",
-        f"| input | {info.preprocessing.cache_key()}; camera {info.camera.describe() if info.camera else 'any'} |",
+        f"| input | {', '.join(f'{k} {v}' for k, v in info.preprocessing.cache_key().items())}; camera "
+        f"{info.camera.describe() if info.camera else 'any'} |",
         f"| output | steering in {info.steering_unit}, positive {'left' if info.positive_is_left else 'right'} |",
         f"| data | {spec['data']} |",
         f"| recipe | {recipe} |",
@@ -193,12 +195,13 @@ def card(name: str, checkpoint: Path, figures: dict) -> str:
         lines += [
             f"- Closed loop, 1 km of held-out road 1000 at 15 m/s: autonomy {drive['autonomy']:.1%}, "
             f"{drive['interventions']:.0f} interventions, mean |offset| {drive['mean_abs_offset_m']:.3f} m.",
-            f"- Breaking points (first level under 99 % autonomy; {loop_figures['sweep']}): {broke}.",
+            f"- Breaking points (first level under 99 % autonomy; never: not up to the sweep's last level; "
+            f"{loop_figures['sweep']}): {broke}.",
         ]
     lines += ["", "## Intended use", "", spec["intended"] + ". Not for a real vehicle on a public road.", "",
               "## Limits", "", *[f"- {limit}" for limit in LIMITS[name]], "", "## Licence", "", LICENCE[name], "",
-              f"Figures: `benchmarks/results/shipped_models.json`; retrain: `python training/ship_models.py --only "
-              f"{name}` (`make models`)."]  # fmt: skip
+              f"Figures: `benchmarks/results/shipped_models.json`; retrain: `python -m training.ship_models --only "
+              f"{name}` (`make models`: all of them)."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -217,7 +220,9 @@ def install(name: str, checkpoint: Path, figures: dict) -> None:
     folder = MODELS / name
     folder.mkdir(parents=True, exist_ok=True)
     for suffix in (".safetensors", ".json"):
-        shutil.copyfile(checkpoint.with_name(checkpoint.name + suffix), folder / f"model{suffix}")
+        source = checkpoint.with_name(checkpoint.name + suffix)
+        if source.resolve() != (folder / f"model{suffix}").resolve():
+            shutil.copyfile(source, folder / f"model{suffix}")
     write_text(folder / "MODEL_CARD.md", card(name, folder / "model", figures))
     listing = read_json(MODELS / MANIFEST) or {"default": "sim_roads", "models": {}}
     files = [f"{name}/model.safetensors", f"{name}/model.json", f"{name}/MODEL_CARD.md"]
@@ -249,10 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--install", action="store_true", help="replace models/<name> and the manifest entry")
     parser.add_argument("--checkpoint", help="evaluate and install this checkpoint instead of retraining (one --only)")
     parser.add_argument("--jobs", type=int, default=2, help="simulator drives at once")
+    parser.add_argument("--cards", action="store_true", help="only rewrite the cards and the manifest from the "
+                        "recorded figures (benchmarks/results/shipped_models.json)")  # fmt: skip
     args = parser.parse_args(argv)
     names = args.only or ["sim_roads"] + (["udacity_hmb3"] if (ROOT / UDACITY).is_dir() else [])
     recorded = (read_json(RESULTS) or {}).get("models", {})
-    results = dict(recorded)
+    results = {}
+    if args.cards:
+        for name in names:
+            install(name, MODELS / name / "model", recorded[name])
+        return 0
     for name in names:
         checkpoint = Path(args.checkpoint) if args.checkpoint else train(name)
         figures = evaluate(name, checkpoint, args.jobs)
@@ -260,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.install:
             install(name, checkpoint, figures)
             results[name] = figures
-    if args.install:
+    if args.install:  # the figures of models not rerun here stay as recorded, whoever wrote them meanwhile
+        results = {**(read_json(RESULTS) or {}).get("models", {}), **results}
         record(
             "shipped_models",
             {name: summary(name, figures) for name, figures in results.items()},

@@ -41,7 +41,7 @@ def models_dir() -> Path | None:
             pass
     except ImportError:  # no ROS install sourced: pip's share directory or the source tree
         pass
-    candidates += [Path(sys.prefix) / "share" / "qattn_ros" / "models", Path(__file__).resolve().parents[1] / "models"]
+    candidates += [Path(sys.prefix) / "share" / "qattn_ros" / "models", Path(__file__).resolve().parents[2] / "models"]
     return next((folder for folder in candidates if (folder / MANIFEST).is_file()), None)
 
 
