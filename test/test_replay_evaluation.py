@@ -246,7 +246,7 @@ def test_a_trained_recurrent_checkpoint_replays_with_the_state_the_node_had(recu
 def test_the_evaluator_forgets_the_state_after_a_non_finite_prediction_as_the_node_does(tmp_path) -> None:
     """A frame whose prediction overflows: the node stops and starts its model afresh on the next frame, and so
     must the evaluator, or every frame after it is a mismatch."""
-    frame = RoadGenerator(120, 160, seed=6).frame(0).image
+    frame = RoadGenerator(120, 160, seed=11).frame(0).image  # one the probe model's state moves by > 0.5 %
     trigger = np.zeros_like(frame)
     checkpoint = overflowing_recurrent_checkpoint(tmp_path, frame, trigger)
     frames = [frame, frame, trigger, frame, frame]
