@@ -52,9 +52,9 @@ def architecture(out: Path) -> None:
         "train_closed_loop.py", BLUE)  # fmt: skip
     box(ax, 0.24, 0.38, 0.18, 0.22, "model\nqattn_ros/model/\nPilotNet encoder, quantizer,\nattention, head "
         "(torch only)", GREEN)  # fmt: skip
-    box(ax, 0.47, 0.70, 0.18, 0.22, "checkpoint\nbest.safetensors + best.json\n(no pickle; ONNX via\n"
-        "qattn_export)", GREEN)  # fmt: skip
-    box(ax, 0.47, 0.38, 0.18, 0.22, "predictor\nqattn_ros/predictor.py\nSteeringPredictor:\ntorch | onnxruntime",
+    box(ax, 0.47, 0.70, 0.18, 0.22, "checkpoint\nbest.safetensors + best.json\n(no pickle; shipped: models/;\n"
+        "ONNX via qattn_export)", GREEN)  # fmt: skip
+    box(ax, 0.47, 0.38, 0.18, 0.22, "predictor\nqattn_ros/inference/\nSteeringPredictor:\ntorch | onnxruntime",
         GREEN)  # fmt: skip
     consumers = [
         ("steering node\nqattn_ros/ros/steering_node.py\ncamera → cmd_vel, attention", 0.78),
@@ -70,7 +70,7 @@ def architecture(out: Path) -> None:
     arrow(ax, (0.42, 0.81), (0.47, 0.81), "weights")
     arrow(ax, (0.56, 0.70), (0.56, 0.60), "")
     arrow(ax, (0.42, 0.49), (0.47, 0.49), "network")
-    box(ax, 0.01, 0.06, 0.64, 0.2, "rules without ROS, tested on their own: command_gate (clamp, finite check, "
+    box(ax, 0.01, 0.06, 0.64, 0.2, "qattn_ros/rules/, tested without ROS: command_gate (clamp, finite check, "
         "watchdog, enable, lifecycle),\nnode_status (diagnostics), steering_params, pairing and replay_evaluation, "
         "ros/launch_rules;\nqattn_ros/ros/ is the only code that imports rclpy: nodes hold transport and call the "
         "layers above", GREY, 8.5)  # fmt: skip
