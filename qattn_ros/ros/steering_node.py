@@ -6,27 +6,17 @@ A managed (lifecycle) node:
   deactivate  publishes a zero-speed command and stops commanding
   cleanup     frees the model (and its GPU memory)
   shutdown    a last zero-speed command; SIGINT and SIGTERM take this transition too (`finalized`)
-`autostart` (default true) configures and activates at start, so a plain `ros2 run` drives.
-The `~/enable` service (std_srvs/SetBool) pauses and resumes commands without unloading; a
-pause holds across deactivation and activation until `~/enable true`.
+`autostart` (default true) configures and activates at start; `~/enable` (std_srvs/SetBool) pauses commands.
 
-The safety rules live in `qattn_ros.rules.command_gate` (clamp, finite check, watchdog, enable,
-lifecycle, recurrent-state resets) and the diagnostics level in `qattn_ros.rules.node_status`; this
-node is their transport. A camera of another aspect than the checkpoint was trained on is
-cropped to it (`camera_fit`); one that cannot be mapped is refused — at configure when
-`camera_width`/`camera_height` are given, else at its first frame (zero speed, ERROR) — or, with
-`accept_camera_mismatch`, used with one warning and a WARN in every diagnostics window.
+The safety rules live in `qattn_ros.rules.command_gate` (clamp, finite check, watchdog, enable, lifecycle,
+recurrent-state resets), the diagnostics level in `qattn_ros.rules.node_status`; this node is their transport.
+A camera of another aspect than the checkpoint's is cropped to it (`camera_fit`); one that cannot be mapped is
+refused at configure (`camera_width`/`camera_height` given) or at its first frame (zero speed, ERROR), or with
+`accept_camera_mismatch` used with one warning and a WARN in every diagnostics window.
 
-Subscribes `image` (sensor_msgs/Image) or `image/compressed`, keep last 1, reliable or best effort
-as the camera's publishers offer (`image_qos`); a worker thread runs the model on the newest frame,
-so services answer while frames stream. The first SIGINT or SIGTERM takes the shutdown transition
-(zero-speed command, logged), later ones wait for it (`signals`); a lifecycle `shutdown` ends the
-process unless `exit_when_finalized` is false.
-
-Publishes, each with the input header (commands with frame_id = base_frame): cmd_vel
-(TwistStamped, or Twist), steering_angle (JointState `front_wheel`: the predicted front-wheel
-angle, rad, before clamping), drive (AckermannDriveStamped, where ackermann_msgs is installed),
-attention/overlay (bgr8, camera size), attention/map (32FC1), /diagnostics.
+A worker thread runs the model on the newest frame (keep last 1, QoS as the camera's publishers offer:
+`image_qos`), so services answer while frames stream; later stop signals wait for the first (`signals`).
+Every output carries the input header; topics and types: `qattn_ros.rules.interfaces` (docs/node.md).
 """
 
 from __future__ import annotations
@@ -123,8 +113,7 @@ class SteeringNode(LifecycleNode):
             f"front-wheel angle with the checkpoint's {info.vehicle}; trained on {self.predictor.camera.describe()} "
             f"frames, camera_fit={p['camera_fit']}"
         )
-        if self.predictor.shipped:
-            shipped = self.predictor.shipped
+        if shipped := self.predictor.shipped:
             self.get_logger().info(f"shipped model {shipped.name}: {shipped.summary} (card: {shipped.card})")
         for note in info.notes:
             self.get_logger().warning(note)
