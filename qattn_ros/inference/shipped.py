@@ -49,11 +49,6 @@ def manifest(folder: Path) -> dict:
     return json.loads((folder / MANIFEST).read_text())
 
 
-def shipped_names() -> list[str]:
-    folder = models_dir()
-    return [] if folder is None else [DEFAULT, *manifest(folder)["models"]]
-
-
 def resolve(name: str, folder: Path | None = None) -> ShippedModel | None:
     """The shipped model `name` names, verified; None when `name` is not a shipped name (a path, then).
     `folder`: another models folder than the installed one."""
