@@ -129,9 +129,8 @@ def explanations(checkpoint: Path, name: str, out: Path) -> dict:
             "road_morf_over_lerf": attention["road_morf_over_lerf"]}  # fmt: skip
 
 
-def closed_loop(checkpoint: Path, out: Path, jobs: int) -> dict:
-    sweep = run_sweep({"model": str(checkpoint)}, tracks=2, length_m=150.0, jobs=jobs, cache=out / "drives")
-    predictor = SteeringPredictor(checkpoint, "cpu")
+def closed_loop(predictor: SteeringPredictor, out: Path, jobs: int) -> dict:
+    sweep = run_sweep({"model": predictor.checkpoint}, tracks=2, length_m=150.0, jobs=jobs, cache=out / "drives")
     drive = merged_summary(drive_predictor(predictor, [generate_track(HELD_OUT_SEEDS[0], 1000.0)], SimConfig(), 15.0))
     return {
         "breaking_point": {axis: by["model"] for axis, by in sweep.breaking_point.items()},
@@ -147,7 +146,7 @@ def evaluate(name: str, checkpoint: Path, jobs: int) -> dict:
     figures = {"sha256": predictor.info.sha256, "accuracy": accuracy(predictor, name),
                "explanations": explanations(checkpoint, name, out / "explain")}  # fmt: skip
     if name == "sim_roads":
-        figures["closed_loop"] = closed_loop(checkpoint, out, jobs)
+        figures["closed_loop"] = closed_loop(predictor, out, jobs)
     return figures
 
 
