@@ -8,8 +8,9 @@
 Writes <out>/<model>/<method>.jsonl per frame as it goes (rerun to resume): deletion onto the
 substrate, ROAD most- and least-relevant-first (noisy linear imputation), insertion, mask scores
 and the uniform-attention shift; <method>.sanity.json holds the cascading-randomization check on
-the first --sanity-frames frames. Then results.json, table.md, curves.png and overlays.png
-(frames where the methods disagree most). docs/evaluation.md describes every measure.
+the first --sanity-frames frames; <model>/model.json the checkpoint and this run's seconds per
+method. Then results.json, table.md, curves.png and overlays.png (frames where the methods disagree
+most). docs/evaluation.md describes every measure.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,14 +136,18 @@ def main(argv: list[str] | None = None) -> int:
             described = {"checkpoint": path, "variant": info.model.variant, "bits": info.model.bits,
                          "steering_unit": info.steering_unit, "frames": len(frames)}  # fmt: skip
             write_json(out / name / "model.json", described)
+            seconds: dict[str, float] = {}  # where this run's time went, per method
             for method in methods:
                 if method == "attention" and not predictor.has_attention:
                     continue
+                started = time.perf_counter()
                 # a random order has no most- or least-relevant pixels: ROAD's floor is each map's own LeRF, and
                 # imputing 2 x road_steps random removals per frame made the floor cost more than the maps it judges
                 floor = dataclasses.replace(settings, road_steps=0) if method == "random" else settings
                 evaluate_method(predictor, method, frames, out / name / f"{method}.jsonl", floor)
                 sanity_method(predictor, method, frames, out / name / f"{method}.sanity.json", settings)
+                seconds[method] = round(time.perf_counter() - started, 3)
+                write_json(out / name / "model.json", described | {"seconds": seconds})
     except (ConfigError, DataError, CheckpointError, SaliencyError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         if out.is_dir():

@@ -399,6 +399,8 @@ def test_evaluate_cli_report_and_bad_input(tmp_path, synthetic_logs) -> None:
     errors = np.array([r["prediction"] - r["target"] for r in ours])
     assert results["models"]["ours"]["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-9)
     assert {"curves.png", "overlays.png", "table.md"} <= {p.name for p in out.iterdir()}
+    spent = json.loads((out / "ours" / "model.json").read_text())["seconds"]
+    assert list(spent) == ["attention", "random"] and all(s > 0 for s in spent.values()), spent
     table = (out / "table.md").read_text().splitlines()
     assert len(table) == 2 + 4 and any(row.startswith("| ours | attention | 8 |") for row in table)
     before = (out / "kim_canny" / "attention.jsonl").read_text()

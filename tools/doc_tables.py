@@ -237,7 +237,9 @@ def demo_table(root: Path) -> str:
             f"{s['mean_abs_offset_m']:.3f} m, max {s['max_abs_offset_m']:.2f} m"
             + (f"; the shipped model: autonomy {100 * s['shipped_autonomy']:.0f} %, mean |offset| "
                f"{s['shipped_mean_abs_offset_m']:.3f} m" if "shipped_autonomy" in s else "")
-            + f". Whole run {s['wall_s'] / 60:.1f} min on {s.get('threads', 'all')} threads. "
+            + f". Whole run {s['wall_s'] / 60:.1f} min on {s.get('threads', 'all')} threads"
+            + (f"; summary.md's SHA-256 begins `{s['summary_sha256'][:16]}`" if "summary_sha256" in s else "")
+            + ". "
             f"{source_line('demo', result)}")  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -107,8 +108,11 @@ def plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else str(value)
 
 
-def demo_record(rows: list[dict], drive: dict, shipped_drive: dict, args: argparse.Namespace, wall_s: float) -> dict:
-    """The run as benchmarks/results/*.json records one: machine, command, date, summary, details."""
+def demo_record(
+    rows: list[dict], drive: dict, shipped_drive: dict, args: argparse.Namespace, wall_s: float, summary_md: str
+) -> dict:
+    """The run as benchmarks/results/*.json records one: machine, command, date, summary, details. summary.md's
+    SHA-256 is kept so that a rerun shows whether it made the same file (it does, on the same thread count)."""
     seed0 = {r["variant"]: r for r in rows if r["seed"] == 0}
     summary = {"test_rmse": {v: round(r["test_rmse"], 5) for v, r in seed0.items()},
                "mask_mass_ratio": {v: round(r["mask_mass_ratio"], 3) for v, r in seed0.items()},
@@ -117,7 +121,8 @@ def demo_record(rows: list[dict], drive: dict, shipped_drive: dict, args: argpar
                "max_abs_offset_m": round(drive["max_abs_offset_m"], 3), "seeds": args.seeds, "threads": args.threads,
                "shipped_autonomy": shipped_drive["autonomy"],
                "shipped_mean_abs_offset_m": round(shipped_drive["mean_abs_offset_m"], 3),
-               "wall_s": round(wall_s, 1)}  # fmt: skip
+               "wall_s": round(wall_s, 1),
+               "summary_sha256": hashlib.sha256(summary_md.encode()).hexdigest()}  # fmt: skip
     return {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "command": " ".join(["python training/demo.py", *sys.argv[1:]]),
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
               drive_line(f"{shipped.shipped.name} (shipped)", shipped_drive)]  # fmt: skip
     summary = "\n".join(["Steering in simulator units (x25 deg, positive right).", "", *table, ""])
     write_text(out / "summary.md", summary)
-    result = demo_record(rows, drive, shipped_drive, args, time.monotonic() - started)
+    result = demo_record(rows, drive, shipped_drive, args, time.monotonic() - started, summary)
     write_text(out / "summary.json", json.dumps(result, indent=2, default=plain) + "\n")
     if args.record:
         write_text(RECORD, json.dumps(result, indent=2, default=plain) + "\n")
