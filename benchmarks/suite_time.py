@@ -13,7 +13,6 @@ suite ends, as another job on a shared runner or laptop would.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import subprocess
 import sys
@@ -22,14 +21,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from benchmarks.busy import hogs
 from benchmarks.record import record
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def spin() -> None:
-    while True:
-        pass
 
 
 def slowest(junit: Path, count: int) -> list[dict]:
@@ -52,18 +47,14 @@ def main() -> int:
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     args = parser.parse_args()
 
-    hogs = [mp.Process(target=spin, daemon=True) for _ in range(args.hogs)]
-    for hog in hogs:
-        hog.start()
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         command = [sys.executable, "-m", "pytest", "-q", "test", f"--junitxml={junit}", *args.pytest_args]
-        start = time.monotonic()
-        returncode = subprocess.run(command, cwd=ROOT).returncode
-        wall = time.monotonic() - start
-        load = os.getloadavg()
-        for hog in hogs:
-            hog.terminate()
+        with hogs(args.hogs):
+            start = time.monotonic()
+            returncode = subprocess.run(command, cwd=ROOT).returncode
+            wall = time.monotonic() - start
+            load = os.getloadavg()
         if not junit.exists():
             print(f"suite_time: pytest wrote no report (exit {returncode})", file=sys.stderr)
             return 1

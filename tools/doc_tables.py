@@ -286,6 +286,14 @@ FIGURES = (
     ("demo", "autonomy", "make demo: closed-loop autonomy, 1 km held-out road", ""),
     ("demo", "mean_abs_offset_m", "make demo: closed-loop mean |offset| m", ""),
     ("demo", "wall_s", "make demo: whole run, s", ""),
+    ("demo_time", "wall_min", "make demo on idle cores, min", ""),
+    ("demo_time_hogs2", "wall_min", "make demo beside two busy processes, min", ""),
+    ("demo_time_hogs2", "same_as_recorded_demo", "that run's summary.md byte-identical to the recorded demo's", "True"),
+    ("suite_time", "wall_min", "make test on idle cores, min", "≤ 45"),
+    ("suite_time_hogs2", "wall_min", "make test beside two busy processes, min", ""),
+    ("evaluate_time", "wall_s", "README's evaluate.py --frames 100 (2 models × 4 methods), s", ""),
+    ("evaluate_time", "random_vs_attention.binary_sign", "random × attention, s per frame, binary_sign", "≤ 1.5"),
+    ("evaluate_time", "random_vs_attention.kim_canny", "random × attention, s per frame, kim_canny", "≤ 1.5"),
 )  # fmt: skip
 
 
