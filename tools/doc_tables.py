@@ -286,7 +286,6 @@ FIGURES = (
     ("demo", "autonomy", "make demo: closed-loop autonomy, 1 km held-out road", ""),
     ("demo", "mean_abs_offset_m", "make demo: closed-loop mean |offset| m", ""),
     ("demo", "wall_s", "make demo: whole run, s", ""),
-    ("demo_time", "wall_min", "make demo on idle cores, min", ""),
     ("demo_time_hogs2", "wall_min", "make demo beside two busy processes, min", ""),
     ("demo_time_hogs2", "same_as_recorded_demo", "that run's summary.md byte-identical to the recorded demo's", "True"),
     ("suite_time", "wall_min", "make test on idle cores, min", "≤ 45"),
