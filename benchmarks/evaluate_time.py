@@ -38,7 +38,7 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "evaluation/evaluate.py",
-                   *[f"--checkpoint={m}={runs / m / 'best'}" for m in MODELS],
+                   *[f"--checkpoint={m}={Path(args.runs) / m / 'best'}" for m in MODELS],
                    f"--data={args.data}", f"--frames={args.frames}", f"--out={out}"]  # fmt: skip
         started = time.perf_counter()
         subprocess.run(command, cwd=ROOT, check=True)

@@ -214,6 +214,17 @@ def pareto_table(root: Path) -> str:
     return table(header, rows) + f"\n\nBest grid point: `{best}`. {source_line('headline', result)}"
 
 
+def _loaded_demo(root: Path) -> str:
+    """The demo's time beside two busy processes, and whether that run made the same summary.md."""
+    loaded = load(root, "demo_time_hogs2")
+    if loaded is None:
+        return ""
+    s = loaded["summary"]
+    same = "the same summary.md" if s["same_as_recorded_demo"] else "another summary.md (not reproduced)"
+    return (f" ({s['wall_min']:.1f} min beside two busy processes in a fresh clone, {loaded['date'][:10]}: "
+            f"{same}, [demo_time_hogs2.json]({LINK}{RESULTS}/demo_time_hogs2.json))")  # fmt: skip
+
+
 def demo_table(root: Path) -> str:
     result = load(root, "demo")
     if result is None:
@@ -237,7 +248,7 @@ def demo_table(root: Path) -> str:
             f"{s['mean_abs_offset_m']:.3f} m, max {s['max_abs_offset_m']:.2f} m"
             + (f"; the shipped model: autonomy {100 * s['shipped_autonomy']:.0f} %, mean |offset| "
                f"{s['shipped_mean_abs_offset_m']:.3f} m" if "shipped_autonomy" in s else "")
-            + f". Whole run {s['wall_s'] / 60:.1f} min on {s.get('threads', 'all')} threads"
+            + f". Whole run {s['wall_s'] / 60:.1f} min on {s.get('threads', 'all')} threads" + _loaded_demo(root)
             + (f"; summary.md's SHA-256 begins `{s['summary_sha256'][:16]}`" if "summary_sha256" in s else "")
             + ". "
             f"{source_line('demo', result)}")  # fmt: skip
