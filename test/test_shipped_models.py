@@ -63,3 +63,12 @@ def test_one_changed_byte_is_refused_by_name(tmp_path) -> None:
     (copy / name / "MODEL_CARD.md").unlink()
     with pytest.raises(CheckpointError, match="MODEL_CARD.md is missing"):
         resolve(name, copy)
+
+
+def test_retraining_with_one_checkpoint_for_two_models_is_refused_before_any_work(capsys) -> None:
+    from training.ship_models import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--only", "sim_roads", "--only", "udacity_hmb3", "--checkpoint", "runs/nowhere/best"])
+    assert stopped.value.code == 2
+    assert "--checkpoint evaluates one model" in capsys.readouterr().err

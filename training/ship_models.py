@@ -256,13 +256,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cards", action="store_true", help="only rewrite the cards and the manifest from the "
                         "recorded figures (benchmarks/results/shipped_models.json)")  # fmt: skip
     args = parser.parse_args(argv)
-    names = args.only or ["sim_roads"] + (["udacity_hmb3"] if (ROOT / UDACITY).is_dir() else [])
     recorded = (read_json(RESULTS) or {}).get("models", {})
-    results = {}
-    if args.cards:
+    if args.cards:  # from the recorded figures: every recorded model by default, no data needed
+        names = args.only or list(recorded)
+        unrecorded = [name for name in names if name not in recorded]
+        if unrecorded:
+            parser.error(f"--cards: no figures recorded for {', '.join(unrecorded)} in {RESULTS.relative_to(ROOT)}")
         for name in names:
             install(name, MODELS / name / "model", recorded[name])
         return 0
+    names = args.only or ["sim_roads"] + (["udacity_hmb3"] if (ROOT / UDACITY).is_dir() else [])
+    if args.checkpoint and len(names) != 1:
+        parser.error(f"--checkpoint evaluates one model: name it with one --only (got {', '.join(names)})")
+    results = {}
     for name in names:
         checkpoint = Path(args.checkpoint) if args.checkpoint else train(name)
         figures = evaluate(name, checkpoint, args.jobs)
